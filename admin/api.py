@@ -1,0 +1,265 @@
+"""Admin API v1 under ``/admin/api/v1`` (BRIEF §5): login, rounds, shortlist import, status
+changes, progress, reconciliation and results exports. Every change writes an audit event."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy import func, select
+
+from admin.auth import SESSION_COOKIE, Admin, authenticate, current_admin
+from admin.export import results_csv, results_xlsx
+from voting import live, models
+from voting.errors import ApiError
+from voting.keys import RoundKeys
+from voting.public_api import round_results
+from voting.rounds import audit, get_round, list_candidates
+from voting.services import Services
+from voting.shortlist import ShortlistError, parse_shortlist
+
+MAX_CSV_BYTES = 5_000_000
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /login`` body."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class LoginOut(msgspec.Struct):
+    token: str
+    username: str
+    role: str
+
+
+class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /rounds`` body: a new round in draft (defaults of BRIEF §3)."""
+
+    slug: Annotated[str, msgspec.Meta(pattern=SLUG, min_length=1, max_length=80)]
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    description: Annotated[str, msgspec.Meta(max_length=20_000)] = ""
+    min_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 1
+    max_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
+    winners: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    results_visibility: Literal["live", "after_close"] = "after_close"
+    fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
+
+
+class AdminRoundOut(msgspec.Struct):
+    """A round as admins see it (every column but the stored final tally)."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    status: str
+    min_choices: int
+    max_choices: int
+    winners: int
+    results_visibility: str
+    fields: list[str]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    created_at: datetime
+    closed_at: datetime | None
+    final_at: datetime | None
+
+
+class ProgressOut(msgspec.Struct):
+    """Live progress: ballots accepted (Redis), persisted (Postgres) and waiting (stream)."""
+
+    round_id: int
+    status: str
+    accepted: int
+    persisted: int
+    backlog: int
+
+
+class ReconcileOut(msgspec.Struct):
+    round_id: int
+    ok: bool
+    differences: dict[str, Any]
+
+
+def admin_round(row: dict[str, Any]) -> AdminRoundOut:
+    return AdminRoundOut(**{f: row[f] for f in AdminRoundOut.__struct_fields__})
+
+
+@post("/login", summary="Log in", status_code=200)
+async def login(services: Services, data: LoginIn) -> Response[LoginOut]:
+    """Check the password; return a bearer token and set the HttpOnly session cookie.
+    401 ``invalid_credentials`` on a wrong username or password."""
+    who = await authenticate(services.engine, data.username, data.password)
+    token = services.signers.issue_admin(who.username, who.role)
+    async with services.engine.begin() as conn:
+        await audit(conn, who.username, "login", None)
+    cookie = Cookie(
+        key=SESSION_COOKIE, value=token, httponly=True, samesite="strict", path="/admin",
+        max_age=services.settings.admin_token_ttl, secure=services.settings.cookie_secure,
+    )
+    return Response(LoginOut(token=token, username=who.username, role=who.role), cookies=[cookie])
+
+
+@get("/rounds", summary="All rounds, drafts included")
+async def admin_list_rounds(services: Services, admin: Admin) -> list[AdminRoundOut]:
+    async with services.engine.connect() as conn:
+        rows = await conn.execute(select(models.rounds).order_by(models.rounds.c.id.desc()))
+        return [admin_round(dict(r)) for r in rows.mappings()]
+
+
+@post("/rounds", summary="Create a round in draft", status_code=201)
+async def create_round(services: Services, admin: Admin, data: RoundIn) -> AdminRoundOut:
+    """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
+    admin.require_write()
+    values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+    if data.fields is not None:
+        if len(set(data.fields)) != len(data.fields) or not data.fields:
+            raise ApiError(400, "invalid_round", "fields must be a non-empty list of distinct labels")
+    return admin_round(await services.rounds.create(admin.username, values))
+
+
+@get("/rounds/{round_id:int}", summary="A round with its candidates")
+async def admin_round_detail(services: Services, admin: Admin, round_id: int) -> dict[str, Any]:
+    async with services.engine.connect() as conn:
+        row = await get_round(conn, round_id)
+        cands = await list_candidates(conn, round_id)
+    out = msgspec.to_builtins(admin_round(row))
+    out["candidates"] = [{k: v for k, v in c.items() if k != "photo_type"} for c in cands]
+    return out
+
+
+@post(
+    "/rounds/{round_id:int}/candidates/import",
+    summary="Import the shortlist CSV (only in draft)",
+    status_code=200,
+    request_max_body_size=MAX_CSV_BYTES + 64_000,
+)
+async def import_candidates(
+    request: Request[Any, Any, Any], services: Services, admin: Admin, round_id: int
+) -> dict[str, Any]:
+    """Body: ``text/csv``, or ``multipart/form-data`` with a ``file`` part, in the format of
+    ``shared/data/shortlist-sample.csv``. The whole file is rejected with 400
+    ``invalid_shortlist`` and ``errors[{row, column, message}]`` if any row is bad; 409
+    ``round_not_draft`` once the round has opened; 415 for other content types."""
+    admin.require_write()
+    async with services.engine.connect() as conn:
+        rnd = await get_round(conn, round_id)
+    if rnd["status"] != "draft":
+        raise ApiError(409, "round_not_draft", "candidates can only be imported while in draft")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or not hasattr(upload, "read"):
+            raise ApiError(400, "malformed", "multipart body needs a 'file' part")
+        data: bytes = await upload.read()
+    elif ctype in ("text/csv", "text/plain", "application/csv"):
+        data = await request.body()
+    else:
+        raise ApiError(415, "unsupported_media_type", "send text/csv or multipart/form-data")
+    try:
+        rows = parse_shortlist(data, rnd["fields"], max_bytes=MAX_CSV_BYTES)
+    except ShortlistError as exc:
+        raise ApiError(
+            400, "invalid_shortlist", f"the file was rejected: {len(exc.errors)} error(s)",
+            extra={"errors": [
+                {"row": e.row, "column": e.column, "message": e.message} for e in exc.errors
+            ]},
+        ) from None
+    cands = await services.rounds.import_candidates(admin.username, round_id, rows)
+    return {"round_id": round_id, "imported": len(cands),
+            "candidates": [{"id": c["id"], "code": c["code"]} for c in cands]}
+
+
+async def _transition(services: Services, admin: Admin, round_id: int, action: str) -> AdminRoundOut:
+    admin.require_write()
+    row = await services.rounds.transition(admin.username, round_id, action)
+    services.ballot_box.forget(round_id)
+    services.cache.pop(f"round:{round_id}", None)
+    return admin_round(row)
+
+
+@post("/rounds/{round_id:int}/open", summary="Open a draft round", status_code=200)
+async def open_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+    """409 ``invalid_transition`` unless in draft; 409 ``no_candidates``."""
+    return await _transition(services, admin, round_id, "open")
+
+
+@post("/rounds/{round_id:int}/pause", summary="Pause an open round", status_code=200)
+async def pause_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+    return await _transition(services, admin, round_id, "pause")
+
+
+@post("/rounds/{round_id:int}/resume", summary="Resume a paused round", status_code=200)
+async def resume_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+    return await _transition(services, admin, round_id, "resume")
+
+
+@post("/rounds/{round_id:int}/close", summary="Close a round and finalise its count",
+      status_code=200)
+async def close_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+    """Stops acceptance atomically, drains every ballot into Postgres, counts the final tally
+    there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see
+    ``GET .../reconcile``). Closing a closed, not final round retries the finalisation."""
+    return await _transition(services, admin, round_id, "close")
+
+
+@get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
+async def progress(services: Services, admin: Admin, round_id: int) -> ProgressOut:
+    async with services.engine.connect() as conn:
+        rnd = await get_round(conn, round_id)
+        persisted = await conn.scalar(
+            select(func.count()).where(models.ballots.c.round_id == round_id)
+        )
+    keys = RoundKeys(services.settings.redis_prefix, round_id)
+    _, accepted = await live.tally(services.redis, keys)
+    return ProgressOut(round_id=round_id, status=rnd["status"], accepted=accepted,
+                       persisted=int(persisted or 0), backlog=await live.backlog(services.redis, keys))
+
+
+@get("/rounds/{round_id:int}/reconcile", summary="Compare Redis and Postgres tallies")
+async def reconcile(services: Services, admin: Admin, round_id: int) -> ReconcileOut:
+    async with services.engine.connect() as conn:
+        await get_round(conn, round_id)
+    rec = await services.rounds.reconcile(round_id)
+    return ReconcileOut(round_id=round_id, ok=rec.ok, differences=rec.differences())
+
+
+@get("/rounds/{round_id:int}/results", summary="Results (always visible to admins)")
+async def admin_results(
+    services: Services, admin: Admin, round_id: int,
+    format: Annotated[Literal["json", "csv", "xlsx"], Parameter(query="format")] = "json",
+) -> Response[Any]:
+    """``format``: json (default), csv (UTF-8 with BOM) or xlsx."""
+    async with services.engine.connect() as conn:
+        row = await get_round(conn, round_id)
+    results = await round_results(services, row)
+    name = re.sub(r"[^a-z0-9-]", "", row["slug"]) or f"round-{round_id}"
+    if format == "csv":
+        return Response(results_csv(results), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-results.csv"'})
+    if format == "xlsx":
+        return Response(
+            results_xlsx(results),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{name}-results.xlsx"'},
+        )
+    return Response(results)
+
+
+ROUTES = [
+    admin_list_rounds, create_round, admin_round_detail, import_candidates, open_round,
+    pause_round, resume_round, close_round, progress, reconcile, admin_results,
+]
+ADMIN_DEPENDENCIES = {"admin": Provide(current_admin)}

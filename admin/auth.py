@@ -1,0 +1,128 @@
+"""Admin users and sessions: argon2 password hashes, signed expiring session tokens, roles.
+
+Roles: ``admin`` may do everything; ``observer`` may only read. A session token is sent as
+``Authorization: Bearer <token>`` or in the HttpOnly cookie ``admin_session``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar import Request
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voting import models
+from voting.errors import ApiError
+from voting.services import Services
+from voting.tokens import TokenInvalid
+
+ROLES = ("admin", "observer")
+SESSION_COOKIE = "admin_session"
+_hasher = PasswordHasher()
+# verified when the user does not exist, so both paths cost one argon2 verification
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+class UserExists(Exception):
+    """A user with that name already exists."""
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The authenticated caller of an admin route."""
+
+    username: str
+    role: str
+
+    def require_write(self) -> None:
+        """Raise 403 ``forbidden`` unless the caller is an ``admin`` (observers read only)."""
+        if self.role != "admin":
+            raise ApiError(403, "forbidden", "observers can read but not change anything")
+
+
+async def create_user(engine: AsyncEngine, username: str, password: str, role: str) -> None:
+    """Add a user with an argon2id hash of ``password``.
+
+    Raises ValueError on an unknown role, a bad name or a password under 8 characters, and
+    :class:`UserExists` when the name is taken.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise ValueError("username must be 1-64 letters, digits, '.', '_' or '-'")
+    if len(password) < 8:
+        raise ValueError("password must have at least 8 characters")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                models.admin_users.insert().values(
+                    username=username, password_hash=_hasher.hash(password), role=role
+                )
+            )
+            await conn.execute(
+                models.audit_events.insert().values(
+                    actor="cli", action="user_create", details={"username": username, "role": role}
+                )
+            )
+    except IntegrityError:
+        raise UserExists(username) from None
+
+
+async def user_exists(engine: AsyncEngine, username: str) -> bool:
+    """Whether an admin user named ``username`` exists."""
+    async with engine.connect() as conn:
+        u = models.admin_users
+        return await conn.scalar(select(u.c.id).where(u.c.username == username)) is not None
+
+
+async def authenticate(engine: AsyncEngine, username: str, password: str) -> Admin:
+    """Check a username and password; return the :class:`Admin`.
+
+    Raises 401 ``invalid_credentials`` (same answer and cost for an unknown user). Rehashes
+    the stored hash when argon2's parameters have changed.
+    """
+    u = models.admin_users
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(u.c.password_hash, u.c.role).where(u.c.username == username))
+        ).first()
+    stored = row[0] if row else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        raise ApiError(401, "invalid_credentials", "wrong username or password") from None
+    if row is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    if _hasher.check_needs_rehash(stored):
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(u).where(u.c.username == username).values(password_hash=_hasher.hash(password))
+            )
+    return Admin(username=username, role=row[1])
+
+
+async def current_admin(request: Request[Any, Any, Any], services: Services) -> Admin:
+    """Dependency: the caller from the bearer token or session cookie.
+
+    Raises 401 ``unauthorized`` when absent, forged or expired.
+    """
+    auth = request.headers.get("authorization")
+    token = None
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    else:
+        token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise ApiError(401, "unauthorized", "log in at POST /admin/api/v1/login")
+    try:
+        username, role = services.signers.load_admin(token, services.settings.admin_token_ttl)
+    except TokenInvalid as exc:
+        raise ApiError(401, "unauthorized", f"session is not valid: {exc}") from None
+    return Admin(username=username, role=role)

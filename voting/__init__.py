@@ -1,0 +1,1 @@
+"""Public voting service: shortlisted profiles, ballots in Redis, the record in Postgres."""

@@ -1,0 +1,216 @@
+"""The hot path's Redis side: validating a ballot against the round's rules and casting it.
+
+Casting is one Lua script (``lua/cast_ballot.lua``) that atomically checks the round is open,
+applies the per-IP-prefix GCRA limit, deduplicates the voter, honours ``Idempotency-Key``,
+increments the tally and appends the ballot to the round's stream. No Postgres, no ORM and no
+logging here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from voting.errors import ApiError
+from voting.keys import RoundKeys
+from voting.settings import Settings
+from voting.tokens import Signers
+
+CAST_SCRIPT = (Path(__file__).parent / "lua" / "cast_ballot.lua").read_text()
+RULES_TTL = 30.0  # seconds a round's rules stay cached in process memory
+_IDEMPOTENCY_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:"
+)
+
+
+class BallotIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Request body of ``POST /rounds/{round_id}/ballots``: ``{"choices": [candidate_id, ...]}``."""
+
+    choices: list[int]
+
+
+class CastBallot(msgspec.Struct):
+    """201 body: the ballot as accepted, with the voter's ``receipt``."""
+
+    ballot_id: str
+    round_id: int
+    choices: list[int]
+    cast_at: str
+    receipt: str
+
+
+@dataclass(frozen=True)
+class RoundRules:
+    """What a ballot is checked against before it reaches Redis's script.
+
+    Rules and candidates of a round are fixed once it leaves ``draft``, so caching them per
+    process for :data:`RULES_TTL` seconds is safe; the status is checked in the script.
+    """
+
+    min_choices: int
+    max_choices: int
+    candidates: frozenset[int]
+
+    def check(self, choices: list[int]) -> None:
+        """Raise :class:`ApiError` 400 unless ``choices`` is a valid ballot for the round.
+
+        Codes: ``too_few_choices``, ``too_many_choices``, ``duplicate_choice``,
+        ``unknown_candidate`` (BRIEF §3: min..max distinct candidates of the round).
+        """
+        n = len(choices)
+        if n < self.min_choices:
+            raise ApiError(
+                400, "too_few_choices", f"choose at least {self.min_choices} candidate(s), got {n}"
+            )
+        if n > self.max_choices:
+            raise ApiError(
+                400, "too_many_choices", f"choose at most {self.max_choices} candidates, got {n}"
+            )
+        if len(set(choices)) != n:
+            seen: set[int] = set()
+            dup = next(c for c in choices if c in seen or seen.add(c))  # type: ignore[func-returns-value]
+            raise ApiError(400, "duplicate_choice", f"candidate {dup} is chosen more than once")
+        unknown = [c for c in choices if c not in self.candidates]
+        if unknown:
+            raise ApiError(
+                400, "unknown_candidate", f"candidate(s) {unknown} are not in this round"
+            )
+
+
+def ip_prefix(host: str | None, ipv4_bits: int, ipv6_bits: int) -> str:
+    """The client's network prefix, e.g. ``203.0.113.0/24`` or ``2001:db8:1:2::/64``.
+
+    An unparsable or missing address gives ``"unknown"`` (all such clients share one limit).
+    """
+    if not host:
+        return "unknown"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return "unknown"
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = ipv4_bits if addr.version == 4 else ipv6_bits
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    """Return the ``Idempotency-Key`` or None; 400 ``malformed`` unless 1-128 chars of
+    ``[A-Za-z0-9-_.:]``."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 128 or not set(key) <= _IDEMPOTENCY_CHARS:
+        raise ApiError(
+            400, "malformed", "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 - _ . :"
+        )
+    return key
+
+
+class BallotBox:
+    """Casts ballots into Redis. One instance per process, shared by all requests.
+
+    ``redis``: a client with ``decode_responses=True``.
+    """
+
+    def __init__(self, redis: Redis, settings: Settings, signers: Signers) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.signers = signers
+        self._script = redis.register_script(CAST_SCRIPT)
+        self._rules: dict[int, tuple[float, RoundRules]] = {}
+        self._interval_ms = max(1, round(settings.ballot_period * 1000 / settings.ballot_rate))
+        self._encoder = msgspec.json.Encoder()
+
+    def keys(self, round_id: int) -> RoundKeys:
+        """The Redis keys of ``round_id``."""
+        return RoundKeys(self.settings.redis_prefix, round_id)
+
+    async def rules(self, round_id: int) -> RoundRules:
+        """The round's rules from the process cache or Redis's ``meta`` hash.
+
+        Raises 404 ``round_not_found`` when Redis has no such (published) round.
+        """
+        now = time.monotonic()
+        cached = self._rules.get(round_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        meta = await self.redis.hgetall(self.keys(round_id).meta)  # type: ignore[misc]
+        if not meta:
+            raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")
+        rules = RoundRules(
+            min_choices=int(meta["min_choices"]),
+            max_choices=int(meta["max_choices"]),
+            candidates=frozenset(int(c) for c in meta["candidates"].split(",") if c),
+        )
+        self._rules[round_id] = (now + RULES_TTL, rules)
+        return rules
+
+    def forget(self, round_id: int) -> None:
+        """Drop the cached rules of ``round_id`` (after it is republished or recovered)."""
+        self._rules.pop(round_id, None)
+
+    async def cast(
+        self,
+        round_id: int,
+        voter_hash: str,
+        choices: list[int],
+        client_prefix: str,
+        idempotency_key: str | None,
+    ) -> bytes:
+        """Cast a checked ballot; return the 201 body (JSON bytes), original on a replay.
+
+        Raises :class:`ApiError`: 404 ``round_not_found``, 409 ``round_not_open``,
+        409 ``already_voted`` (with the original ``ballot_id``), 429 ``rate_limited`` (with
+        ``Retry-After`` seconds). Redis errors propagate to the caller (answered 503).
+        """
+        keys = self.keys(round_id)
+        ballot_id = str(uuid.uuid4())
+        now = time.time()
+        cast_at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        body = self._encoder.encode(
+            CastBallot(
+                ballot_id=ballot_id,
+                round_id=round_id,
+                choices=choices,
+                cast_at=cast_at.replace("+00:00", "Z"),
+                receipt=self.signers.issue_receipt(round_id, ballot_id, choices),
+            )
+        )
+        idem_key = keys.idempotency(voter_hash, idempotency_key) if idempotency_key else keys.tag
+        result: list[Any] = await self._script(
+            keys=[keys.meta, keys.tally, keys.voters, keys.stream, idem_key,
+                  keys.rate(client_prefix)],
+            args=[
+                voter_hash, ballot_id, ",".join(map(str, choices)), int(now * 1000),
+                client_prefix, body, self.settings.idempotency_ttl * 1000,
+                "1" if idempotency_key else "0", self._interval_ms, self.settings.ballot_burst,
+            ],
+        )
+        outcome = result[0]
+        if outcome == "ok" or outcome == "replay":
+            return result[1].encode() if isinstance(result[1], str) else result[1]
+        if outcome == "already_voted":
+            raise ApiError(
+                409, "already_voted", "this voter has already cast a ballot in this round",
+                extra={"ballot_id": result[1]},
+            )
+        if outcome == "not_open":
+            raise ApiError(
+                409, "round_not_open", f"round {round_id} is not accepting ballots ({result[1]})"
+            )
+        if outcome == "rate_limited":
+            retry = max(1, -(-int(result[1]) // 1000))
+            raise ApiError(
+                429, "rate_limited", f"too many ballots from this network; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        self.forget(round_id)
+        raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")

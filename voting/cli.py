@@ -1,0 +1,259 @@
+"""The ``voting`` command: run the whole service for a newcomer, or each part for production.
+
+    voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
+                                                   public + admin app, persister, demo round
+    voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
+    voting persister                               the persister alone (URLs required)
+    voting migrate                                 run database migrations
+    voting admin create-user NAME --role admin|observer   password from stdin or
+                                                   VOTING_ADMIN_PASSWORD
+    voting reconcile ROUND                         compare Redis and Postgres; exit 1 on mismatch
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from voting import embedded
+from voting.db import migrate
+from voting.settings import Settings, SettingsError
+
+logger = logging.getLogger("voting")
+
+
+@contextlib.contextmanager
+def resolved(settings: Settings, *, allow_embedded: bool = True) -> Iterator[Settings]:
+    """``settings`` with both URLs set: embedded servers are started for the missing ones
+    (stopped on exit). With ``allow_embedded`` False a missing URL exits with an error."""
+    need_pg, need_redis = settings.database_url is None, settings.redis_url is None
+    if (need_pg or need_redis) and not allow_embedded:
+        sys.exit("error: VOTING_DATABASE_URL and VOTING_REDIS_URL must be set for this command")
+    servers = embedded.start(settings.data_dir, postgres=need_pg, redis=need_redis)
+    try:
+        yield dataclasses.replace(
+            settings,
+            database_url=settings.database_url or servers.database_url,
+            redis_url=settings.redis_url or servers.redis_url,
+        )
+    finally:
+        servers.stop()
+
+
+async def _ensure_admin(settings: Settings) -> str | None:
+    """Create user ``admin`` if missing; return the generated password (None otherwise)."""
+    from admin.auth import create_user, user_exists
+    from voting.db import make_engine
+
+    engine = make_engine(settings.database_url or "")
+    try:
+        if await user_exists(engine, "admin"):
+            return None
+        password = settings.admin_password or secrets.token_urlsafe(12)
+        await create_user(engine, "admin", password, "admin")
+        return None if settings.admin_password else password
+    finally:
+        await engine.dispose()
+
+
+async def _demo_round(settings: Settings, csv_path: Path) -> int:
+    """Create, fill and open the round ``demo`` from ``csv_path`` unless it exists; its id."""
+    from sqlalchemy import select
+
+    from voting import models
+    from voting.services import open_services
+    from voting.shortlist import parse_shortlist
+
+    s = dataclasses.replace(settings, run_persister=False)
+    async with open_services(s) as services:
+        async with services.engine.connect() as conn:
+            existing = await conn.scalar(
+                select(models.rounds.c.id).where(models.rounds.c.slug == "demo")
+            )
+        if existing is not None:
+            return int(existing)
+        rnd = await services.rounds.create(
+            "cli", {"slug": "demo", "title": "Bình chọn gương điển hình tiêu biểu (demo)",
+                    "results_visibility": "live"},
+        )
+        rows = parse_shortlist(csv_path.read_bytes(), rnd["fields"])
+        await services.rounds.import_candidates("cli", rnd["id"], rows)
+        await services.rounds.transition("cli", rnd["id"], "open")
+        return int(rnd["id"])
+
+
+def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
+    import uvicorn
+
+    from voting.app import create_app
+
+    app = create_app(settings, public=public, admin=admin)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=10)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    if args.port is not None:
+        settings = dataclasses.replace(settings, port=args.port)
+    if args.host is not None:
+        settings = dataclasses.replace(settings, host=args.host)
+    with resolved(settings) as s:
+        migrate(s.database_url or "")
+        generated = asyncio.run(_ensure_admin(s))
+        base = f"http://{s.host}:{s.port}"
+        print(f"Voting service on {base}/   (API docs: {base}/schema)")
+        if args.demo:
+            round_id = asyncio.run(_demo_round(s, Path(args.demo)))
+            print(f"Demo round {round_id} is open: {base}/?round={round_id}")
+        if generated:
+            print(f"Admin login: admin / {generated}   (shown once; set VOTING_ADMIN_PASSWORD "
+                  "to choose it)")
+        else:
+            print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
+        sys.stdout.flush()
+        _serve(s, public=True, admin=True)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings, allow_embedded=False) as s:
+        public = not args.admin or args.public
+        admin = not args.public or args.admin
+        if args.workers > 1:
+            import uvicorn
+
+            os.environ["VOTING_APP_PARTS"] = ",".join(
+                p for p, on in (("public", public), ("admin", admin)) if on
+            )
+            uvicorn.run("voting.app:app_from_env", factory=True, host=s.host, port=s.port,
+                        workers=args.workers, log_level="warning", access_log=False)
+        else:
+            _serve(s, public=public, admin=admin)
+    return 0
+
+
+def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
+    from voting.db import make_engine
+    from voting.persister import Persister
+
+    async def run(s: Settings) -> None:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(s.redis_url or "", decode_responses=True)
+        engine = make_engine(s.database_url or "")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Persister(redis, engine, s.redis_prefix, batch=s.persist_batch,
+                            interval=s.persist_interval_ms / 1000).run(stop)
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    with resolved(settings, allow_embedded=False) as s:
+        asyncio.run(run(s))
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with resolved(settings) as s:
+        migrate(s.database_url or "")
+    print("migrations applied")
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from admin.auth import UserExists, create_user
+    from voting.db import make_engine
+
+    password = os.environ.get("VOTING_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
+
+    async def run(url: str) -> None:
+        engine = make_engine(url)
+        try:
+            await create_user(engine, args.name, password, args.role)
+        finally:
+            await engine.dispose()
+
+    with resolved(settings) as s:
+        migrate(s.database_url or "")
+        try:
+            asyncio.run(run(s.database_url or ""))
+        except (ValueError, UserExists) as exc:
+            msg = f"user {exc} already exists" if isinstance(exc, UserExists) else str(exc)
+            print(f"error: {msg}", file=sys.stderr)
+            return 2
+    print(f"user {args.name} created with role {args.role}")
+    return 0
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from voting.services import open_services
+
+    async def run(s: Settings) -> int:
+        async with open_services(dataclasses.replace(s, run_persister=False)) as services:
+            rec = await services.rounds.reconcile(args.round)
+        if rec.ok:
+            print(f"round {args.round}: Redis and Postgres agree "
+                  f"({rec.postgres_ballots} ballots)")
+            return 0
+        print(f"round {args.round}: MISMATCH {rec.differences()}", file=sys.stderr)
+        return 1
+
+    with resolved(settings) as s:
+        return asyncio.run(run(s))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``voting`` command."""
+    p = argparse.ArgumentParser(prog="voting", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run everything (embedded servers when no URLs are set)")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.add_argument("--demo", metavar="CSV", help="create and open a demo round from this CSV")
+    up.set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="run the app alone (production)")
+    serve.add_argument("--public", action="store_true", help="public API and page only")
+    serve.add_argument("--admin", action="store_true", help="admin API only")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("persister", help="run the persister alone").set_defaults(func=cmd_persister)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    adm = sub.add_parser("admin", help="admin users").add_subparsers(dest="admin_cmd", required=True)
+    cu = adm.add_parser("create-user", help="create an admin user")
+    cu.add_argument("name")
+    cu.add_argument("--role", choices=["admin", "observer"], default="admin")
+    cu.set_defaults(func=cmd_create_user)
+    rec = sub.add_parser("reconcile", help="compare a round's Redis and Postgres tallies")
+    rec.add_argument("round", type=int)
+    rec.set_defaults(func=cmd_reconcile)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``voting`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

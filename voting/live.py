@@ -1,0 +1,62 @@
+"""Live round state in Redis: publishing a round, changing its status, reading its tally.
+
+Redis holds what the hot path needs (status, rules, candidate ids, tally, voters, stream);
+Postgres holds the record. These functions are the only writers of a round's ``meta`` hash.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from voting.keys import PERSIST_GROUP, RoundKeys
+
+
+async def publish_round(
+    redis: Redis, keys: RoundKeys, *, status: str, min_choices: int, max_choices: int,
+    candidate_ids: list[int],
+) -> None:
+    """Write the round's rules and status to ``meta`` and create the stream's consumer group.
+
+    The group starts at id ``0`` so that ballots appended before it existed are not skipped.
+    """
+    await ensure_group(redis, keys)
+    await redis.hset(  # type: ignore[misc]
+        keys.meta,
+        mapping={
+            "status": status,
+            "min_choices": min_choices,
+            "max_choices": max_choices,
+            "candidates": ",".join(str(c) for c in sorted(candidate_ids)),
+        },
+    )
+
+
+async def ensure_group(redis: Redis, keys: RoundKeys) -> None:
+    """Create the persisters' consumer group on the round stream (idempotent)."""
+    try:
+        await redis.xgroup_create(keys.stream, PERSIST_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def set_status(redis: Redis, keys: RoundKeys, status: str) -> None:
+    """Set the live status; atomic with respect to the cast script (one HSET)."""
+    await redis.hset(keys.meta, "status", status)  # type: ignore[misc]
+
+
+async def tally(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int]:
+    """The live tally ``{candidate id: votes}`` and the number of accepted ballots, read together
+    in one MULTI so that they are consistent."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.tally)
+        pipe.hlen(keys.voters)
+        raw, total = await pipe.execute()
+    return {int(k): int(v) for k, v in raw.items()}, int(total)
+
+
+async def backlog(redis: Redis, keys: RoundKeys) -> int:
+    """Ballots in the stream not yet persisted (entries still in the stream; persisted ones are
+    deleted after XACK)."""
+    return int(await redis.xlen(keys.stream))

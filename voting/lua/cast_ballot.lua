@@ -1,0 +1,74 @@
+#!lua
+-- Cast one ballot atomically (the whole hot path's Redis work in one script).
+--
+-- Declared with a `#!lua` shebang and no flags, so Redis treats it as a writing script
+-- WITHOUT `allow-oom`: under memory pressure the server refuses it before it runs, so it
+-- never stops half-way (a voter marked as voted without the ballot in the stream).
+--
+-- KEYS[1] meta      hash: status, min_choices, max_choices, candidates
+-- KEYS[2] tally     hash: candidate id -> votes
+-- KEYS[3] voters    hash: voter hash -> ballot id
+-- KEYS[4] stream    ballots stream
+-- KEYS[5] idem      stored 201 body for this voter's Idempotency-Key ("" key name: none)
+-- KEYS[6] rate      GCRA theoretical arrival time (ms) of the client IP prefix
+-- ARGV[1] voter hash          ARGV[2] ballot id (uuid)
+-- ARGV[3] choices "3,7,12"    ARGV[4] cast_at (ms since epoch)
+-- ARGV[5] ip prefix           ARGV[6] 201 body (JSON) to store for idempotent replay
+-- ARGV[7] idempotency ttl ms  ARGV[8] has idempotency key ("1"/"0")
+-- ARGV[9] GCRA emission interval ms (period / rate)
+-- ARGV[10] GCRA burst (requests allowed at once)
+--
+-- Returns {"ok", body} | {"replay", body} | {"not_found"} | {"not_open", status}
+--       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id}
+-- Rate limit: GCRA (generic cell rate algorithm), the Redis rate limiting pattern of
+-- redis-cell / "Rate limiting with Redis" (Brandur Leach).
+
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return {'not_found'}
+end
+
+local has_idem = ARGV[8] == '1'
+if has_idem then
+  local stored = redis.call('GET', KEYS[5])
+  if stored then
+    return {'replay', stored}
+  end
+end
+
+if status ~= 'open' then
+  return {'not_open', status}
+end
+
+-- GCRA per client IP prefix
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[9])
+local burst = tonumber(ARGV[10])
+local tat = tonumber(redis.call('GET', KEYS[6]) or now)
+if tat < now then
+  tat = now
+end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if now < allow_at then
+  return {'rate_limited', allow_at - now}
+end
+
+local previous = redis.call('HGET', KEYS[3], ARGV[1])
+if previous then
+  -- the attempt still counts against the limit: repeated casts are what it guards against
+  redis.call('SET', KEYS[6], new_tat, 'PX', math.max(new_tat - now, 1))
+  return {'already_voted', previous}
+end
+
+redis.call('SET', KEYS[6], new_tat, 'PX', math.max(new_tat - now, 1))
+redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4], 'ip', ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+for id in string.gmatch(ARGV[3], '[^,]+') do
+  redis.call('HINCRBY', KEYS[2], id, 1)
+end
+if has_idem then
+  redis.call('SET', KEYS[5], ARGV[6], 'PX', tonumber(ARGV[7]))
+end
+return {'ok', ARGV[6]}

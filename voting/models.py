@@ -1,0 +1,128 @@
+"""The record: Postgres tables as SQLAlchemy Core ``Table`` objects.
+
+The alembic migrations in ``voting/migrations`` create exactly these tables; this module is
+what the code queries through. Postgres is the record (rounds, candidates, ballots, admin
+users, audit log); Redis only holds live state that can be rebuilt from here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: The nine fields of the sample shortlist: the default ``fields`` of a new round.
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "Xây dựng Đảng, đoàn thể",
+    "Quản lý hành chính - nhà nước",
+    "Văn hóa - văn nghệ, truyền thông",
+    "Thể dục - thể thao",
+    "Kinh doanh",
+    "Lao động sản xuất",
+    "Giáo dục",
+    "Nghiên cứu khoa học",
+    "Hoạt động xã hội",
+)
+
+ROUND_STATUSES = ("draft", "open", "paused", "closed")
+RESULTS_VISIBILITIES = ("live", "after_close")
+
+rounds = Table(
+    "rounds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(80), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="draft"),
+    Column("min_choices", SmallInteger, nullable=False, server_default="1"),
+    Column("max_choices", SmallInteger, nullable=False, server_default="16"),
+    Column("winners", SmallInteger, nullable=False, server_default="16"),
+    Column("results_visibility", String(16), nullable=False, server_default="after_close"),
+    Column("fields", ARRAY(Text), nullable=False),
+    Column("opens_at", DateTime(timezone=True)),
+    Column("closes_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("final_at", DateTime(timezone=True)),
+    Column("final_tally", JSONB),
+    CheckConstraint("status IN ('draft', 'open', 'paused', 'closed')", name="rounds_status"),
+    CheckConstraint("results_visibility IN ('live', 'after_close')", name="rounds_visibility"),
+    CheckConstraint(
+        "min_choices >= 1 AND min_choices <= max_choices AND winners >= 1",
+        name="rounds_choices",
+    ),
+)
+
+candidates = Table(
+    "candidates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("full_name", Text, nullable=False),
+    Column("gender", String(16), nullable=False),
+    Column("birth_year", SmallInteger, nullable=False),
+    Column("position", Text, nullable=False),
+    Column("workplace", Text, nullable=False),
+    Column("nominated_by", Text, nullable=False),
+    Column("field", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("achievements", Text, nullable=False),
+    Column("photo", LargeBinary),
+    Column("photo_type", String(64)),
+    UniqueConstraint("round_id", "code", name="candidates_round_code"),
+)
+
+ballots = Table(
+    "ballots",
+    metadata,
+    Column("ballot_id", Uuid, primary_key=True),
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="RESTRICT"), nullable=False),
+    Column("voter_hash", String(128), nullable=False),
+    Column("choices", ARRAY(Integer), nullable=False),
+    Column("cast_at", DateTime(timezone=True), nullable=False),
+    Column("ip_prefix", String(64)),
+    Column("persisted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("round_id", "voter_hash", name="ballots_one_per_voter"),
+)
+
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("role IN ('admin', 'observer')", name="admin_users_role"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="SET NULL")),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,254 @@
+"""Round lifecycle: create, import the shortlist, open, pause, resume, close and finalise.
+
+Status moves ``draft → open ⇄ paused → closed`` (BRIEF §3). Every change is written to
+Postgres with an audit event in the same transaction, and mirrored to Redis for the hot path.
+Closing stops acceptance in Redis first (one atomic HSET, so a ballot is either in before the
+close or refused), then drains the stream into Postgres, counts the final tally there and
+checks that it equals the Redis tally before marking the result final.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from voting import live, models
+from voting.errors import ApiError
+from voting.keys import RoundKeys
+from voting.persister import Persister
+from voting.results import postgres_tally
+from voting.shortlist import CandidateRow
+
+logger = logging.getLogger("voting.rounds")
+
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "open": (("draft",), "open"),
+    "pause": (("open",), "paused"),
+    "resume": (("paused",), "open"),
+    "close": (("open", "paused"), "closed"),
+}
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Redis tally vs Postgres tally of one round. ``ok`` when both agree exactly."""
+
+    redis_tally: dict[int, int]
+    redis_ballots: int
+    postgres_tally: dict[int, int]
+    postgres_ballots: int
+    backlog: int
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.backlog == 0
+            and self.redis_ballots == self.postgres_ballots
+            and {k: v for k, v in self.redis_tally.items() if v}
+            == {k: v for k, v in self.postgres_tally.items() if v}
+        )
+
+    def differences(self) -> dict[str, Any]:
+        """Per-candidate and total differences (empty when ``ok``)."""
+        ids = set(self.redis_tally) | set(self.postgres_tally)
+        diff = {
+            str(i): {"redis": self.redis_tally.get(i, 0), "postgres": self.postgres_tally.get(i, 0)}
+            for i in sorted(ids)
+            if self.redis_tally.get(i, 0) != self.postgres_tally.get(i, 0)
+        }
+        out: dict[str, Any] = {}
+        if diff:
+            out["candidates"] = diff
+        if self.redis_ballots != self.postgres_ballots:
+            out["ballots"] = {"redis": self.redis_ballots, "postgres": self.postgres_ballots}
+        if self.backlog:
+            out["backlog"] = self.backlog
+        return out
+
+
+async def audit(
+    conn: AsyncConnection, actor: str, action: str, round_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event (in the caller's transaction)."""
+    await conn.execute(
+        models.audit_events.insert().values(
+            actor=actor, action=action, round_id=round_id, details=details or {}
+        )
+    )
+
+
+async def get_round(conn: AsyncConnection, round_id: int) -> dict[str, Any]:
+    """The round row as a dict; 404 ``round_not_found`` when absent."""
+    row = (
+        await conn.execute(select(models.rounds).where(models.rounds.c.id == round_id))
+    ).mappings().first()
+    if row is None:
+        raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
+    return dict(row)
+
+
+async def list_candidates(conn: AsyncConnection, round_id: int) -> list[dict[str, Any]]:
+    """The round's candidates ordered by code (without photo bytes)."""
+    c = models.candidates
+    cols = [col for col in c.c if col.name != "photo"]
+    rows = await conn.execute(
+        select(*cols, c.c.photo.isnot(None).label("has_photo"))
+        .where(c.c.round_id == round_id)
+        .order_by(c.c.code)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+class RoundService:
+    """Admin operations on rounds over Postgres (the record) and Redis (the live state)."""
+
+    def __init__(self, engine: AsyncEngine, redis: Redis, prefix: str, persister: Persister):
+        self.engine = engine
+        self.redis = redis
+        self.prefix = prefix
+        self.persister = persister
+
+    def keys(self, round_id: int) -> RoundKeys:
+        return RoundKeys(self.prefix, round_id)
+
+    async def create(self, actor: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a round in ``draft``. ``values``: slug, title and optional description,
+        min_choices, max_choices, winners, opens_at, closes_at, results_visibility, fields.
+
+        Raises 409 ``slug_taken`` when the slug exists, 400 ``invalid_round`` on bad rules.
+        """
+        values = {**values}
+        values.setdefault("fields", list(models.DEFAULT_FIELDS))
+        lo, hi = values.get("min_choices", 1), values.get("max_choices", 16)
+        if lo > hi:
+            raise ApiError(400, "invalid_round", "min_choices must not exceed max_choices")
+        o, c = values.get("opens_at"), values.get("closes_at")
+        if o is not None and c is not None and c <= o:
+            raise ApiError(400, "invalid_round", "closes_at must be after opens_at")
+        try:
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(models.rounds.insert().values(**values).returning(models.rounds))
+                ).mappings().one()
+                await audit(conn, actor, "round_create", row["id"], {"slug": values["slug"]})
+        except IntegrityError:
+            raise ApiError(409, "slug_taken", f"a round with slug {values['slug']!r} exists") from None
+        return dict(row)
+
+    async def import_candidates(
+        self, actor: str, round_id: int, rows: Sequence[CandidateRow]
+    ) -> list[dict[str, Any]]:
+        """Replace the draft round's candidates with ``rows`` (already validated) in one
+        transaction. Raises 404, or 409 ``round_not_draft`` once the round has opened."""
+        async with self.engine.begin() as conn:
+            rnd = await self._lock(conn, round_id)
+            if rnd["status"] != "draft":
+                raise ApiError(
+                    409, "round_not_draft", "candidates can only be imported while in draft"
+                )
+            await conn.execute(
+                delete(models.candidates).where(models.candidates.c.round_id == round_id)
+            )
+            await conn.execute(
+                models.candidates.insert(),
+                [{"round_id": round_id, **r.__dict__} for r in rows],
+            )
+            await audit(conn, actor, "candidates_import", round_id, {"count": len(rows)})
+            return await list_candidates(conn, round_id)
+
+    async def _lock(self, conn: AsyncConnection, round_id: int) -> dict[str, Any]:
+        row = (
+            await conn.execute(
+                select(models.rounds).where(models.rounds.c.id == round_id).with_for_update()
+            )
+        ).mappings().first()
+        if row is None:
+            raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
+        return dict(row)
+
+    async def transition(self, actor: str, round_id: int, action: str) -> dict[str, Any]:
+        """Apply ``action`` (open, pause, resume, close) and return the round.
+
+        Raises 409 ``invalid_transition`` when the status does not allow it, 409
+        ``no_candidates`` when opening a round without candidates. ``close`` also drains and
+        finalises (see :meth:`finalise`); closing an already closed but not final round retries
+        the finalisation.
+        """
+        allowed, target = TRANSITIONS[action]
+        keys = self.keys(round_id)
+        async with self.engine.begin() as conn:
+            rnd = await self._lock(conn, round_id)
+            status = rnd["status"]
+            if action == "close" and status == "closed" and rnd["final_at"] is None:
+                pass  # retry finalisation below
+            elif status not in allowed:
+                raise ApiError(
+                    409, "invalid_transition", f"cannot {action} a round that is {status}"
+                )
+            else:
+                if action == "open":
+                    cands = await list_candidates(conn, round_id)
+                    if not cands:
+                        raise ApiError(409, "no_candidates", "import candidates before opening")
+                    await live.publish_round(
+                        self.redis, keys, status="open", min_choices=rnd["min_choices"],
+                        max_choices=rnd["max_choices"], candidate_ids=[c["id"] for c in cands],
+                    )
+                else:
+                    # Redis first: from this HSET on, the cast script refuses (or accepts) atomically
+                    await live.set_status(self.redis, keys, target)
+                extra: dict[str, Any] = {"status": target}
+                if action == "close":
+                    extra["closed_at"] = datetime.now(UTC)
+                await conn.execute(
+                    update(models.rounds).where(models.rounds.c.id == round_id).values(**extra)
+                )
+                await audit(conn, actor, f"round_{action}", round_id, {"from": status})
+        if action == "close":
+            await self.finalise(actor, round_id)
+        async with self.engine.connect() as conn:
+            return await get_round(conn, round_id)
+
+    async def reconcile(self, round_id: int) -> Reconciliation:
+        """Compare the Redis tally and ballot count with Postgres's, and report the backlog."""
+        keys = self.keys(round_id)
+        redis_tally, redis_ballots = await live.tally(self.redis, keys)
+        backlog = await live.backlog(self.redis, keys)
+        async with self.engine.connect() as conn:
+            pg_tally, pg_ballots = await postgres_tally(conn, round_id)
+        return Reconciliation(redis_tally, redis_ballots, pg_tally, pg_ballots, backlog)
+
+    async def finalise(self, actor: str, round_id: int) -> Reconciliation:
+        """Drain the closed round's stream into Postgres, count the final tally there, and mark
+        the round final if it equals the Redis tally. A mismatch is logged as an error and kept
+        in the audit log; the result then stays not final (never silently patched)."""
+        await self.persister.drain(round_id)
+        rec = await self.reconcile(round_id)
+        async with self.engine.begin() as conn:
+            if rec.ok:
+                await conn.execute(
+                    update(models.rounds)
+                    .where(models.rounds.c.id == round_id)
+                    .values(
+                        final_at=datetime.now(UTC),
+                        final_tally={
+                            "tally": {str(k): v for k, v in rec.postgres_tally.items()},
+                            "ballots": rec.postgres_ballots,
+                        },
+                    )
+                )
+                await audit(conn, actor, "round_final", round_id, {"ballots": rec.postgres_ballots})
+            else:
+                logger.error("round %s: Redis and Postgres tallies differ: %s", round_id,
+                             rec.differences())
+                await audit(conn, actor, "reconcile_mismatch", round_id, rec.differences())
+        return rec

@@ -1,0 +1,68 @@
+"""The per-process resources every handler needs, opened and closed in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voting.ballots import BallotBox
+from voting.db import make_engine
+from voting.persister import Persister
+from voting.rounds import RoundService
+from voting.settings import Settings
+from voting.tokens import Signers
+
+
+@dataclass
+class Services:
+    """Redis client, Postgres engine, signers and the voting core objects of one process."""
+
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    signers: Signers
+    ballot_box: BallotBox
+    persister: Persister
+    rounds: RoundService
+    cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
+    ``settings.run_persister``, run the persister until the context exits; then flush and close.
+
+    Raises ValueError when a URL is missing.
+    """
+    if not settings.database_url or not settings.redis_url:
+        raise ValueError("database_url and redis_url must be set (see voting.embedded)")
+    redis = Redis.from_url(
+        settings.redis_url, decode_responses=True, health_check_interval=30,
+        socket_timeout=5, socket_connect_timeout=5, max_connections=200,
+    )
+    engine = make_engine(settings.database_url)
+    signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
+    persister = Persister(
+        redis, engine, settings.redis_prefix, batch=settings.persist_batch,
+        interval=settings.persist_interval_ms / 1000,
+    )
+    services = Services(
+        settings=settings, redis=redis, engine=engine, signers=signers,
+        ballot_box=BallotBox(redis, settings, signers), persister=persister,
+        rounds=RoundService(engine, redis, settings.redis_prefix, persister),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(persister.run(stop)) if settings.run_persister else None
+    try:
+        yield services
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await redis.aclose()
+        await engine.dispose()

@@ -1,0 +1,183 @@
+"""Settings, read once from ``VOTING_*`` environment variables into a frozen object.
+
+Secrets (signing keys, identity key, admin password) are kept in fields whose ``repr``
+is suppressed, so printing or logging a :class:`Settings` never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A ``VOTING_*`` variable holds a value that cannot be used; the message names it."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service.
+
+    Environment variables (all optional):
+
+    ``VOTING_DATABASE_URL``
+        SQLAlchemy URL of Postgres (``postgresql+asyncpg://...``; ``postgresql://`` is accepted
+        and rewritten). Unset: an embedded Postgres under ``VOTING_DATA_DIR``.
+    ``VOTING_REDIS_URL``
+        ``redis://`` URL. Unset: an embedded Valkey (AOF on) under ``VOTING_DATA_DIR``.
+    ``VOTING_REDIS_PREFIX``
+        Prefix of every Redis key (default ``voting``); lets tests share one server.
+    ``VOTING_SECRET_KEYS``
+        Comma-separated signing keys, **newest first**: the first signs, all verify.
+        Unset: a random key is generated and stored in ``VOTING_DATA_DIR/secret_key``.
+    ``VOTING_IDENTITY_KEY``
+        Key of the HMAC that turns voter identities into stored hashes; never rotated
+        within a round. Unset: derived file next to the secret key.
+    ``VOTING_DATA_DIR``
+        Folder for embedded servers' data and generated keys (default ``./.voting``).
+    ``VOTING_HOST`` / ``VOTING_PORT``
+        Bind address (default ``127.0.0.1:8000``).
+    ``VOTING_ADMIN_PASSWORD``
+        Password of the bootstrap ``admin`` user made by ``voting up``.
+    ``VOTING_VOTER_TOKEN_TTL``
+        Seconds a voter credential stays valid (default 30 days).
+    ``VOTING_ADMIN_TOKEN_TTL``
+        Seconds an admin session stays valid (default 12 hours).
+    ``VOTING_BALLOT_RATE`` / ``VOTING_BALLOT_PERIOD`` / ``VOTING_BALLOT_BURST``
+        Per client-IP-prefix ballot limit: ``RATE`` ballots per ``PERIOD`` seconds with bursts
+        of ``BURST`` (GCRA). Defaults 600 per 60 s, burst 100: one office behind a NAT can cast
+        about ten ballots a second.
+    ``VOTING_IPV4_PREFIX`` / ``VOTING_IPV6_PREFIX``
+        Prefix lengths that group client addresses (default 24 and 64).
+    ``VOTING_IDEMPOTENCY_TTL``
+        Seconds an ``Idempotency-Key`` result is kept (default 86400).
+    ``VOTING_COOKIE_SECURE``
+        Mark cookies ``Secure`` (default false; set true behind HTTPS in production).
+    ``VOTING_PERSIST_BATCH`` / ``VOTING_PERSIST_INTERVAL_MS``
+        Persister batch size (default 1000 ballots) and wait (default 200 ms).
+    ``VOTING_RUN_PERSISTER``
+        Whether the app process runs the persister in its lifespan (default true).
+    """
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "voting"
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    identity_key: str = field(default="", repr=False)
+    data_dir: Path = Path(".voting")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_password: str | None = field(default=None, repr=False)
+    voter_token_ttl: int = 30 * 24 * 3600
+    admin_token_ttl: int = 12 * 3600
+    ballot_rate: int = 600
+    ballot_period: int = 60
+    ballot_burst: int = 100
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    idempotency_ttl: int = 86400
+    cookie_secure: bool = False
+    persist_batch: int = 1000
+    persist_interval_ms: int = 200
+    run_persister: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``).
+
+        Raises :class:`SettingsError` naming the variable when a value is invalid.
+        Generated keys are written under the data folder with mode 0600 so that every
+        process of one installation signs and verifies alike.
+        """
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("VOTING_DATA_DIR") or ".voting")
+        keys = tuple(k.strip() for k in (env.get("VOTING_SECRET_KEYS") or "").split(",") if k.strip())
+        if not keys:
+            keys = (_stored_secret(data_dir, "secret_key"),)
+        identity_key = env.get("VOTING_IDENTITY_KEY") or _stored_secret(data_dir, "identity_key")
+        database_url = env.get("VOTING_DATABASE_URL") or None
+        if database_url is not None:
+            database_url = normalise_database_url(database_url)
+        ipv4 = _int(env, "VOTING_IPV4_PREFIX", 24, 8)
+        ipv6 = _int(env, "VOTING_IPV6_PREFIX", 64, 16)
+        if ipv4 > 32:
+            raise SettingsError("VOTING_IPV4_PREFIX must be <= 32")
+        if ipv6 > 128:
+            raise SettingsError("VOTING_IPV6_PREFIX must be <= 128")
+        return cls(
+            database_url=database_url,
+            redis_url=env.get("VOTING_REDIS_URL") or None,
+            redis_prefix=env.get("VOTING_REDIS_PREFIX") or "voting",
+            secret_keys=keys,
+            identity_key=identity_key,
+            data_dir=data_dir,
+            host=env.get("VOTING_HOST") or "127.0.0.1",
+            port=_int(env, "VOTING_PORT", 8000, 0),
+            admin_password=env.get("VOTING_ADMIN_PASSWORD") or None,
+            voter_token_ttl=_int(env, "VOTING_VOTER_TOKEN_TTL", 30 * 24 * 3600, 1),
+            admin_token_ttl=_int(env, "VOTING_ADMIN_TOKEN_TTL", 12 * 3600, 1),
+            ballot_rate=_int(env, "VOTING_BALLOT_RATE", 600, 1),
+            ballot_period=_int(env, "VOTING_BALLOT_PERIOD", 60, 1),
+            ballot_burst=_int(env, "VOTING_BALLOT_BURST", 100, 1),
+            ipv4_prefix=ipv4,
+            ipv6_prefix=ipv6,
+            idempotency_ttl=_int(env, "VOTING_IDEMPOTENCY_TTL", 86400, 1),
+            cookie_secure=_bool(env, "VOTING_COOKIE_SECURE", False),
+            persist_batch=_int(env, "VOTING_PERSIST_BATCH", 1000, 1),
+            persist_interval_ms=_int(env, "VOTING_PERSIST_INTERVAL_MS", 200, 1),
+            run_persister=_bool(env, "VOTING_RUN_PERSISTER", True),
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with the asyncpg driver: ``postgresql://`` → ``postgresql+asyncpg://``."""
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    return url
+
+
+def _stored_secret(data_dir: Path, name: str) -> str:
+    """Read (or create, 32 random bytes hex, mode 0600) the secret file ``data_dir/name``."""
+    path = data_dir / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value

@@ -1,0 +1,115 @@
+"""Signed tokens: voter credentials, admin sessions and ballot receipts (itsdangerous).
+
+Each purpose has its own salt, so a token of one kind never verifies as another. Keys rotate:
+``Settings.secret_keys`` is newest first; itsdangerous signs with the *last* key of the list it
+is given and verifies with all, so the list is passed reversed. Expiry is enforced by passing
+``max_age`` when loading (itsdangerous checks no age otherwise). Tokens are readable by their
+holder (base64 JSON): they carry random ids and hashes only, never personal data in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+VOTER_SALT = "voting.voter"
+ADMIN_SALT = "voting.admin-session"
+RECEIPT_SALT = "voting.receipt"
+
+
+class TokenInvalid(Exception):
+    """The token is forged, malformed, of another purpose, or expired (``expired`` tells)."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class Signers:
+    """The service's serializers, one per purpose, built from the settings' keys.
+
+    ``secret_keys``: newest first. ``identity_key``: key of the HMAC that turns a voter's
+    identity into the hash stored in Redis and Postgres.
+    """
+
+    voter: URLSafeTimedSerializer
+    admin: URLSafeTimedSerializer
+    receipt: URLSafeTimedSerializer
+    identity_key: bytes
+
+    @classmethod
+    def from_keys(cls, secret_keys: tuple[str, ...], identity_key: str) -> Signers:
+        """Build the serializers; raises ValueError when no key is given."""
+        if not secret_keys:
+            raise ValueError("at least one secret key is required")
+        keys = list(reversed(secret_keys))  # itsdangerous signs with the last one
+        return cls(
+            voter=URLSafeTimedSerializer(keys, salt=VOTER_SALT),
+            admin=URLSafeTimedSerializer(keys, salt=ADMIN_SALT),
+            receipt=URLSafeTimedSerializer(keys, salt=RECEIPT_SALT),
+            identity_key=identity_key.encode(),
+        )
+
+    def voter_hash(self, identity: str) -> str:
+        """Keyed HMAC-SHA256 of a voter identity, hex, 32 chars (128 bits)."""
+        return hmac.new(self.identity_key, identity.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def issue_voter(self, mode: str = "device") -> str:
+        """A credential for a fresh random voter (``mode`` device: 128 random bits).
+
+        Payload ``{"v": voter hash, "j": token id}``; the token id lets a later version revoke
+        or single-use tokens.
+        """
+        voter = self.voter_hash(f"{mode}:{secrets.token_urlsafe(16)}")
+        return self.voter.dumps({"v": voter, "j": secrets.token_urlsafe(9)})
+
+    def load_voter(self, token: str, max_age: int) -> str:
+        """Verify a voter credential no older than ``max_age`` seconds; return the voter hash.
+
+        Raises :class:`TokenInvalid`.
+        """
+        payload = _load(self.voter, token, max_age)
+        voter = payload.get("v") if isinstance(payload, dict) else None
+        if not isinstance(voter, str) or not voter:
+            raise TokenInvalid("malformed voter token")
+        return voter
+
+    def issue_admin(self, username: str, role: str) -> str:
+        """An admin session token ``{"u": username, "r": role, "j": token id}``."""
+        return self.admin.dumps({"u": username, "r": role, "j": secrets.token_urlsafe(9)})
+
+    def load_admin(self, token: str, max_age: int) -> tuple[str, str]:
+        """Verify an admin session token; return ``(username, role)``. Raises TokenInvalid."""
+        payload = _load(self.admin, token, max_age)
+        if not isinstance(payload, dict):
+            raise TokenInvalid("malformed admin token")
+        user, role = payload.get("u"), payload.get("r")
+        if not isinstance(user, str) or role not in ("admin", "observer"):
+            raise TokenInvalid("malformed admin token")
+        return user, role
+
+    def issue_receipt(self, round_id: int, ballot_id: str, choices: list[int]) -> str:
+        """A receipt the voter keeps: signed ``{"r", "b", "c"}`` (round, ballot id, choices)."""
+        return self.receipt.dumps({"r": round_id, "b": ballot_id, "c": choices})
+
+    def load_receipt(self, receipt: str) -> dict[str, Any]:
+        """Verify a receipt (no expiry); return its payload. Raises TokenInvalid."""
+        payload = _load(self.receipt, receipt, None)
+        if not isinstance(payload, dict) or not {"r", "b", "c"} <= payload.keys():
+            raise TokenInvalid("malformed receipt")
+        return payload
+
+
+def _load(serializer: URLSafeTimedSerializer, token: str, max_age: int | None) -> Any:
+    try:
+        return serializer.loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenInvalid("token expired", expired=True) from None
+    except (BadSignature, ValueError, UnicodeDecodeError):
+        raise TokenInvalid("token signature is invalid") from None

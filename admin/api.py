@@ -11,17 +11,17 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import func, select
 
-from admin.auth import SESSION_COOKIE, Admin, authenticate, current_admin
+from admin.auth import SESSION_COOKIE, AdminDep, authenticate, current_admin
 from admin.export import results_csv, results_xlsx
 from voting import live, models
 from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.public_api import round_results
 from voting.rounds import audit, get_round, list_candidates
-from voting.services import Services
+from voting.services import ServicesDep
 from voting.shortlist import ShortlistError, parse_shortlist
 
 MAX_CSV_BYTES = 5_000_000
@@ -79,7 +79,7 @@ class AdminRoundOut(msgspec.Struct):
 class ProgressOut(msgspec.Struct):
     """Live progress: ballots accepted (Redis), persisted (Postgres) and waiting (stream)."""
 
-    round_id: int
+    round_id: FromPath[int]
     status: str
     accepted: int
     persisted: int
@@ -87,7 +87,7 @@ class ProgressOut(msgspec.Struct):
 
 
 class ReconcileOut(msgspec.Struct):
-    round_id: int
+    round_id: FromPath[int]
     ok: bool
     differences: dict[str, Any]
 
@@ -97,7 +97,7 @@ def admin_round(row: dict[str, Any]) -> AdminRoundOut:
 
 
 @post("/login", summary="Log in", status_code=200)
-async def login(services: Services, data: LoginIn) -> Response[LoginOut]:
+async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[LoginOut]:
     """Check the password; return a bearer token and set the HttpOnly session cookie.
     401 ``invalid_credentials`` on a wrong username or password."""
     who = await authenticate(services.engine, data.username, data.password)
@@ -105,32 +105,43 @@ async def login(services: Services, data: LoginIn) -> Response[LoginOut]:
     async with services.engine.begin() as conn:
         await audit(conn, who.username, "login", None)
     cookie = Cookie(
-        key=SESSION_COOKIE, value=token, httponly=True, samesite="strict", path="/admin",
-        max_age=services.settings.admin_token_ttl, secure=services.settings.cookie_secure,
+        key=SESSION_COOKIE,
+        value=token,
+        httponly=True,
+        samesite="strict",
+        path="/admin",
+        max_age=services.settings.admin_token_ttl,
+        secure=services.settings.cookie_secure,
     )
     return Response(LoginOut(token=token, username=who.username, role=who.role), cookies=[cookie])
 
 
 @get("/rounds", summary="All rounds, drafts included")
-async def admin_list_rounds(services: Services, admin: Admin) -> list[AdminRoundOut]:
+async def admin_list_rounds(services: ServicesDep, admin: AdminDep) -> list[AdminRoundOut]:
     async with services.engine.connect() as conn:
         rows = await conn.execute(select(models.rounds).order_by(models.rounds.c.id.desc()))
         return [admin_round(dict(r)) for r in rows.mappings()]
 
 
 @post("/rounds", summary="Create a round in draft", status_code=201)
-async def create_round(services: Services, admin: Admin, data: RoundIn) -> AdminRoundOut:
+async def create_round(
+    services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
+) -> AdminRoundOut:
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
     admin.require_write()
     values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
     if data.fields is not None:
         if len(set(data.fields)) != len(data.fields) or not data.fields:
-            raise ApiError(400, "invalid_round", "fields must be a non-empty list of distinct labels")
+            raise ApiError(
+                400, "invalid_round", "fields must be a non-empty list of distinct labels"
+            )
     return admin_round(await services.rounds.create(admin.username, values))
 
 
 @get("/rounds/{round_id:int}", summary="A round with its candidates")
-async def admin_round_detail(services: Services, admin: Admin, round_id: int) -> dict[str, Any]:
+async def admin_round_detail(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> dict[str, Any]:
     async with services.engine.connect() as conn:
         row = await get_round(conn, round_id)
         cands = await list_candidates(conn, round_id)
@@ -146,7 +157,7 @@ async def admin_round_detail(services: Services, admin: Admin, round_id: int) ->
     request_max_body_size=MAX_CSV_BYTES + 64_000,
 )
 async def import_candidates(
-    request: Request[Any, Any, Any], services: Services, admin: Admin, round_id: int
+    request: Request[Any, Any, Any], services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
 ) -> dict[str, Any]:
     """Body: ``text/csv``, or ``multipart/form-data`` with a ``file`` part, in the format of
     ``shared/data/shortlist-sample.csv``. The whole file is rejected with 400
@@ -172,17 +183,26 @@ async def import_candidates(
         rows = parse_shortlist(data, rnd["fields"], max_bytes=MAX_CSV_BYTES)
     except ShortlistError as exc:
         raise ApiError(
-            400, "invalid_shortlist", f"the file was rejected: {len(exc.errors)} error(s)",
-            extra={"errors": [
-                {"row": e.row, "column": e.column, "message": e.message} for e in exc.errors
-            ]},
+            400,
+            "invalid_shortlist",
+            f"the file was rejected: {len(exc.errors)} error(s)",
+            extra={
+                "errors": [
+                    {"row": e.row, "column": e.column, "message": e.message} for e in exc.errors
+                ]
+            },
         ) from None
     cands = await services.rounds.import_candidates(admin.username, round_id, rows)
-    return {"round_id": round_id, "imported": len(cands),
-            "candidates": [{"id": c["id"], "code": c["code"]} for c in cands]}
+    return {
+        "round_id": round_id,
+        "imported": len(cands),
+        "candidates": [{"id": c["id"], "code": c["code"]} for c in cands],
+    }
 
 
-async def _transition(services: Services, admin: Admin, round_id: int, action: str) -> AdminRoundOut:
+async def _transition(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], action: str
+) -> AdminRoundOut:
     admin.require_write()
     row = await services.rounds.transition(admin.username, round_id, action)
     services.ballot_box.forget(round_id)
@@ -191,24 +211,33 @@ async def _transition(services: Services, admin: Admin, round_id: int, action: s
 
 
 @post("/rounds/{round_id:int}/open", summary="Open a draft round", status_code=200)
-async def open_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+async def open_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
     """409 ``invalid_transition`` unless in draft; 409 ``no_candidates``."""
     return await _transition(services, admin, round_id, "open")
 
 
 @post("/rounds/{round_id:int}/pause", summary="Pause an open round", status_code=200)
-async def pause_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+async def pause_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
     return await _transition(services, admin, round_id, "pause")
 
 
 @post("/rounds/{round_id:int}/resume", summary="Resume a paused round", status_code=200)
-async def resume_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+async def resume_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
     return await _transition(services, admin, round_id, "resume")
 
 
-@post("/rounds/{round_id:int}/close", summary="Close a round and finalise its count",
-      status_code=200)
-async def close_round(services: Services, admin: Admin, round_id: int) -> AdminRoundOut:
+@post(
+    "/rounds/{round_id:int}/close", summary="Close a round and finalise its count", status_code=200
+)
+async def close_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
     """Stops acceptance atomically, drains every ballot into Postgres, counts the final tally
     there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see
     ``GET .../reconcile``). Closing a closed, not final round retries the finalisation."""
@@ -216,7 +245,7 @@ async def close_round(services: Services, admin: Admin, round_id: int) -> AdminR
 
 
 @get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
-async def progress(services: Services, admin: Admin, round_id: int) -> ProgressOut:
+async def progress(services: ServicesDep, admin: AdminDep, round_id: FromPath[int]) -> ProgressOut:
     async with services.engine.connect() as conn:
         rnd = await get_round(conn, round_id)
         persisted = await conn.scalar(
@@ -224,12 +253,19 @@ async def progress(services: Services, admin: Admin, round_id: int) -> ProgressO
         )
     keys = RoundKeys(services.settings.redis_prefix, round_id)
     _, accepted = await live.tally(services.redis, keys)
-    return ProgressOut(round_id=round_id, status=rnd["status"], accepted=accepted,
-                       persisted=int(persisted or 0), backlog=await live.backlog(services.redis, keys))
+    return ProgressOut(
+        round_id=round_id,
+        status=rnd["status"],
+        accepted=accepted,
+        persisted=int(persisted or 0),
+        backlog=await live.backlog(services.redis, keys),
+    )
 
 
 @get("/rounds/{round_id:int}/reconcile", summary="Compare Redis and Postgres tallies")
-async def reconcile(services: Services, admin: Admin, round_id: int) -> ReconcileOut:
+async def reconcile(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> ReconcileOut:
     async with services.engine.connect() as conn:
         await get_round(conn, round_id)
     rec = await services.rounds.reconcile(round_id)
@@ -238,8 +274,10 @@ async def reconcile(services: Services, admin: Admin, round_id: int) -> Reconcil
 
 @get("/rounds/{round_id:int}/results", summary="Results (always visible to admins)")
 async def admin_results(
-    services: Services, admin: Admin, round_id: int,
-    format: Annotated[Literal["json", "csv", "xlsx"], Parameter(query="format")] = "json",
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    format: Annotated[Literal["json", "csv", "xlsx"], QueryParameter(name="format")] = "json",
 ) -> Response[Any]:
     """``format``: json (default), csv (UTF-8 with BOM) or xlsx."""
     async with services.engine.connect() as conn:
@@ -247,8 +285,11 @@ async def admin_results(
     results = await round_results(services, row)
     name = re.sub(r"[^a-z0-9-]", "", row["slug"]) or f"round-{round_id}"
     if format == "csv":
-        return Response(results_csv(results), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}-results.csv"'})
+        return Response(
+            results_csv(results),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-results.csv"'},
+        )
     if format == "xlsx":
         return Response(
             results_xlsx(results),
@@ -259,7 +300,16 @@ async def admin_results(
 
 
 ROUTES = [
-    admin_list_rounds, create_round, admin_round_detail, import_candidates, open_round,
-    pause_round, resume_round, close_round, progress, reconcile, admin_results,
+    admin_list_rounds,
+    create_round,
+    admin_round_detail,
+    import_candidates,
+    open_round,
+    pause_round,
+    resume_round,
+    close_round,
+    progress,
+    reconcile,
+    admin_results,
 ]
 ADMIN_DEPENDENCIES = {"admin": Provide(current_admin)}

@@ -13,13 +13,14 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request
+from litestar.di import NamedDependency
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting import models
 from voting.errors import ApiError
-from voting.services import Services
+from voting.services import ServicesDep
 from voting.tokens import TokenInvalid
 
 ROLES = ("admin", "observer")
@@ -46,6 +47,10 @@ class Admin:
             raise ApiError(403, "forbidden", "observers can read but not change anything")
 
 
+#: Handler parameter type for the authenticated caller (a named Litestar dependency).
+AdminDep = NamedDependency[Admin]
+
+
 async def create_user(engine: AsyncEngine, username: str, password: str, role: str) -> None:
     """Add a user with an argon2id hash of ``password``.
 
@@ -54,7 +59,11 @@ async def create_user(engine: AsyncEngine, username: str, password: str, role: s
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
+    if (
+        not username
+        or len(username) > 64
+        or not username.replace("_", "").replace("-", "").replace(".", "").isalnum()
+    ):
         raise ValueError("username must be 1-64 letters, digits, '.', '_' or '-'")
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
@@ -102,12 +111,14 @@ async def authenticate(engine: AsyncEngine, username: str, password: str) -> Adm
     if _hasher.check_needs_rehash(stored):
         async with engine.begin() as conn:
             await conn.execute(
-                update(u).where(u.c.username == username).values(password_hash=_hasher.hash(password))
+                update(u)
+                .where(u.c.username == username)
+                .values(password_hash=_hasher.hash(password))
             )
     return Admin(username=username, role=row[1])
 
 
-async def current_admin(request: Request[Any, Any, Any], services: Services) -> Admin:
+async def current_admin(request: Request[Any, Any, Any], services: ServicesDep) -> Admin:
     """Dependency: the caller from the bearer token or session cookie.
 
     Raises 401 ``unauthorized`` when absent, forged or expired.

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from voting import errors, public_api
-from voting.services import Services, open_services
+from voting.services import Services, ServicesDep, open_services
 from voting.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -28,8 +28,11 @@ def _services(state: State) -> Services:
 @get("/", include_in_schema=False, media_type="text/html")
 async def index() -> Response[bytes]:
     """The public voting page."""
-    return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8",
-                    headers={"Cache-Control": "no-cache"})
+    return Response(
+        (STATIC / "index.html").read_bytes(),
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @get("/healthz", summary="Liveness", include_in_schema=True)
@@ -39,7 +42,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", summary="Readiness: Redis and Postgres reachable")
-async def readyz(services: Services) -> Response[dict[str, Any]]:
+async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     """200 when Redis answers PING and Postgres a query; 503 ``unavailable`` otherwise."""
     checks: dict[str, str] = {}
     try:
@@ -54,8 +57,9 @@ async def readyz(services: Services) -> Response[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001
         checks["postgres"] = type(exc).__name__
     ok = all(v == "ok" for v in checks.values())
-    return Response({"status": "ok" if ok else "unavailable", "checks": checks},
-                    status_code=200 if ok else 503)
+    return Response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
 
 
 def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -> Litestar:
@@ -78,15 +82,20 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         handlers += [
             index,
             Router("/api/v1", route_handlers=public_api.ROUTES, tags=["public"]),
-            create_static_files_router(path="/static", directories=[STATIC],
-                                       include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[STATIC], include_in_schema=False
+            ),
         ]
     if admin:
         from admin.api import ADMIN_DEPENDENCIES, ROUTES, login
 
         handlers.append(
-            Router("/admin/api/v1", route_handlers=[login, *ROUTES], tags=["admin"],
-                   dependencies=ADMIN_DEPENDENCIES)
+            Router(
+                "/admin/api/v1",
+                route_handlers=[login, *ROUTES],
+                tags=["admin"],
+                dependencies=ADMIN_DEPENDENCIES,
+            )
         )
     return Litestar(
         route_handlers=handlers,
@@ -94,7 +103,9 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
-            title="Voting service", version="1.0.0", path="/schema",
+            title="Voting service",
+            version="1.0.0",
+            path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
         request_max_body_size=1_000_000,

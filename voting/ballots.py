@@ -26,9 +26,7 @@ from voting.tokens import Signers
 
 CAST_SCRIPT = (Path(__file__).parent / "lua" / "cast_ballot.lua").read_text()
 RULES_TTL = 30.0  # seconds a round's rules stay cached in process memory
-_IDEMPOTENCY_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:"
-)
+_IDEMPOTENCY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 
 class BallotIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -186,12 +184,25 @@ class BallotBox:
         )
         idem_key = keys.idempotency(voter_hash, idempotency_key) if idempotency_key else keys.tag
         result: list[Any] = await self._script(
-            keys=[keys.meta, keys.tally, keys.voters, keys.stream, idem_key,
-                  keys.rate(client_prefix)],
+            keys=[
+                keys.meta,
+                keys.tally,
+                keys.voters,
+                keys.stream,
+                idem_key,
+                keys.rate(client_prefix),
+            ],
             args=[
-                voter_hash, ballot_id, ",".join(map(str, choices)), int(now * 1000),
-                client_prefix, body, self.settings.idempotency_ttl * 1000,
-                "1" if idempotency_key else "0", self._interval_ms, self.settings.ballot_burst,
+                voter_hash,
+                ballot_id,
+                ",".join(map(str, choices)),
+                int(now * 1000),
+                client_prefix,
+                body,
+                self.settings.idempotency_ttl * 1000,
+                "1" if idempotency_key else "0",
+                self._interval_ms,
+                self.settings.ballot_burst,
             ],
         )
         outcome = result[0]
@@ -199,7 +210,9 @@ class BallotBox:
             return result[1].encode() if isinstance(result[1], str) else result[1]
         if outcome == "already_voted":
             raise ApiError(
-                409, "already_voted", "this voter has already cast a ballot in this round",
+                409,
+                "already_voted",
+                "this voter has already cast a ballot in this round",
                 extra={"ballot_id": result[1]},
             )
         if outcome == "not_open":
@@ -209,7 +222,9 @@ class BallotBox:
         if outcome == "rate_limited":
             retry = max(1, -(-int(result[1]) // 1000))
             raise ApiError(
-                429, "rate_limited", f"too many ballots from this network; retry in {retry} s",
+                429,
+                "rate_limited",
+                f"too many ballots from this network; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
         self.forget(round_id)

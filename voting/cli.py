@@ -1,13 +1,13 @@
 """The ``voting`` command: run the whole service for a newcomer, or each part for production.
 
-    voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
-                                                   public + admin app, persister, demo round
-    voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
-    voting persister                               the persister alone (URLs required)
-    voting migrate                                 run database migrations
-    voting admin create-user NAME --role admin|observer   password from stdin or
-                                                   VOTING_ADMIN_PASSWORD
-    voting reconcile ROUND                         compare Redis and Postgres; exit 1 on mismatch
+voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
+                                               public + admin app, persister, demo round
+voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
+voting persister                               the persister alone (URLs required)
+voting migrate                                 run database migrations
+voting admin create-user NAME --role admin|observer   password from stdin or
+                                               VOTING_ADMIN_PASSWORD
+voting reconcile ROUND                         compare Redis and Postgres; exit 1 on mismatch
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ async def _ensure_admin(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-async def _demo_round(settings: Settings, csv_path: Path) -> int:
-    """Create, fill and open the round ``demo`` from ``csv_path`` unless it exists; its id."""
+async def _demo_round(settings: Settings, csv: bytes) -> int:
+    """Create, fill and open the round ``demo`` from ``csv`` unless it exists; its id."""
     from sqlalchemy import select
 
     from voting import models
@@ -82,10 +82,14 @@ async def _demo_round(settings: Settings, csv_path: Path) -> int:
         if existing is not None:
             return int(existing)
         rnd = await services.rounds.create(
-            "cli", {"slug": "demo", "title": "Bình chọn gương điển hình tiêu biểu (demo)",
-                    "results_visibility": "live"},
+            "cli",
+            {
+                "slug": "demo",
+                "title": "Bình chọn gương điển hình tiêu biểu (demo)",
+                "results_visibility": "live",
+            },
         )
-        rows = parse_shortlist(csv_path.read_bytes(), rnd["fields"])
+        rows = parse_shortlist(csv, rnd["fields"])
         await services.rounds.import_candidates("cli", rnd["id"], rows)
         await services.rounds.transition("cli", rnd["id"], "open")
         return int(rnd["id"])
@@ -97,8 +101,14 @@ def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
     from voting.app import create_app
 
     app = create_app(settings, public=public, admin=admin)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -112,11 +122,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         base = f"http://{s.host}:{s.port}"
         print(f"Voting service on {base}/   (API docs: {base}/schema)")
         if args.demo:
-            round_id = asyncio.run(_demo_round(s, Path(args.demo)))
+            round_id = asyncio.run(_demo_round(s, Path(args.demo).read_bytes()))
             print(f"Demo round {round_id} is open: {base}/?round={round_id}")
         if generated:
-            print(f"Admin login: admin / {generated}   (shown once; set VOTING_ADMIN_PASSWORD "
-                  "to choose it)")
+            print(
+                f"Admin login: admin / {generated}   (shown once; set VOTING_ADMIN_PASSWORD "
+                "to choose it)"
+            )
         else:
             print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
         sys.stdout.flush()
@@ -134,8 +146,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             os.environ["VOTING_APP_PARTS"] = ",".join(
                 p for p, on in (("public", public), ("admin", admin)) if on
             )
-            uvicorn.run("voting.app:app_from_env", factory=True, host=s.host, port=s.port,
-                        workers=args.workers, log_level="warning", access_log=False)
+            uvicorn.run(
+                "voting.app:app_from_env",
+                factory=True,
+                host=s.host,
+                port=s.port,
+                workers=args.workers,
+                log_level="warning",
+                access_log=False,
+            )
         else:
             _serve(s, public=public, admin=admin)
     return 0
@@ -155,8 +174,13 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await Persister(redis, engine, s.redis_prefix, batch=s.persist_batch,
-                            interval=s.persist_interval_ms / 1000).run(stop)
+            await Persister(
+                redis,
+                engine,
+                s.redis_prefix,
+                batch=s.persist_batch,
+                interval=s.persist_interval_ms / 1000,
+            ).run(stop)
         finally:
             await redis.aclose()
             await engine.dispose()
@@ -205,8 +229,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
         async with open_services(dataclasses.replace(s, run_persister=False)) as services:
             rec = await services.rounds.reconcile(args.round)
         if rec.ok:
-            print(f"round {args.round}: Redis and Postgres agree "
-                  f"({rec.postgres_ballots} ballots)")
+            print(f"round {args.round}: Redis and Postgres agree ({rec.postgres_ballots} ballots)")
             return 0
         print(f"round {args.round}: MISMATCH {rec.differences()}", file=sys.stderr)
         return 1
@@ -217,8 +240,9 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voting`` command."""
-    p = argparse.ArgumentParser(prog="voting", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="voting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run everything (embedded servers when no URLs are set)")
     up.add_argument("--host")
@@ -232,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("persister", help="run the persister alone").set_defaults(func=cmd_persister)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    adm = sub.add_parser("admin", help="admin users").add_subparsers(dest="admin_cmd", required=True)
+    adm = sub.add_parser("admin", help="admin users").add_subparsers(
+        dest="admin_cmd", required=True
+    )
     cu = adm.add_parser("create-user", help="create an admin user")
     cu.add_argument("name")
     cu.add_argument("--role", choices=["admin", "observer"], default="admin")
@@ -246,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``voting`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

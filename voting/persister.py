@@ -68,8 +68,14 @@ class Persister:
     """
 
     def __init__(
-        self, redis: Redis, engine: AsyncEngine, prefix: str, *, batch: int = 1000,
-        interval: float = 0.2, consumer: str | None = None,
+        self,
+        redis: Redis,
+        engine: AsyncEngine,
+        prefix: str,
+        *,
+        batch: int = 1000,
+        interval: float = 0.2,
+        consumer: str | None = None,
     ) -> None:
         self.redis = redis
         self.engine = engine
@@ -126,7 +132,10 @@ class Persister:
         if not entries:
             try:
                 reply = await self.redis.xreadgroup(
-                    PERSIST_GROUP, self.consumer, {keys.stream: ">"}, count=self.batch,
+                    PERSIST_GROUP,
+                    self.consumer,
+                    {keys.stream: ">"},
+                    count=self.batch,
                     block=block_ms,
                 )
             except ResponseError as exc:
@@ -165,8 +174,12 @@ class Persister:
 
     async def _claim(self, keys: RoundKeys, min_idle_ms: int) -> list[Any]:
         reply = await self.redis.xautoclaim(
-            keys.stream, PERSIST_GROUP, self.consumer, min_idle_time=min_idle_ms,
-            start_id="0-0", count=self.batch,
+            keys.stream,
+            PERSIST_GROUP,
+            self.consumer,
+            min_idle_time=min_idle_ms,
+            start_id="0-0",
+            count=self.batch,
         )
         return [e for e in reply[1] if e[1]]  # deleted entries come back as (id, None)
 
@@ -187,8 +200,12 @@ class Persister:
             except (KeyError, ValueError):
                 broken.append(entry_id)
         if broken:  # never drop silently: leave them pending and say so
-            logger.error("round %s: %d undecodable stream entries left pending: %s",
-                         round_id, len(broken), broken[:5])
+            logger.error(
+                "round %s: %d undecodable stream entries left pending: %s",
+                round_id,
+                len(broken),
+                broken[:5],
+            )
         if ballots:
             await self._insert(round_id, ballots)
             ids = [b.entry_id for b in ballots]
@@ -229,11 +246,14 @@ class Persister:
                 self.conflicts += len(missing)
                 logger.error(
                     "round %s: %d ballot(s) refused by UNIQUE(round, voter): %s",
-                    round_id, len(missing), [str(b.ballot_id) for b in missing[:5]],
+                    round_id,
+                    len(missing),
+                    [str(b.ballot_id) for b in missing[:5]],
                 )
                 await conn.execute(
                     models.audit_events.insert().values(
-                        actor="persister", action="ballot_refused_duplicate_voter",
+                        actor="persister",
+                        action="ballot_refused_duplicate_voter",
                         round_id=round_id,
                         details={"ballot_ids": [str(b.ballot_id) for b in missing]},
                     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -24,17 +24,33 @@ from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.results import build_results
 from voting.rounds import get_round, list_candidates
-from voting.services import Services
+from voting.services import ServicesDep
 from voting.tokens import TokenInvalid
 
 READ_CACHE_TTL = 5.0  # seconds a public round document is served from memory
 ROUND_FIELDS = (
-    "id", "slug", "title", "status", "opens_at", "closes_at", "min_choices", "max_choices",
-    "winners", "results_visibility",
+    "id",
+    "slug",
+    "title",
+    "status",
+    "opens_at",
+    "closes_at",
+    "min_choices",
+    "max_choices",
+    "winners",
+    "results_visibility",
 )
 CANDIDATE_FIELDS = (
-    "id", "code", "full_name", "gender", "birth_year", "position", "workplace", "nominated_by",
-    "field", "summary",
+    "id",
+    "code",
+    "full_name",
+    "gender",
+    "birth_year",
+    "position",
+    "workplace",
+    "nominated_by",
+    "field",
+    "summary",
 )
 UNAVAILABLE_RETRY = "5"
 MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
@@ -94,7 +110,7 @@ class TieOut(msgspec.Struct):
 
 
 class StandingOut(msgspec.Struct):
-    candidate_id: int
+    candidate_id: FromPath[int]
     code: str
     full_name: str
     field: str
@@ -105,7 +121,7 @@ class StandingOut(msgspec.Struct):
 class ResultsOut(msgspec.Struct):
     """Results of a round (BRIEF §5)."""
 
-    round_id: int
+    round_id: FromPath[int]
     title: str
     status: str
     final: bool
@@ -122,7 +138,7 @@ class ReceiptOut(msgspec.Struct):
     ``unknown``: neither (report it to the organisers with the receipt).
     """
 
-    round_id: int
+    round_id: FromPath[int]
     ballot_id: str
     choices: list[int]
     status: str
@@ -148,7 +164,7 @@ def candidate_out(round_id: int, row: dict[str, Any], *, achievements: bool) -> 
     return out
 
 
-async def _public_round(services: Services, round_id: int) -> dict[str, Any]:
+async def _public_round(services: ServicesDep, round_id: FromPath[int]) -> dict[str, Any]:
     async with services.engine.connect() as conn:
         row = await get_round(conn, round_id)
     if row["status"] == "draft":
@@ -161,7 +177,7 @@ def _json_response(body: bytes, status: int = 200) -> Response[bytes]:
 
 
 @get("/rounds", summary="List the rounds that are not in draft")
-async def list_rounds(services: Services) -> list[RoundOut]:
+async def list_rounds(services: ServicesDep) -> list[RoundOut]:
     """Every non-draft round, newest first."""
     r = models.rounds
     async with services.engine.connect() as conn:
@@ -170,7 +186,7 @@ async def list_rounds(services: Services) -> list[RoundOut]:
 
 
 @get("/rounds/{round_id:int}", summary="A round with its candidates", response_model=RoundDetailOut)
-async def round_detail(services: Services, round_id: int) -> Response[bytes]:
+async def round_detail(services: ServicesDep, round_id: FromPath[int]) -> Response[bytes]:
     """The round and its candidates (``achievements`` left out), served from a 5-second cache."""
     cache_key = f"round:{round_id}"
     cached = services.cache.get(cache_key)
@@ -190,27 +206,38 @@ async def round_detail(services: Services, round_id: int) -> Response[bytes]:
 
 
 @get("/rounds/{round_id:int}/candidates/{candidate_id:int}", summary="One candidate")
-async def candidate_detail(services: Services, round_id: int, candidate_id: int) -> CandidateOut:
+async def candidate_detail(
+    services: ServicesDep, round_id: FromPath[int], candidate_id: FromPath[int]
+) -> CandidateOut:
     """One candidate of a public round, with ``achievements``; 404 ``candidate_not_found``."""
     await _public_round(services, round_id)
     c = models.candidates
     cols = [col for col in c.c if col.name != "photo"]
     async with services.engine.connect() as conn:
         row = (
-            await conn.execute(
-                select(*cols, c.c.photo.isnot(None).label("has_photo")).where(
-                    c.c.round_id == round_id, c.c.id == candidate_id
+            (
+                await conn.execute(
+                    select(*cols, c.c.photo.isnot(None).label("has_photo")).where(
+                        c.c.round_id == round_id, c.c.id == candidate_id
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     if row is None:
         raise ApiError(404, "candidate_not_found", f"candidate {candidate_id} is not in this round")
     return candidate_out(round_id, dict(row), achievements=True)
 
 
-@get("/rounds/{round_id:int}/candidates/{candidate_id:int}/photo", summary="A candidate's photo",
-     media_type="image/jpeg")
-async def candidate_photo(services: Services, round_id: int, candidate_id: int) -> Response[bytes]:
+@get(
+    "/rounds/{round_id:int}/candidates/{candidate_id:int}/photo",
+    summary="A candidate's photo",
+    media_type="image/jpeg",
+)
+async def candidate_photo(
+    services: ServicesDep, round_id: FromPath[int], candidate_id: FromPath[int]
+) -> Response[bytes]:
     """The photo bytes; 404 ``photo_not_found`` when the candidate has none."""
     await _public_round(services, round_id)
     c = models.candidates
@@ -224,19 +251,25 @@ async def candidate_photo(services: Services, round_id: int, candidate_id: int) 
         ).first()
     if row is None or row[0] is None:
         raise ApiError(404, "photo_not_found", "this candidate has no photo")
-    return Response(row[0], media_type=row[1] or "image/jpeg",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    return Response(
+        row[0], media_type=row[1] or "image/jpeg", headers={"Cache-Control": "public, max-age=3600"}
+    )
 
 
 @post("/voters", summary="Issue a voter credential", status_code=201)
-async def issue_voter(services: Services) -> Response[VoterTokenOut]:
+async def issue_voter(services: ServicesDep) -> Response[VoterTokenOut]:
     """A signed credential for a fresh random voter (identity mode ``device``), returned in the
     body and as the HttpOnly cookie ``voter``. The body may be empty or ``{}``."""
     token = services.signers.issue_voter("device")
     s = services.settings
     cookie = Cookie(
-        key="voter", value=token, max_age=s.voter_token_ttl, httponly=True, samesite="lax",
-        secure=s.cookie_secure, path="/api/",
+        key="voter",
+        value=token,
+        max_age=s.voter_token_ttl,
+        httponly=True,
+        samesite="lax",
+        secure=s.cookie_secure,
+        path="/api/",
     )
     return Response(VoterTokenOut(voter_token=token), status_code=201, cookies=[cookie])
 
@@ -246,11 +279,15 @@ def _voter_token(request: Request[Any, Any, Any]) -> str:
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "voter_token_invalid", "Authorization must be 'Bearer <voter_token>'")
+            raise ApiError(
+                401, "voter_token_invalid", "Authorization must be 'Bearer <voter_token>'"
+            )
         return token.strip()
     token = request.cookies.get("voter")
     if not token:
-        raise ApiError(401, "voter_token_required", "get a voter credential from POST /api/v1/voters")
+        raise ApiError(
+            401, "voter_token_required", "get a voter credential from POST /api/v1/voters"
+        )
     return token
 
 
@@ -263,10 +300,10 @@ def _voter_token(request: Request[Any, Any, Any]) -> str:
 )
 async def cast_ballot(
     request: Request[Any, Any, Any],
-    services: Services,
-    round_id: int,
-    data: BallotIn,
-    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    services: ServicesDep,
+    round_id: FromPath[int],
+    data: JSONBody[BallotIn],
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Response[bytes]:
     """Cast one ballot ``{"choices": [candidate_id, ...]}`` (BRIEF §3 rules).
 
@@ -281,8 +318,9 @@ async def cast_ballot(
         rules = await box.rules(round_id)
         rules.check(data.choices)
         try:
-            voter = services.signers.load_voter(_voter_token(request),
-                                                services.settings.voter_token_ttl)
+            voter = services.signers.load_voter(
+                _voter_token(request), services.settings.voter_token_ttl
+            )
         except TokenInvalid as exc:
             raise ApiError(401, "voter_token_invalid", str(exc)) from None
         client = request.client.host if request.client else None
@@ -292,7 +330,9 @@ async def cast_ballot(
         )
     except RedisError:
         raise ApiError(
-            503, "unavailable", "the vote store is unavailable; try again shortly",
+            503,
+            "unavailable",
+            "the vote store is unavailable; try again shortly",
             headers={"Retry-After": UNAVAILABLE_RETRY},
         ) from None
     return _json_response(body, 201)
@@ -303,7 +343,7 @@ def results_visible(row: dict[str, Any]) -> bool:
     return row["results_visibility"] == "live" or row["status"] == "closed"
 
 
-async def round_results(services: Services, row: dict[str, Any]) -> dict[str, Any]:
+async def round_results(services: ServicesDep, row: dict[str, Any]) -> dict[str, Any]:
     """The results document: final (from the tally counted in Postgres at close) when the round
     is final, else live from Redis."""
     round_id = row["id"]
@@ -316,12 +356,14 @@ async def round_results(services: Services, row: dict[str, Any]) -> dict[str, An
     if row["status"] == "draft":
         tally, total = {}, 0
     else:
-        tally, total = await live.tally(services.redis, RoundKeys(services.settings.redis_prefix, round_id))
+        tally, total = await live.tally(
+            services.redis, RoundKeys(services.settings.redis_prefix, round_id)
+        )
     return build_results(row, cands, tally, total, final=False)
 
 
 @get("/rounds/{round_id:int}/results", summary="Results of a round", response_model=ResultsOut)
-async def public_results(services: Services, round_id: int) -> dict[str, Any]:
+async def public_results(services: ServicesDep, round_id: FromPath[int]) -> dict[str, Any]:
     """Ranked tally, winners and tie; 403 ``results_hidden`` while not visible."""
     row = await _public_round(services, round_id)
     if not results_visible(row):
@@ -329,12 +371,16 @@ async def public_results(services: Services, round_id: int) -> dict[str, Any]:
     try:
         return await round_results(services, row)
     except RedisError:
-        raise ApiError(503, "unavailable", "live results are unavailable; try again shortly",
-                       headers={"Retry-After": UNAVAILABLE_RETRY}) from None
+        raise ApiError(
+            503,
+            "unavailable",
+            "live results are unavailable; try again shortly",
+            headers={"Retry-After": UNAVAILABLE_RETRY},
+        ) from None
 
 
 @get("/receipts/{receipt:str}", summary="Check a ballot receipt")
-async def check_receipt(services: Services, receipt: str) -> ReceiptOut:
+async def check_receipt(services: ServicesDep, receipt: FromPath[str]) -> ReceiptOut:
     """Verify a receipt's signature and say whether its ballot is recorded; 400
     ``receipt_invalid`` when forged or malformed."""
     try:
@@ -347,11 +393,15 @@ async def check_receipt(services: Services, receipt: str) -> ReceiptOut:
     status = "recorded" if found is not None else "unknown"
     if found is None and await _in_stream(services, int(payload["r"]), str(payload["b"])):
         status = "pending"
-    return ReceiptOut(round_id=int(payload["r"]), ballot_id=str(payload["b"]),
-                      choices=list(payload["c"]), status=status)
+    return ReceiptOut(
+        round_id=int(payload["r"]),
+        ballot_id=str(payload["b"]),
+        choices=list(payload["c"]),
+        status=status,
+    )
 
 
-async def _in_stream(services: Services, round_id: int, ballot_id: str) -> bool:
+async def _in_stream(services: ServicesDep, round_id: FromPath[int], ballot_id: str) -> bool:
     """Whether ``ballot_id`` is among the round's not yet persisted stream entries."""
     stream = RoundKeys(services.settings.redis_prefix, round_id).stream
     start = "-"
@@ -365,6 +415,12 @@ async def _in_stream(services: Services, round_id: int, ballot_id: str) -> bool:
 
 
 ROUTES = [
-    list_rounds, round_detail, candidate_detail, candidate_photo, issue_voter, cast_ballot,
-    public_results, check_receipt,
+    list_rounds,
+    round_detail,
+    candidate_detail,
+    candidate_photo,
+    issue_voter,
+    cast_ballot,
+    public_results,
+    check_receipt,
 ]

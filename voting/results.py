@@ -21,9 +21,7 @@ async def postgres_tally(conn: AsyncConnection, round_id: int) -> tuple[dict[int
     b = models.ballots
     choice = func.unnest(b.c.choices).label("candidate_id")
     sub = select(choice).where(b.c.round_id == round_id).subquery()
-    rows = await conn.execute(
-        select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id)
-    )
+    rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))
     tally = {int(cid): int(n) for cid, n in rows}
     total = await conn.scalar(select(func.count()).where(b.c.round_id == round_id))
     return tally, int(total or 0)

@@ -75,7 +75,10 @@ class Reconciliation:
 
 
 async def audit(
-    conn: AsyncConnection, actor: str, action: str, round_id: int | None,
+    conn: AsyncConnection,
+    actor: str,
+    action: str,
+    round_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit event (in the caller's transaction)."""
@@ -89,8 +92,10 @@ async def audit(
 async def get_round(conn: AsyncConnection, round_id: int) -> dict[str, Any]:
     """The round row as a dict; 404 ``round_not_found`` when absent."""
     row = (
-        await conn.execute(select(models.rounds).where(models.rounds.c.id == round_id))
-    ).mappings().first()
+        (await conn.execute(select(models.rounds).where(models.rounds.c.id == round_id)))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
     return dict(row)
@@ -137,11 +142,19 @@ class RoundService:
         try:
             async with self.engine.begin() as conn:
                 row = (
-                    await conn.execute(models.rounds.insert().values(**values).returning(models.rounds))
-                ).mappings().one()
+                    (
+                        await conn.execute(
+                            models.rounds.insert().values(**values).returning(models.rounds)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
                 await audit(conn, actor, "round_create", row["id"], {"slug": values["slug"]})
         except IntegrityError:
-            raise ApiError(409, "slug_taken", f"a round with slug {values['slug']!r} exists") from None
+            raise ApiError(
+                409, "slug_taken", f"a round with slug {values['slug']!r} exists"
+            ) from None
         return dict(row)
 
     async def import_candidates(
@@ -167,10 +180,14 @@ class RoundService:
 
     async def _lock(self, conn: AsyncConnection, round_id: int) -> dict[str, Any]:
         row = (
-            await conn.execute(
-                select(models.rounds).where(models.rounds.c.id == round_id).with_for_update()
+            (
+                await conn.execute(
+                    select(models.rounds).where(models.rounds.c.id == round_id).with_for_update()
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
         return dict(row)
@@ -200,11 +217,15 @@ class RoundService:
                     if not cands:
                         raise ApiError(409, "no_candidates", "import candidates before opening")
                     await live.publish_round(
-                        self.redis, keys, status="open", min_choices=rnd["min_choices"],
-                        max_choices=rnd["max_choices"], candidate_ids=[c["id"] for c in cands],
+                        self.redis,
+                        keys,
+                        status="open",
+                        min_choices=rnd["min_choices"],
+                        max_choices=rnd["max_choices"],
+                        candidate_ids=[c["id"] for c in cands],
                     )
                 else:
-                    # Redis first: from this HSET on, the cast script refuses (or accepts) atomically
+                    # Redis first: from this HSET on, the cast script refuses atomically
                     await live.set_status(self.redis, keys, target)
                 extra: dict[str, Any] = {"status": target}
                 if action == "close":
@@ -248,7 +269,8 @@ class RoundService:
                 )
                 await audit(conn, actor, "round_final", round_id, {"ballots": rec.postgres_ballots})
             else:
-                logger.error("round %s: Redis and Postgres tallies differ: %s", round_id,
-                             rec.differences())
+                logger.error(
+                    "round %s: Redis and Postgres tallies differ: %s", round_id, rec.differences()
+                )
                 await audit(conn, actor, "reconcile_mismatch", round_id, rec.differences())
         return rec

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from litestar.di import NamedDependency
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +33,10 @@ class Services:
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
 
+#: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
+ServicesDep = NamedDependency[Services]
+
+
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
@@ -42,18 +47,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     if not settings.database_url or not settings.redis_url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
     redis = Redis.from_url(
-        settings.redis_url, decode_responses=True, health_check_interval=30,
-        socket_timeout=5, socket_connect_timeout=5, max_connections=200,
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        max_connections=200,
     )
     engine = make_engine(settings.database_url)
     signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
     persister = Persister(
-        redis, engine, settings.redis_prefix, batch=settings.persist_batch,
+        redis,
+        engine,
+        settings.redis_prefix,
+        batch=settings.persist_batch,
         interval=settings.persist_interval_ms / 1000,
     )
     services = Services(
-        settings=settings, redis=redis, engine=engine, signers=signers,
-        ballot_box=BallotBox(redis, settings, signers), persister=persister,
+        settings=settings,
+        redis=redis,
+        engine=engine,
+        signers=signers,
+        ballot_box=BallotBox(redis, settings, signers),
+        persister=persister,
         rounds=RoundService(engine, redis, settings.redis_prefix, persister),
     )
     stop = asyncio.Event()

@@ -119,7 +119,9 @@ class Settings:
         """
         env = os.environ if env is None else env
         data_dir = Path(env.get("VOTING_DATA_DIR") or ".voting")
-        keys = tuple(k.strip() for k in (env.get("VOTING_SECRET_KEYS") or "").split(",") if k.strip())
+        keys = tuple(
+            k.strip() for k in (env.get("VOTING_SECRET_KEYS") or "").split(",") if k.strip()
+        )
         if not keys:
             keys = (_stored_secret(data_dir, "secret_key"),)
         identity_key = env.get("VOTING_IDENTITY_KEY") or _stored_secret(data_dir, "identity_key")

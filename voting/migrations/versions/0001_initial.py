@@ -15,7 +15,6 @@ branch_labels = None
 depends_on = None
 
 
-
 def upgrade() -> None:
     tz = sa.DateTime(timezone=True)
     op.create_table(
@@ -28,7 +27,9 @@ def upgrade() -> None:
         sa.Column("min_choices", sa.SmallInteger, nullable=False, server_default="1"),
         sa.Column("max_choices", sa.SmallInteger, nullable=False, server_default="16"),
         sa.Column("winners", sa.SmallInteger, nullable=False, server_default="16"),
-        sa.Column("results_visibility", sa.String(16), nullable=False, server_default="after_close"),
+        sa.Column(
+            "results_visibility", sa.String(16), nullable=False, server_default="after_close"
+        ),
         sa.Column("fields", postgresql.ARRAY(sa.Text), nullable=False),
         sa.Column("opens_at", tz),
         sa.Column("closes_at", tz),
@@ -92,9 +93,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger, primary_key=True),
         sa.Column("actor", sa.String(64), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),
-        sa.Column(
-            "round_id", sa.Integer, sa.ForeignKey("rounds.id", ondelete="SET NULL")
-        ),
+        sa.Column("round_id", sa.Integer, sa.ForeignKey("rounds.id", ondelete="SET NULL")),
         sa.Column("details", postgresql.JSONB, nullable=False, server_default="{}"),
         sa.Column("created_at", tz, nullable=False, server_default=sa.func.now()),
     )

@@ -1,0 +1,1 @@
+"""Admin API (and later its web console): rounds, shortlist import, status, results."""

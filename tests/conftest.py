@@ -34,7 +34,7 @@ from admin.auth import create_user
 from voting import embedded
 from voting.app import create_app
 from voting.db import make_engine, migrate
-from voting.services import Services
+from voting.services import Services, open_services
 from voting.settings import Settings, normalise_database_url
 
 SAMPLE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "shortlist-sample.csv"
@@ -145,9 +145,12 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield c
 
 
-@pytest.fixture(scope="session")
-def services(client: AsyncTestClient[Litestar], app: Litestar) -> Services:
-    return app.state.services  # type: ignore[no-any-return]
+@pytest_asyncio.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """The voting core opened in the tests' own event loop (the test client runs the app's
+    lifespan in another loop, whose connections cannot be shared)."""
+    async with open_services(settings) as s:
+        yield s
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -222,6 +225,7 @@ async def new_voter(client: AsyncTestClient[Litestar] | httpx.AsyncClient) -> di
     """Headers carrying a fresh voter credential."""
     r = await client.post("/api/v1/voters", json={})
     assert r.status_code == 201, r.text
+    client.cookies.clear()  # the bearer token is the credential under test, not the cookie
     return {"Authorization": f"Bearer {r.json()['voter_token']}"}
 
 

@@ -276,12 +276,13 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 @pytest_asyncio.fixture(scope="session")
 async def live_server(settings: Settings, make_round: RoundFactory) -> AsyncIterator[LiveServer]:
-    """``voting serve`` in a subprocess (public + admin, persister on) with an open round."""
+    """``voting serve`` in a subprocess (public + admin, no persister) with an open round."""
     rnd = await make_round()
     port = free_port()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per session
         [sys.executable, "-m", "voting.cli", "serve"],
-        env=server_env(settings, port),
+        # no persister: tests of the persister share this database and must not race with it
+        env=server_env(settings, port, VOTING_RUN_PERSISTER="false"),
     )
     try:
         await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")

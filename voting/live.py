@@ -52,13 +52,13 @@ async def set_status(redis: Redis, keys: RoundKeys, status: str) -> None:
 
 
 async def tally(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int]:
-    """The live tally ``{candidate id: votes}`` and the number of accepted ballots, read together
-    in one MULTI so that they are consistent."""
+    """The live tally ``{candidate id: votes}`` and the number of accepted ballots (the
+    ``ballots`` counter of ``meta``), read together in one MULTI so that they are consistent."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.tally)
-        pipe.hlen(keys.voters)
+        pipe.hget(keys.meta, "ballots")
         raw, total = await pipe.execute()
-    return {int(k): int(v) for k, v in raw.items()}, int(total)
+    return {int(k): int(v) for k, v in raw.items()}, int(total or 0)
 
 
 async def backlog(redis: Redis, keys: RoundKeys) -> int:

@@ -63,8 +63,10 @@ class StreamBallot:
 class Persister:
     """Persists ballots of every round that has a stream and is not final.
 
-    ``batch``: most ballots per insert (default 1000); ``interval``: seconds to block waiting
-    for new entries (default 0.2). ``consumer``: this process's consumer name (host-pid-random).
+    ``batch``: most ballots per insert (default 1000); ``interval``: seconds to wait when there
+    is nothing to do (default 0.2); ``consumer``: this process's consumer name (default
+    host-pid-random); ``claim_idle_ms``: how long another consumer's pending entry must sit
+    idle before it is reclaimed as abandoned (default 30 s).
     """
 
     def __init__(
@@ -76,12 +78,14 @@ class Persister:
         batch: int = 1000,
         interval: float = 0.2,
         consumer: str | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
         self.redis = redis
         self.engine = engine
         self.prefix = prefix
         self.batch = batch
         self.interval = interval
+        self.claim_idle_ms = claim_idle_ms
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.persisted = 0
         self.conflicts = 0
@@ -128,7 +132,7 @@ class Persister:
         """Persist one batch of ``round_id``: reclaimed entries of dead consumers first, then new
         ones. Returns the number of entries handled (persisted or found already persisted)."""
         keys = RoundKeys(self.prefix, round_id)
-        entries = await self._claim(keys, CLAIM_IDLE_MS)
+        entries = await self._claim(keys, self.claim_idle_ms)
         if not entries:
             try:
                 reply = await self.redis.xreadgroup(

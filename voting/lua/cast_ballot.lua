@@ -5,7 +5,7 @@
 -- WITHOUT `allow-oom`: under memory pressure the server refuses it before it runs, so it
 -- never stops half-way (a voter marked as voted without the ballot in the stream).
 --
--- KEYS[1] meta      hash: status, min_choices, max_choices, candidates
+-- KEYS[1] meta      hash: status, min_choices, max_choices, candidates, ballots (accepted)
 -- KEYS[2] tally     hash: candidate id -> votes
 -- KEYS[3] voters    hash: voter hash -> ballot id
 -- KEYS[4] stream    ballots stream
@@ -65,6 +65,7 @@ end
 redis.call('SET', KEYS[6], new_tat, 'PX', math.max(new_tat - now, 1))
 redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4], 'ip', ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'ballots', 1)
 for id in string.gmatch(ARGV[3], '[^,]+') do
   redis.call('HINCRBY', KEYS[2], id, 1)
 end

@@ -15,8 +15,9 @@ class RoundKeys:
     """The Redis keys of one round.
 
     ``meta``: hash ``status``, ``min_choices``, ``max_choices``, ``candidates`` (comma-separated
-    ids), ``ballots`` (accepted so far); ``tally``: hash candidate id → votes; ``voters``: hash voter hash → ballot id (the
-    dedup set); ``stream``: the ballots stream read by the persister.
+    ids), ``ballots`` (accepted so far); ``tally``: hash candidate id → votes; ``voters``: hash
+    voter hash → ballot id (the dedup set); ``stream``: the ballots stream read by the
+    persister.
     """
 
     prefix: str

@@ -14,14 +14,14 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import func, select
 
-from admin.auth import SESSION_COOKIE, AdminDep, authenticate, current_admin
+from admin.auth import SESSION_COOKIE, Admin, AdminDep, authenticate, current_admin
 from admin.export import results_csv, results_xlsx
 from voting import live, models
 from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.public_api import round_results
 from voting.rounds import audit, get_round, list_candidates
-from voting.services import ServicesDep
+from voting.services import Services, ServicesDep
 from voting.shortlist import ShortlistError, parse_shortlist
 
 MAX_CSV_BYTES = 5_000_000
@@ -201,7 +201,7 @@ async def import_candidates(
 
 
 async def _transition(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], action: str
+    services: Services, admin: Admin, round_id: int, action: str
 ) -> AdminRoundOut:
     admin.require_write()
     row = await services.rounds.transition(admin.username, round_id, action)

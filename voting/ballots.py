@@ -140,7 +140,7 @@ class BallotBox:
         cached = self._rules.get(round_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        meta = await self.redis.hgetall(self.keys(round_id).meta)  # type: ignore[misc]
+        meta: Any = await self.redis.hgetall(self.keys(round_id).meta)
         if not meta:
             raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")
         rules = RoundRules(

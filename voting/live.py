@@ -26,7 +26,7 @@ async def publish_round(
     The group starts at id ``0`` so that ballots appended before it existed are not skipped.
     """
     await ensure_group(redis, keys)
-    await redis.hset(  # type: ignore[misc]
+    await redis.hset(
         keys.meta,
         mapping={
             "status": status,
@@ -48,7 +48,7 @@ async def ensure_group(redis: Redis, keys: RoundKeys) -> None:
 
 async def set_status(redis: Redis, keys: RoundKeys, status: str) -> None:
     """Set the live status; atomic with respect to the cast script (one HSET)."""
-    await redis.hset(keys.meta, "status", status)  # type: ignore[misc]
+    await redis.hset(keys.meta, "status", status)
 
 
 async def tally(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int]:

@@ -135,7 +135,7 @@ class Persister:
         entries = await self._claim(keys, self.claim_idle_ms)
         if not entries:
             try:
-                reply = await self.redis.xreadgroup(
+                reply: Any = await self.redis.xreadgroup(
                     PERSIST_GROUP,
                     self.consumer,
                     {keys.stream: ">"},
@@ -166,7 +166,7 @@ class Persister:
         while True:
             entries = await self._claim(keys, 0)
             if not entries:
-                reply = await self.redis.xreadgroup(
+                reply: Any = await self.redis.xreadgroup(
                     PERSIST_GROUP, self.consumer, {keys.stream: ">"}, count=self.batch
                 )
                 entries = reply[0][1] if reply else []
@@ -177,7 +177,7 @@ class Persister:
             total += await self._persist(round_id, keys, entries)
 
     async def _claim(self, keys: RoundKeys, min_idle_ms: int) -> list[Any]:
-        reply = await self.redis.xautoclaim(
+        reply: Any = await self.redis.xautoclaim(
             keys.stream,
             PERSIST_GROUP,
             self.consumer,
@@ -188,7 +188,7 @@ class Persister:
         return [e for e in reply[1] if e[1]]  # deleted entries come back as (id, None)
 
     async def _own_pending(self, keys: RoundKeys) -> list[Any]:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             PERSIST_GROUP, self.consumer, {keys.stream: "0"}, count=self.batch
         )
         return [e for e in (reply[0][1] if reply else []) if e[1]]

@@ -24,7 +24,7 @@ from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.results import build_results
 from voting.rounds import get_round, list_candidates
-from voting.services import ServicesDep
+from voting.services import Services, ServicesDep
 from voting.tokens import TokenInvalid
 
 READ_CACHE_TTL = 5.0  # seconds a public round document is served from memory
@@ -150,7 +150,9 @@ def _iso(value: Any) -> str | None:
 
 def round_out(row: dict[str, Any]) -> RoundOut:
     """The public view of a round row."""
-    return RoundOut(**{k: _iso(row[k]) if k.endswith("_at") else row[k] for k in ROUND_FIELDS})
+    values: dict[str, Any] = {k: row[k] for k in ROUND_FIELDS}
+    values["opens_at"], values["closes_at"] = _iso(row["opens_at"]), _iso(row["closes_at"])
+    return RoundOut(**values)
 
 
 def candidate_out(round_id: int, row: dict[str, Any], *, achievements: bool) -> CandidateOut:
@@ -164,7 +166,7 @@ def candidate_out(round_id: int, row: dict[str, Any], *, achievements: bool) -> 
     return out
 
 
-async def _public_round(services: ServicesDep, round_id: FromPath[int]) -> dict[str, Any]:
+async def _public_round(services: Services, round_id: int) -> dict[str, Any]:
     async with services.engine.connect() as conn:
         row = await get_round(conn, round_id)
     if row["status"] == "draft":
@@ -283,12 +285,12 @@ def _voter_token(request: Request[Any, Any, Any]) -> str:
                 401, "voter_token_invalid", "Authorization must be 'Bearer <voter_token>'"
             )
         return token.strip()
-    token = request.cookies.get("voter")
-    if not token:
+    cookie = request.cookies.get("voter")
+    if not cookie:
         raise ApiError(
             401, "voter_token_required", "get a voter credential from POST /api/v1/voters"
         )
-    return token
+    return cookie
 
 
 @post(
@@ -343,7 +345,7 @@ def results_visible(row: dict[str, Any]) -> bool:
     return row["results_visibility"] == "live" or row["status"] == "closed"
 
 
-async def round_results(services: ServicesDep, row: dict[str, Any]) -> dict[str, Any]:
+async def round_results(services: Services, row: dict[str, Any]) -> dict[str, Any]:
     """The results document: final (from the tally counted in Postgres at close) when the round
     is final, else live from Redis."""
     round_id = row["id"]
@@ -401,12 +403,12 @@ async def check_receipt(services: ServicesDep, receipt: FromPath[str]) -> Receip
     )
 
 
-async def _in_stream(services: ServicesDep, round_id: FromPath[int], ballot_id: str) -> bool:
+async def _in_stream(services: Services, round_id: int, ballot_id: str) -> bool:
     """Whether ``ballot_id`` is among the round's not yet persisted stream entries."""
     stream = RoundKeys(services.settings.redis_prefix, round_id).stream
     start = "-"
     while True:
-        entries = await services.redis.xrange(stream, min=start, count=1000)
+        entries: Any = await services.redis.xrange(stream, min=start, count=1000)
         if any(fields.get("b") == ballot_id for _, fields in entries):
             return True
         if len(entries) < 1000:

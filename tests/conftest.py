@@ -37,11 +37,8 @@ from voting.db import make_engine, migrate
 from voting.services import Services, open_services
 from voting.settings import Settings, normalise_database_url
 
-SAMPLE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "shortlist-sample.csv"
-if not SAMPLE_CSV.exists():  # running from a checkout elsewhere: look beside the repo too
-    SAMPLE_CSV = (
-        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shortlist-sample.csv"
-    )
+#: The realistic shortlist of 28 profiles (a copy of shared/data/shortlist-sample.csv).
+SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "shortlist-sample.csv"
 ADMIN_PASSWORD = "correct-horse-battery"
 OBSERVER_PASSWORD = "observer-password-1"
 _slugs = itertools.count(1)
@@ -257,8 +254,8 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
         VOTING_PORT=str(port),
         VOTING_BALLOT_RATE="100000",
         VOTING_BALLOT_BURST="100000",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -9,6 +9,7 @@ Every test gets a fresh browser context, so a fresh localStorage and cookie jar:
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,8 @@ TIMEOUT_MS = 15_000
 @pytest.fixture(scope="module")
 def _playwright() -> Iterator[Playwright]:
     if shutil.which("chromium") is None:
+        if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser is a failure there
+            pytest.fail("chromium is not installed; .ci/run should have installed it")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     with sync_playwright() as pw:
         yield pw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 
@@ -130,7 +131,7 @@ def test_settings_from_env_and_secrets_never_shown(tmp_path):
     text = repr(s) + str(s)
     for secret in ("new-secret", "old-secret", "identity-secret", "admin-secret"):
         assert secret not in text
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.port = 1  # type: ignore[misc]
 
 

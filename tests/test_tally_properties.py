@@ -20,25 +20,13 @@ from tests.conftest import SAMPLE_CSV, unique_slug
 from voting import live
 from voting.errors import ApiError
 from voting.keys import RoundKeys
+from voting.models import DEFAULT_FIELDS
 from voting.results import postgres_tally
 from voting.services import open_services
 from voting.settings import Settings
 from voting.shortlist import parse_shortlist
 
-SAMPLE_ROWS = parse_shortlist(
-    Path(SAMPLE_CSV).read_bytes(),
-    [
-        "Xây dựng Đảng, đoàn thể",
-        "Quản lý hành chính - nhà nước",
-        "Văn hóa - văn nghệ, truyền thông",
-        "Thể dục - thể thao",
-        "Kinh doanh",
-        "Lao động sản xuất",
-        "Giáo dục",
-        "Nghiên cứu khoa học",
-        "Hoạt động xã hội",
-    ],
-)[:8]
+SAMPLE_ROWS = parse_shortlist(Path(SAMPLE_CSV).read_bytes(), DEFAULT_FIELDS)[:8]
 
 attempts = st.lists(
     st.tuples(

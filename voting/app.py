@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
             render_plugins=[SwaggerRenderPlugin()],
         ),
         request_max_body_size=1_000_000,
+        logging_config=None,  # logging is the process's business (see voting.cli)
         debug=False,
     )
 

@@ -8,6 +8,7 @@ silently evicted.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class EmbeddedServers:
             self._valkey.stop()
         if self._postgres is not None:
             self._postgres.cleanup()
+            atexit.unregister(self._postgres._cleanup)  # done: nothing left for exit time
 
 
 def start(

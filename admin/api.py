@@ -50,8 +50,8 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     min_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 1
     max_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
     winners: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
-    opens_at: datetime | None = None
-    closes_at: datetime | None = None
+    opens_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     results_visibility: Literal["live", "after_close"] = "after_close"
     fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
 

@@ -161,29 +161,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.db import make_engine
-    from voting.persister import Persister
+    from voting.services import open_services
 
     async def run(s: Settings) -> None:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(s.redis_url or "", decode_responses=True)
-        engine = make_engine(s.database_url or "")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await Persister(
-                redis,
-                engine,
-                s.redis_prefix,
-                batch=s.persist_batch,
-                interval=s.persist_interval_ms / 1000,
-            ).run(stop)
-        finally:
-            await redis.aclose()
-            await engine.dispose()
+        # the persister and the round schedule run inside open_services until stop
+        async with open_services(dataclasses.replace(s, run_persister=True)):
+            await stop.wait()
 
     with resolved(settings, allow_embedded=False) as s:
         asyncio.run(run(s))

@@ -6,6 +6,8 @@ Postgres holds the record. These functions are the only writers of a round's ``m
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -20,21 +22,24 @@ async def publish_round(
     min_choices: int,
     max_choices: int,
     candidate_ids: list[int],
+    closes_at: datetime | None = None,
 ) -> None:
     """Write the round's rules and status to ``meta`` and create the stream's consumer group.
 
-    The group starts at id ``0`` so that ballots appended before it existed are not skipped.
+    ``closes_at`` (aware datetime) is stored in ms since the epoch: from that instant the cast
+    script refuses ballots, whether or not the scheduler has closed the round yet. The group
+    starts at id ``0`` so that ballots appended before it existed are not skipped.
     """
     await ensure_group(redis, keys)
-    await redis.hset(
-        keys.meta,
-        mapping={
-            "status": status,
-            "min_choices": min_choices,
-            "max_choices": max_choices,
-            "candidates": ",".join(str(c) for c in sorted(candidate_ids)),
-        },
-    )
+    mapping: dict[str, str | int] = {
+        "status": status,
+        "min_choices": min_choices,
+        "max_choices": max_choices,
+        "candidates": ",".join(str(c) for c in sorted(candidate_ids)),
+    }
+    if closes_at is not None:
+        mapping["closes_at"] = int(closes_at.timestamp() * 1000)
+    await redis.hset(keys.meta, mapping=mapping)  # type: ignore[arg-type]
 
 
 async def ensure_group(redis: Redis, keys: RoundKeys) -> None:

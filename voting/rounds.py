@@ -223,6 +223,7 @@ class RoundService:
                         min_choices=rnd["min_choices"],
                         max_choices=rnd["max_choices"],
                         candidate_ids=[c["id"] for c in cands],
+                        closes_at=rnd["closes_at"],
                     )
                 else:
                     # Redis first: from this HSET on, the cast script refuses atomically

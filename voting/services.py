@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voting import schedule
 from voting.ballots import BallotBox
 from voting.db import make_engine
 from voting.persister import Persister
@@ -40,7 +41,8 @@ ServicesDep = NamedDependency[Services]
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
-    ``settings.run_persister``, run the persister until the context exits; then flush and close.
+    ``settings.run_persister``, run the persister and the round schedule until the context
+    exits; then flush and close.
 
     Raises ValueError when a URL is missing.
     """
@@ -73,12 +75,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         rounds=RoundService(engine, redis, settings.redis_prefix, persister),
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(persister.run(stop)) if settings.run_persister else None
+    tasks = (
+        [
+            asyncio.create_task(persister.run(stop)),
+            asyncio.create_task(schedule.run(services.rounds, stop)),
+        ]
+        if settings.run_persister
+        else []
+    )
     try:
         yield services
     finally:
         stop.set()
-        if task is not None:
-            await task
+        await asyncio.gather(*tasks)
         await redis.aclose()
         await engine.dispose()

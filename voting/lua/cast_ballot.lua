@@ -5,7 +5,8 @@
 -- WITHOUT `allow-oom`: under memory pressure the server refuses it before it runs, so it
 -- never stops half-way (a voter marked as voted without the ballot in the stream).
 --
--- KEYS[1] meta      hash: status, min_choices, max_choices, candidates, ballots (accepted)
+-- KEYS[1] meta      hash: status, min_choices, max_choices, candidates, ballots (accepted),
+--                   closes_at (ms since epoch; optional: from then on the round refuses)
 -- KEYS[2] tally     hash: candidate id -> votes
 -- KEYS[3] voters    hash: voter hash -> ballot id
 -- KEYS[4] stream    ballots stream
@@ -40,9 +41,14 @@ if status ~= 'open' then
   return {'not_open', status}
 end
 
--- GCRA per client IP prefix
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local closes_at = redis.call('HGET', KEYS[1], 'closes_at')
+if closes_at and now >= tonumber(closes_at) then
+  return {'not_open', 'closed'}
+end
+
+-- GCRA per client IP prefix
 local interval = tonumber(ARGV[9])
 local burst = tonumber(ARGV[10])
 local tat = tonumber(redis.call('GET', KEYS[6]) or now)

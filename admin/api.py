@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -54,6 +54,25 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     results_visibility: Literal["live", "after_close"] = "after_close"
     fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
+
+
+class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``PATCH /rounds/{id}`` body: the settings to change (draft only); ``null`` clears a
+    date."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=300)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    description: Annotated[str, msgspec.Meta(max_length=20_000)] | msgspec.UnsetType = msgspec.UNSET
+    min_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
+    max_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
+    winners: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
+    opens_at: Annotated[datetime, msgspec.Meta(tz=True)] | None | msgspec.UnsetType = msgspec.UNSET
+    closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None | msgspec.UnsetType = msgspec.UNSET
+    results_visibility: Literal["live", "after_close"] | msgspec.UnsetType = msgspec.UNSET
+    fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class AdminRoundOut(msgspec.Struct):
@@ -130,12 +149,21 @@ async def create_round(
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
     admin.require_write()
     values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-    if data.fields is not None:
-        if len(set(data.fields)) != len(data.fields) or not data.fields:
-            raise ApiError(
-                400, "invalid_round", "fields must be a non-empty list of distinct labels"
-            )
     return admin_round(await services.rounds.create(admin.username, values))
+
+
+@patch("/rounds/{round_id:int}", summary="Change a draft round's settings")
+async def update_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
+) -> AdminRoundOut:
+    """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
+    admin.require_write()
+    values = {
+        f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET
+    }
+    if not values:
+        raise ApiError(400, "malformed", "nothing to change")
+    return admin_round(await services.rounds.update(admin.username, round_id, values))
 
 
 @get("/rounds/{round_id:int}", summary="A round with its candidates")
@@ -302,6 +330,7 @@ async def admin_results(
 ROUTES = [
     admin_list_rounds,
     create_round,
+    update_round,
     admin_round_detail,
     import_candidates,
     open_round,

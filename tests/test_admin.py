@@ -350,3 +350,40 @@ async def test_unknown_route_is_json_404(client):
     r = await client.get("/api/v1/nothing-here")
     assert r.status_code == 404
     assert error_code(r) == "not_found"
+
+
+async def test_update_draft_round(client, admin_headers, make_round):
+    rnd = await make_round(status="draft")
+    url = f"/admin/api/v1/rounds/{rnd['id']}"
+    r = await client.patch(
+        url,
+        json={
+            "title": "Đợt mới",
+            "max_choices": 10,
+            "winners": 10,
+            "closes_at": "2030-01-01T00:00:00Z",
+        },
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["title"], r.json()["max_choices"], r.json()["winners"]) == ("Đợt mới", 10, 10)
+    assert r.json()["closes_at"].startswith("2030-01-01")
+    r = await client.patch(url, json={"closes_at": None}, headers=admin_headers)
+    assert r.json()["closes_at"] is None
+    bad = [
+        ({"min_choices": 11}, 400, "invalid_round"),
+        ({"fields": ["Giáo dục"]}, 400, "invalid_round"),  # candidates use other fields
+        ({"slug": "renamed"}, 400, "malformed"),
+        ({}, 400, "malformed"),
+        ({"winners": "many"}, 400, "malformed"),
+    ]
+    for body, status, code in bad:
+        r = await client.patch(url, json=body, headers=admin_headers)
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["error"]["code"] == code, body
+    r = await client.get(url, headers=admin_headers)
+    assert (r.json()["title"], r.json()["min_choices"]) == ("Đợt mới", 1)
+    await client.post(f"{url}/open", headers=admin_headers)
+    r = await client.patch(url, json={"title": "late"}, headers=admin_headers)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "round_not_draft"

@@ -74,6 +74,19 @@ class Reconciliation:
         return out
 
 
+def check_rules(values: dict[str, Any]) -> None:
+    """Raise 400 ``invalid_round`` unless min_choices <= max_choices, closes_at is after
+    opens_at, and the fields are a non-empty list of distinct labels."""
+    if values["min_choices"] > values["max_choices"]:
+        raise ApiError(400, "invalid_round", "min_choices must not exceed max_choices")
+    o, c = values.get("opens_at"), values.get("closes_at")
+    if o is not None and c is not None and c <= o:
+        raise ApiError(400, "invalid_round", "closes_at must be after opens_at")
+    fields = values.get("fields")
+    if fields is not None and (not fields or len(set(fields)) != len(fields)):
+        raise ApiError(400, "invalid_round", "fields must be a non-empty list of distinct labels")
+
+
 async def audit(
     conn: AsyncConnection,
     actor: str,
@@ -133,12 +146,7 @@ class RoundService:
         """
         values = {**values}
         values.setdefault("fields", list(models.DEFAULT_FIELDS))
-        lo, hi = values.get("min_choices", 1), values.get("max_choices", 16)
-        if lo > hi:
-            raise ApiError(400, "invalid_round", "min_choices must not exceed max_choices")
-        o, c = values.get("opens_at"), values.get("closes_at")
-        if o is not None and c is not None and c <= o:
-            raise ApiError(400, "invalid_round", "closes_at must be after opens_at")
+        check_rules({"min_choices": 1, "max_choices": 16, **values})
         try:
             async with self.engine.begin() as conn:
                 row = (
@@ -156,6 +164,45 @@ class RoundService:
                 409, "slug_taken", f"a round with slug {values['slug']!r} exists"
             ) from None
         return dict(row)
+
+    async def update(self, actor: str, round_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Change a draft round's settings (any of the fields of :meth:`create` but ``slug``;
+        ``None`` clears ``opens_at``/``closes_at``). Raises 404, 409 ``round_not_draft`` once the
+        round has opened, 400 ``invalid_round`` when the result breaks a rule."""
+        async with self.engine.begin() as conn:
+            rnd = await self._lock(conn, round_id)
+            if rnd["status"] != "draft":
+                raise ApiError(409, "round_not_draft", "a round can only be changed in draft")
+            check_rules({**rnd, **values})
+            if "fields" in values:
+                used = await conn.execute(
+                    select(models.candidates.c.field)
+                    .where(models.candidates.c.round_id == round_id)
+                    .distinct()
+                )
+                missing = sorted({f for (f,) in used} - set(values["fields"]))
+                if missing:
+                    raise ApiError(
+                        400, "invalid_round", f"candidates still use the fields {missing}"
+                    )
+            row = (
+                (
+                    await conn.execute(
+                        update(models.rounds)
+                        .where(models.rounds.c.id == round_id)
+                        .values(**values)
+                        .returning(models.rounds)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            changes = {
+                k: v if isinstance(v, str | int | list) or v is None else str(v)
+                for k, v in values.items()
+            }
+            await audit(conn, actor, "round_update", round_id, changes)
+            return dict(row)
 
     async def import_candidates(
         self, actor: str, round_id: int, rows: Sequence[CandidateRow]

@@ -98,7 +98,7 @@ class AdminRoundOut(msgspec.Struct):
 class ProgressOut(msgspec.Struct):
     """Live progress: ballots accepted (Redis), persisted (Postgres) and waiting (stream)."""
 
-    round_id: FromPath[int]
+    round_id: int
     status: str
     accepted: int
     persisted: int
@@ -106,8 +106,14 @@ class ProgressOut(msgspec.Struct):
 
 
 class ReconcileOut(msgspec.Struct):
-    round_id: FromPath[int]
+    """``consistent``: Redis equals Postgres + the stream's pending ballots; ``ok``: and nothing
+    is pending. ``differences``: per candidate and in ballots, ``{redis, postgres, pending}``."""
+
+    round_id: int
+    consistent: bool
     ok: bool
+    persisted: int
+    pending: int
     differences: dict[str, Any]
 
 
@@ -297,7 +303,14 @@ async def reconcile(
     async with services.engine.connect() as conn:
         await get_round(conn, round_id)
     rec = await services.rounds.reconcile(round_id)
-    return ReconcileOut(round_id=round_id, ok=rec.ok, differences=rec.differences())
+    return ReconcileOut(
+        round_id=round_id,
+        consistent=rec.consistent,
+        ok=rec.ok,
+        persisted=rec.postgres_ballots,
+        pending=rec.pending_ballots,
+        differences=rec.differences(),
+    )
 
 
 @get("/rounds/{round_id:int}/results", summary="Results (always visible to admins)")

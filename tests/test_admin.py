@@ -251,7 +251,14 @@ async def test_close_gives_final_results_equal_to_postgres_and_redis(
         )
     assert persisted == 5
     rec = await client.get(f"/admin/api/v1/rounds/{rnd['id']}/reconcile", headers=admin_headers)
-    assert rec.json() == {"round_id": rnd["id"], "ok": True, "differences": {}}
+    assert rec.json() == {
+        "round_id": rnd["id"],
+        "consistent": True,
+        "ok": True,
+        "persisted": 5,
+        "pending": 0,
+        "differences": {},
+    }
     again = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
     assert again.status_code == 409
 

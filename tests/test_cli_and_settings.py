@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import free_port, new_voter, server_env
+from voting.keys import RoundKeys
 from voting.settings import Settings, SettingsError
 from voting.tokens import Signers, TokenInvalid
 
@@ -93,12 +94,18 @@ async def test_reconcile_command(settings, client, make_round, services):
     )
     assert r.status_code == 201
     pending = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
-    assert pending.returncode == 1  # one ballot not yet persisted: backlog 1
-    assert "backlog" in pending.stderr
+    assert pending.returncode == 0, pending.stderr
+    assert "(0 persisted, 1 pending)" in pending.stdout
     await services.persister.drain(rnd["id"])
     clean = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
     assert clean.returncode == 0, clean.stderr
-    assert "agree (1 ballots)" in clean.stdout
+    assert "(1 persisted, 0 pending)" in clean.stdout
+    # a tally Redis holds that the record does not: exit 1 with the difference
+    keys = RoundKeys(settings.redis_prefix, rnd["id"])
+    await services.redis.hincrby(keys.tally, str(rnd["candidate_ids"][5]), 1)
+    bad = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
+    assert bad.returncode == 1
+    assert "MISMATCH" in bad.stderr and str(rnd["candidate_ids"][5]) in bad.stderr
 
 
 async def test_migrate_command_is_idempotent(settings):

@@ -215,8 +215,11 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     async def run(s: Settings) -> int:
         async with open_services(dataclasses.replace(s, run_persister=False)) as services:
             rec = await services.rounds.reconcile(args.round)
-        if rec.ok:
-            print(f"round {args.round}: Redis and Postgres agree ({rec.postgres_ballots} ballots)")
+        if rec.consistent:
+            print(
+                f"round {args.round}: Redis agrees with Postgres + stream "
+                f"({rec.postgres_ballots} persisted, {rec.pending_ballots} pending)"
+            )
             return 0
         print(f"round {args.round}: MISMATCH {rec.differences()}", file=sys.stderr)
         return 1

@@ -15,7 +15,6 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,36 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting import models
 from voting.keys import PERSIST_GROUP, RoundKeys
-from voting.live import ensure_group
+from voting.live import StreamBallot, ensure_group
 
 logger = logging.getLogger("voting.persister")
 
 CLAIM_IDLE_MS = 30_000  # a pending entry idle this long belongs to a dead consumer
 DISCOVER_EVERY = 2.0  # seconds between looks at Postgres for rounds to persist
-
-
-@dataclass(frozen=True)
-class StreamBallot:
-    """One stream entry decoded: ``entry_id`` is the stream id; ``cast_at`` ms since epoch."""
-
-    entry_id: str
-    ballot_id: uuid.UUID
-    voter_hash: str
-    choices: list[int]
-    cast_at_ms: int
-    ip_prefix: str
-
-    @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> StreamBallot:
-        """Decode the fields written by the cast script (``b v c t ip``); ValueError if broken."""
-        return cls(
-            entry_id=entry_id,
-            ballot_id=uuid.UUID(fields["b"]),
-            voter_hash=fields["v"],
-            choices=[int(c) for c in fields["c"].split(",") if c],
-            cast_at_ms=int(fields["t"]),
-            ip_prefix=fields.get("ip", ""),
-        )
 
 
 class Persister:

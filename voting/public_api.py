@@ -110,7 +110,7 @@ class TieOut(msgspec.Struct):
 
 
 class StandingOut(msgspec.Struct):
-    candidate_id: FromPath[int]
+    candidate_id: int
     code: str
     full_name: str
     field: str
@@ -121,7 +121,7 @@ class StandingOut(msgspec.Struct):
 class ResultsOut(msgspec.Struct):
     """Results of a round (BRIEF §5)."""
 
-    round_id: FromPath[int]
+    round_id: int
     title: str
     status: str
     final: bool
@@ -138,7 +138,7 @@ class ReceiptOut(msgspec.Struct):
     ``unknown``: neither (report it to the organisers with the receipt).
     """
 
-    round_id: FromPath[int]
+    round_id: int
     ballot_id: str
     choices: list[int]
     status: str

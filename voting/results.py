@@ -6,6 +6,7 @@ closed and every ballot is persisted, and are stored on the round (``final_tally
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,14 +17,20 @@ from voting import models
 from voting.ranking import rank_candidates
 
 
-async def postgres_tally(conn: AsyncConnection, round_id: int) -> tuple[dict[int, int], int]:
-    """Count the persisted ballots of ``round_id``: ``({candidate id: votes}, ballots)``."""
+async def postgres_tally(
+    conn: AsyncConnection, round_id: int, *, exclude: Sequence[uuid.UUID] = ()
+) -> tuple[dict[int, int], int]:
+    """Count the persisted ballots of ``round_id``, leaving out the ballot ids in ``exclude``:
+    ``({candidate id: votes}, ballots)``."""
     b = models.ballots
+    where = [b.c.round_id == round_id]
+    if exclude:
+        where.append(b.c.ballot_id.not_in(list(exclude)))
     choice = func.unnest(b.c.choices).label("candidate_id")
-    sub = select(choice).where(b.c.round_id == round_id).subquery()
+    sub = select(choice).where(*where).subquery()
     rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))
     tally = {int(cid): int(n) for cid, n in rows}
-    total = await conn.scalar(select(func.count()).where(b.c.round_id == round_id))
+    total = await conn.scalar(select(func.count()).where(*where))
     return tally, int(total or 0)
 
 

@@ -39,39 +39,55 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Redis tally vs Postgres tally of one round. ``ok`` when both agree exactly."""
+    """One round's Redis tally against the record: Postgres plus the ballots still waiting in
+    the stream (``pending``).
+
+    ``consistent``: Redis equals Postgres + pending, per candidate and in ballots. ``ok``:
+    consistent with nothing pending, so Postgres alone holds the count (what finalising needs).
+    """
 
     redis_tally: dict[int, int]
     redis_ballots: int
     postgres_tally: dict[int, int]
     postgres_ballots: int
-    backlog: int
+    pending_tally: dict[int, int]
+    pending_ballots: int
+
+    @property
+    def consistent(self) -> bool:
+        return not self._differences()
 
     @property
     def ok(self) -> bool:
-        return (
-            self.backlog == 0
-            and self.redis_ballots == self.postgres_ballots
-            and {k: v for k, v in self.redis_tally.items() if v}
-            == {k: v for k, v in self.postgres_tally.items() if v}
-        )
+        return self.consistent and self.pending_ballots == 0
 
-    def differences(self) -> dict[str, Any]:
-        """Per-candidate and total differences (empty when ``ok``)."""
-        ids = set(self.redis_tally) | set(self.postgres_tally)
+    def _differences(self) -> dict[str, Any]:
+        ids = set(self.redis_tally) | set(self.postgres_tally) | set(self.pending_tally)
         diff = {
-            str(i): {"redis": self.redis_tally.get(i, 0), "postgres": self.postgres_tally.get(i, 0)}
+            str(i): {
+                "redis": self.redis_tally.get(i, 0),
+                "postgres": self.postgres_tally.get(i, 0),
+                "pending": self.pending_tally.get(i, 0),
+            }
             for i in sorted(ids)
-            if self.redis_tally.get(i, 0) != self.postgres_tally.get(i, 0)
+            if self.redis_tally.get(i, 0)
+            != self.postgres_tally.get(i, 0) + self.pending_tally.get(i, 0)
         }
         out: dict[str, Any] = {}
         if diff:
             out["candidates"] = diff
-        if self.redis_ballots != self.postgres_ballots:
-            out["ballots"] = {"redis": self.redis_ballots, "postgres": self.postgres_ballots}
-        if self.backlog:
-            out["backlog"] = self.backlog
+        if self.redis_ballots != self.postgres_ballots + self.pending_ballots:
+            out["ballots"] = {
+                "redis": self.redis_ballots,
+                "postgres": self.postgres_ballots,
+                "pending": self.pending_ballots,
+            }
         return out
+
+    def differences(self) -> dict[str, Any]:
+        """Candidates and totals where Redis differs from Postgres + pending (empty when
+        consistent), each as ``{"redis", "postgres", "pending"}``."""
+        return self._differences()
 
 
 def check_rules(values: dict[str, Any]) -> None:
@@ -287,14 +303,35 @@ class RoundService:
         async with self.engine.connect() as conn:
             return await get_round(conn, round_id)
 
-    async def reconcile(self, round_id: int) -> Reconciliation:
-        """Compare the Redis tally and ballot count with Postgres's, and report the backlog."""
+    async def reconcile(self, round_id: int, *, attempts: int = 3) -> Reconciliation:
+        """Compare the Redis tally and ballot count with Postgres plus the stream's pending
+        ballots.
+
+        Redis's tally and stream are read in one MULTI (one instant); Postgres is then counted
+        without the ballots seen in the stream, so a ballot persisted in between is counted
+        once. Ballots cast after that instant can still reach Postgres before it is counted, so
+        on an open round a difference is re-checked up to ``attempts`` times before it is
+        reported.
+        """
         keys = self.keys(round_id)
-        redis_tally, redis_ballots = await live.tally(self.redis, keys)
-        backlog = await live.backlog(self.redis, keys)
-        async with self.engine.connect() as conn:
-            pg_tally, pg_ballots = await postgres_tally(conn, round_id)
-        return Reconciliation(redis_tally, redis_ballots, pg_tally, pg_ballots, backlog)
+        rec = None
+        for _ in range(attempts):
+            redis_tally, redis_ballots, pending = await live.snapshot(self.redis, keys)
+            pending_tally: dict[int, int] = {}
+            for ballot in pending:
+                for c in ballot.choices:
+                    pending_tally[c] = pending_tally.get(c, 0) + 1
+            async with self.engine.connect() as conn:
+                pg_tally, pg_ballots = await postgres_tally(
+                    conn, round_id, exclude=[b.ballot_id for b in pending]
+                )
+            rec = Reconciliation(
+                redis_tally, redis_ballots, pg_tally, pg_ballots, pending_tally, len(pending)
+            )
+            if rec.consistent:
+                break
+        assert rec is not None
+        return rec
 
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
         """Drain the closed round's stream into Postgres, count the final tally there, and mark

@@ -129,7 +129,7 @@ async def test_second_ballot_of_a_voter_in_postgres_is_refused_loudly(
     assert r.status_code == 201
     await persister(services).drain(rnd["id"])
     keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
-    voter_hash = services.signers.load_voter(voter["Authorization"].split()[1], 3600)
+    voter_hash = services.signers.load_voter(voter["Authorization"].split()[1], 3600).voter_hash
     await services.redis.hdel(keys.voters, voter_hash)  # simulate lost dedup state
     again = await client.post(
         f"/api/v1/rounds/{rnd['id']}/ballots",

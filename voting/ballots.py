@@ -56,6 +56,7 @@ class RoundRules:
     min_choices: int
     max_choices: int
     candidates: frozenset[int]
+    identity_mode: str = "device"
 
     def check(self, choices: list[int]) -> None:
         """Raise :class:`ApiError` 400 unless ``choices`` is a valid ballot for the round.
@@ -147,6 +148,7 @@ class BallotBox:
             min_choices=int(meta["min_choices"]),
             max_choices=int(meta["max_choices"]),
             candidates=frozenset(int(c) for c in meta["candidates"].split(",") if c),
+            identity_mode=meta.get("identity_mode", "device"),
         )
         self._rules[round_id] = (now + RULES_TTL, rules)
         return rules

@@ -49,12 +49,14 @@ async def publish_round(
     max_choices: int,
     candidate_ids: list[int],
     closes_at: datetime | None = None,
+    identity_mode: str = "device",
 ) -> None:
     """Write the round's rules and status to ``meta`` and create the stream's consumer group.
 
-    ``closes_at`` (aware datetime) is stored in ms since the epoch: from that instant the cast
-    script refuses ballots, whether or not the scheduler has closed the round yet. The group
-    starts at id ``0`` so that ballots appended before it existed are not skipped.
+    ``identity_mode``: how the round's voters are identified (credentials of another mode are
+    refused). ``closes_at`` (aware datetime) is stored in ms since the epoch: from that instant
+    the cast script refuses ballots, whether or not the scheduler has closed the round yet.
+    The group starts at id ``0`` so that ballots appended before it existed are not skipped.
     """
     await ensure_group(redis, keys)
     mapping: dict[str, str | int] = {
@@ -62,6 +64,7 @@ async def publish_round(
         "min_choices": min_choices,
         "max_choices": max_choices,
         "candidates": ",".join(str(c) for c in sorted(candidate_ids)),
+        "identity_mode": identity_mode,
     }
     if closes_at is not None:
         mapping["closes_at"] = int(closes_at.timestamp() * 1000)

@@ -44,6 +44,7 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 
 ROUND_STATUSES = ("draft", "open", "paused", "closed")
 RESULTS_VISIBILITIES = ("live", "after_close")
+IDENTITY_MODES = ("device", "code", "email", "phone")
 
 rounds = Table(
     "rounds",
@@ -58,6 +59,7 @@ rounds = Table(
     Column("winners", SmallInteger, nullable=False, server_default="16"),
     Column("results_visibility", String(16), nullable=False, server_default="after_close"),
     Column("fields", ARRAY(Text), nullable=False),
+    Column("identity_mode", String(16), nullable=False, server_default="device"),
     Column("opens_at", DateTime(timezone=True)),
     Column("closes_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -66,6 +68,9 @@ rounds = Table(
     Column("final_tally", JSONB),
     CheckConstraint("status IN ('draft', 'open', 'paused', 'closed')", name="rounds_status"),
     CheckConstraint("results_visibility IN ('live', 'after_close')", name="rounds_visibility"),
+    CheckConstraint(
+        "identity_mode IN ('device', 'code', 'email', 'phone')", name="rounds_identity_mode"
+    ),
     CheckConstraint(
         "min_choices >= 1 AND min_choices <= max_choices AND winners >= 1",
         name="rounds_choices",

@@ -323,12 +323,17 @@ async def cast_ballot(
             voter = services.signers.load_voter(
                 _voter_token(request), services.settings.voter_token_ttl
             )
+            voter.check_round(round_id, rules.identity_mode)
         except TokenInvalid as exc:
             raise ApiError(401, "voter_token_invalid", str(exc)) from None
         client = request.client.host if request.client else None
         s = services.settings
         body = await box.cast(
-            round_id, voter, data.choices, ip_prefix(client, s.ipv4_prefix, s.ipv6_prefix), key
+            round_id,
+            voter.voter_hash,
+            data.choices,
+            ip_prefix(client, s.ipv4_prefix, s.ipv6_prefix),
+            key,
         )
     except RedisError:
         raise ApiError(

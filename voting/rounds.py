@@ -287,6 +287,7 @@ class RoundService:
                         max_choices=rnd["max_choices"],
                         candidate_ids=[c["id"] for c in cands],
                         closes_at=rnd["closes_at"],
+                        identity_mode=rnd["identity_mode"],
                     )
                 else:
                     # Redis first: from this HSET on, the cast script refuses atomically

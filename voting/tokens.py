@@ -31,6 +31,26 @@ class TokenInvalid(Exception):
 
 
 @dataclass(frozen=True)
+class VoterCredential:
+    """A verified voter credential: the voter's keyed hash, the identity mode that vouched for
+    it, and the one round it is valid for (``None``: any round of that mode)."""
+
+    voter_hash: str
+    mode: str
+    round_id: int | None = None
+
+    def check_round(self, round_id: int, identity_mode: str) -> None:
+        """Raise :class:`TokenInvalid` unless the credential may vote in ``round_id``, whose
+        identity mode is ``identity_mode``."""
+        if self.mode != identity_mode:
+            raise TokenInvalid(
+                f"this round identifies voters by {identity_mode}; the credential is {self.mode}"
+            )
+        if self.round_id is not None and self.round_id != round_id:
+            raise TokenInvalid("this credential is for another round")
+
+
+@dataclass(frozen=True)
 class Signers:
     """The service's serializers, one per purpose, built from the settings' keys.
 
@@ -60,25 +80,42 @@ class Signers:
         """Keyed HMAC-SHA256 of a voter identity, hex, 32 chars (128 bits)."""
         return hmac.new(self.identity_key, identity.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def issue_voter(self, mode: str = "device") -> str:
-        """A credential for a fresh random voter (``mode`` device: 128 random bits).
+    def issue_voter(
+        self, mode: str = "device", identity: str | None = None, round_id: int | None = None
+    ) -> str:
+        """A voter credential.
 
-        Payload ``{"v": voter hash, "j": token id}``; the token id lets a later version revoke
-        or single-use tokens.
+        ``mode``: the identity mode that vouched for the voter (``device``, ``code``, ``email``,
+        ``phone``); ``identity``: what identifies the voter in that mode (a normalised email
+        address, a code...; ``None``: a fresh random voter, 128 bits). Only its keyed hash is
+        in the token. ``round_id``: the one round the credential is valid for (``None``: any
+        round of that mode). Payload ``{"v": voter hash, "m": mode, "r": round or absent, "j":
+        token id}``; the token id lets single-use or revoked tokens be told apart.
         """
-        voter = self.voter_hash(f"{mode}:{secrets.token_urlsafe(16)}")
-        return self.voter.dumps({"v": voter, "j": secrets.token_urlsafe(9)})
+        who = identity if identity is not None else secrets.token_urlsafe(16)
+        payload: dict[str, Any] = {
+            "v": self.voter_hash(f"{mode}:{who}"),
+            "m": mode,
+            "j": secrets.token_urlsafe(9),
+        }
+        if round_id is not None:
+            payload["r"] = round_id
+        return self.voter.dumps(payload)
 
-    def load_voter(self, token: str, max_age: int) -> str:
-        """Verify a voter credential no older than ``max_age`` seconds; return the voter hash.
+    def load_voter(self, token: str, max_age: int) -> VoterCredential:
+        """Verify a voter credential no older than ``max_age`` seconds.
 
         Raises :class:`TokenInvalid`.
         """
         payload = _load(self.voter, token, max_age)
-        voter = payload.get("v") if isinstance(payload, dict) else None
-        if not isinstance(voter, str) or not voter:
+        if not isinstance(payload, dict):
             raise TokenInvalid("malformed voter token")
-        return voter
+        voter, mode, round_id = payload.get("v"), payload.get("m"), payload.get("r")
+        if not isinstance(voter, str) or not voter or not isinstance(mode, str):
+            raise TokenInvalid("malformed voter token")
+        if round_id is not None and not isinstance(round_id, int):
+            raise TokenInvalid("malformed voter token")
+        return VoterCredential(voter_hash=voter, mode=mode, round_id=round_id)
 
     def issue_admin(self, username: str, role: str) -> str:
         """An admin session token ``{"u": username, "r": role, "j": token id}``."""

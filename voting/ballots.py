@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from voting.durable import GroupCommit
 from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.settings import Settings
@@ -113,18 +115,38 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
+def unavailable(message: str, retry_after: int = 5) -> ApiError:
+    """503 ``unavailable`` with ``Retry-After`` (seconds)."""
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
+
+
 class BallotBox:
     """Casts ballots into Redis. One instance per process, shared by all requests.
 
-    ``redis``: a client with ``decode_responses=True``.
+    ``redis``: a client with ``decode_responses=True``. ``round_known``: asks the record
+    (Postgres) whether a round that Redis does not know is a published round; it is called only
+    when a round's state is missing from Redis, to fail closed with 503 instead of 404.
+    ``safe``: set False by the Redis guard (see :mod:`voting.guard`) when Redis may evict keys;
+    ballots are then refused with 503. ``group_commit``: set when durable acknowledgement is on.
     """
 
-    def __init__(self, redis: Redis, settings: Settings, signers: Signers) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        signers: Signers,
+        round_known: Callable[[int], Awaitable[bool]] | None = None,
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.signers = signers
-        self._script = redis.register_script(CAST_SCRIPT)
+        self.round_known = round_known
+        self.safe = True
+        self.unsafe_reason = ""
+        self.group_commit: GroupCommit | None = None
+        self.script = redis.register_script(CAST_SCRIPT)
         self._rules: dict[int, tuple[float, RoundRules]] = {}
+        self._unknown: dict[int, float] = {}
         self._interval_ms = max(1, round(settings.ballot_period * 1000 / settings.ballot_rate))
         self._encoder = msgspec.json.Encoder()
 
@@ -135,7 +157,9 @@ class BallotBox:
     async def rules(self, round_id: int) -> RoundRules:
         """The round's rules from the process cache or Redis's ``meta`` hash.
 
-        Raises 404 ``round_not_found`` when Redis has no such (published) round.
+        Raises 404 ``round_not_found`` when no such round is published, and 503 ``unavailable``
+        when the record has the round but Redis lost its state (fail closed until
+        ``voting recover``).
         """
         now = time.monotonic()
         cached = self._rules.get(round_id)
@@ -143,7 +167,7 @@ class BallotBox:
             return cached[1]
         meta: Any = await self.redis.hgetall(self.keys(round_id).meta)
         if not meta:
-            raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")
+            await self._missing(round_id, now)
         rules = RoundRules(
             min_choices=int(meta["min_choices"]),
             max_choices=int(meta["max_choices"]),
@@ -152,6 +176,20 @@ class BallotBox:
         )
         self._rules[round_id] = (now + RULES_TTL, rules)
         return rules
+
+    async def _missing(self, round_id: int, now: float) -> None:
+        self._rules.pop(round_id, None)
+        if self._unknown.get(round_id, 0.0) <= now and self.round_known is not None:
+            if await self.round_known(round_id):
+                raise unavailable(
+                    f"the live state of round {round_id} is missing; the operators are restoring"
+                    " it (voting recover)",
+                    30,
+                )
+            if len(self._unknown) > 10_000:
+                self._unknown.clear()
+            self._unknown[round_id] = now + RULES_TTL  # ask the record again later
+        raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")
 
     def forget(self, round_id: int) -> None:
         """Drop the cached rules of ``round_id`` (after it is republished or recovered)."""
@@ -169,8 +207,11 @@ class BallotBox:
 
         Raises :class:`ApiError`: 404 ``round_not_found``, 409 ``round_not_open``,
         409 ``already_voted`` (with the original ``ballot_id``), 429 ``rate_limited`` (with
-        ``Retry-After`` seconds). Redis errors propagate to the caller (answered 503).
+        ``Retry-After`` seconds), 503 ``unavailable`` (Redis unsafe, state missing, backlog
+        over its bound). Redis errors propagate to the caller (answered 503).
         """
+        if not self.safe:
+            raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
         keys = self.keys(round_id)
         ballot_id = str(uuid.uuid4())
         now = time.time()
@@ -185,28 +226,31 @@ class BallotBox:
             )
         )
         idem_key = keys.idempotency(voter_hash, idempotency_key) if idempotency_key else keys.tag
-        result: list[Any] = await self._script(
-            keys=[
-                keys.meta,
-                keys.tally,
-                keys.voters,
-                keys.stream,
-                idem_key,
-                keys.rate(client_prefix),
-            ],
-            args=[
-                voter_hash,
-                ballot_id,
-                ",".join(map(str, choices)),
-                int(now * 1000),
-                client_prefix,
-                body,
-                self.settings.idempotency_ttl * 1000,
-                "1" if idempotency_key else "0",
-                self._interval_ms,
-                self.settings.ballot_burst,
-            ],
-        )
+        script_keys = [
+            keys.meta,
+            keys.tally,
+            keys.voters,
+            keys.stream,
+            idem_key,
+            keys.rate(client_prefix),
+        ]
+        script_args: list[Any] = [
+            voter_hash,
+            ballot_id,
+            ",".join(map(str, choices)),
+            int(now * 1000),
+            client_prefix,
+            body,
+            self.settings.idempotency_ttl * 1000,
+            "1" if idempotency_key else "0",
+            self._interval_ms,
+            self.settings.ballot_burst,
+            self.settings.max_backlog,
+        ]
+        if self.group_commit is not None:
+            result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
+        else:
+            result = await self.script(keys=script_keys, args=script_args)
         outcome = result[0]
         if outcome == "ok" or outcome == "replay":
             return result[1].encode() if isinstance(result[1], str) else result[1]
@@ -229,5 +273,7 @@ class BallotBox:
                 f"too many ballots from this network; retry in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
-        self.forget(round_id)
-        raise ApiError(404, "round_not_found", f"round {round_id} is not open for voting")
+        if outcome == "backlog":
+            raise unavailable("too many ballots are waiting to be recorded; retry shortly")
+        await self._missing(round_id, time.monotonic())
+        raise AssertionError("unreachable")  # _missing always raises

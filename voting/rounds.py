@@ -118,8 +118,14 @@ async def audit(
     )
 
 
+#: Ids are Postgres ``integer`` (32-bit) serials: larger numbers name nothing.
+MAX_ID = 2**31 - 1
+
+
 async def get_round(conn: AsyncConnection, round_id: int) -> dict[str, Any]:
     """The round row as a dict; 404 ``round_not_found`` when absent."""
+    if not 1 <= round_id <= MAX_ID:
+        raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
     row = (
         (await conn.execute(select(models.rounds).where(models.rounds.c.id == round_id)))
         .mappings()
@@ -153,6 +159,16 @@ class RoundService:
 
     def keys(self, round_id: int) -> RoundKeys:
         return RoundKeys(self.prefix, round_id)
+
+    async def is_published(self, round_id: int) -> bool:
+        """Whether the record has ``round_id`` out of draft (so Redis should know it)."""
+        if not 1 <= round_id <= MAX_ID:
+            return False
+        async with self.engine.connect() as conn:
+            status = await conn.scalar(
+                select(models.rounds.c.status).where(models.rounds.c.id == round_id)
+            )
+        return status is not None and status != "draft"
 
     async def create(self, actor: str, values: dict[str, Any]) -> dict[str, Any]:
         """Create a round in ``draft``. ``values``: slug, title and optional description,

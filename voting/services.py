@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voting import schedule
+from voting import durable, guard, schedule
 from voting.ballots import BallotBox
 from voting.db import make_engine
 from voting.persister import Persister
@@ -42,9 +43,11 @@ ServicesDep = NamedDependency[Services]
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
     ``settings.run_persister``, run the persister and the round schedule until the context
-    exits; then flush and close.
+    exits; then flush and close. The Redis guard runs always; with ``settings.durable_ack``
+    the group commit too.
 
-    Raises ValueError when a URL is missing.
+    Raises ValueError when a URL is missing, :class:`voting.durable.DurableAckUnsupported`
+    when durable acknowledgement is asked of a server that cannot give it.
     """
     if not settings.database_url or not settings.redis_url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
@@ -65,28 +68,35 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         batch=settings.persist_batch,
         interval=settings.persist_interval_ms / 1000,
     )
+    rounds = RoundService(engine, redis, settings.redis_prefix, persister)
+    box = BallotBox(redis, settings, signers, round_known=rounds.is_published)
     services = Services(
         settings=settings,
         redis=redis,
         engine=engine,
         signers=signers,
-        ballot_box=BallotBox(redis, settings, signers),
+        ballot_box=box,
         persister=persister,
-        rounds=RoundService(engine, redis, settings.redis_prefix, persister),
+        rounds=rounds,
     )
     stop = asyncio.Event()
-    tasks = (
-        [
-            asyncio.create_task(persister.run(stop)),
-            asyncio.create_task(schedule.run(services.rounds, stop)),
-        ]
-        if settings.run_persister
-        else []
-    )
+    tasks: list[asyncio.Task[None]] = []
     try:
+        if settings.durable_ack:
+            await durable.check_support(redis)  # a clear start-up error where unsupported
+            box.group_commit = durable.GroupCommit(redis, box.script)
+            box.group_commit.start()
+        with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
+            await guard.check(redis, box)
+        tasks.append(asyncio.create_task(guard.run(redis, box, stop)))
+        if settings.run_persister:
+            tasks.append(asyncio.create_task(persister.run(stop)))
+            tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
         yield services
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        if box.group_commit is not None:
+            await box.group_commit.stop()
         await redis.aclose()
         await engine.dispose()

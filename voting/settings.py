@@ -79,6 +79,12 @@ class Settings:
         Prefix lengths that group client addresses (default 24 and 64).
     ``VOTING_IDEMPOTENCY_TTL``
         Seconds an ``Idempotency-Key`` result is kept (default 86400).
+    ``VOTING_MAX_BACKLOG``
+        Most ballots allowed to wait in a round's stream for the persister (default 200000);
+        past it ballots get 503 with Retry-After instead of growing Redis without limit.
+    ``VOTING_DURABLE_ACK``
+        Answer 201 only after Redis has fsynced the ballot (``WAITAOF``, group commit; needs
+        Redis/Valkey >= 7.2 with AOF on; default false).
     ``VOTING_COOKIE_SECURE``
         Mark cookies ``Secure`` (default false; set true behind HTTPS in production).
     ``VOTING_PERSIST_BATCH`` / ``VOTING_PERSIST_INTERVAL_MS``
@@ -105,6 +111,8 @@ class Settings:
     ipv6_prefix: int = 64
     idempotency_ttl: int = 86400
     cookie_secure: bool = False
+    max_backlog: int = 200_000
+    durable_ack: bool = False
     persist_batch: int = 1000
     persist_interval_ms: int = 200
     run_persister: bool = True
@@ -153,6 +161,8 @@ class Settings:
             ipv6_prefix=ipv6,
             idempotency_ttl=_int(env, "VOTING_IDEMPOTENCY_TTL", 86400, 1),
             cookie_secure=_bool(env, "VOTING_COOKIE_SECURE", False),
+            max_backlog=_int(env, "VOTING_MAX_BACKLOG", 200_000, 1),
+            durable_ack=_bool(env, "VOTING_DURABLE_ACK", False),
             persist_batch=_int(env, "VOTING_PERSIST_BATCH", 1000, 1),
             persist_interval_ms=_int(env, "VOTING_PERSIST_INTERVAL_MS", 200, 1),
             run_persister=_bool(env, "VOTING_RUN_PERSISTER", True),

@@ -18,9 +18,10 @@
 -- ARGV[7] idempotency ttl ms  ARGV[8] has idempotency key ("1"/"0")
 -- ARGV[9] GCRA emission interval ms (period / rate)
 -- ARGV[10] GCRA burst (requests allowed at once)
+-- ARGV[11] most ballots allowed to wait in the stream (persistence backlog bound)
 --
 -- Returns {"ok", body} | {"replay", body} | {"not_found"} | {"not_open", status}
---       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id}
+--       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id} | {"backlog", length}
 -- Rate limit: GCRA (generic cell rate algorithm), the Redis rate limiting pattern of
 -- redis-cell / "Rate limiting with Redis" (Brandur Leach).
 
@@ -46,6 +47,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local closes_at = redis.call('HGET', KEYS[1], 'closes_at')
 if closes_at and now >= tonumber(closes_at) then
   return {'not_open', 'closed'}
+end
+
+-- global guard: refuse rather than let the unpersisted backlog grow without limit
+local backlog = redis.call('XLEN', KEYS[4])
+if backlog >= tonumber(ARGV[11]) then
+  return {'backlog', backlog}
 end
 
 -- GCRA per client IP prefix

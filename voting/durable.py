@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 
 class DurableAckUnsupported(RuntimeError):
@@ -32,17 +32,23 @@ class DurableAckFailed(RedisError):
 
 async def check_support(redis: Redis) -> None:
     """Raise :class:`DurableAckUnsupported` with a clear message unless the server has
-    ``WAITAOF`` (Redis/Valkey >= 7.2) and ``appendonly yes``."""
-    info: Any = await redis.execute_command("COMMAND", "INFO", "WAITAOF")
-    if not info or info[0] is None:
-        server: Any = await redis.info("server")
-        version = server.get("valkey_version") or server.get("redis_version")
-        raise DurableAckUnsupported(
-            f"VOTING_DURABLE_ACK needs WAITAOF (Redis or Valkey >= 7.2); this server is {version}"
-        )
-    aof: Any = await redis.config_get("appendonly")
-    if aof.get("appendonly") != "yes":
-        raise DurableAckUnsupported("VOTING_DURABLE_ACK needs 'appendonly yes' on the Redis server")
+    ``WAITAOF`` (Redis/Valkey >= 7.2) and ``appendonly yes`` (probed with a 1 ms WAITAOF)."""
+    try:
+        await redis.execute_command("WAITAOF", 1, 0, 1)
+    except ResponseError as exc:
+        text = str(exc).lower()
+        if "unknown command" in text:
+            server: Any = await redis.info("server")
+            version = server.get("valkey_version") or server.get("redis_version")
+            raise DurableAckUnsupported(
+                "VOTING_DURABLE_ACK needs WAITAOF (Redis or Valkey >= 7.2); "
+                f"this server is {version}"
+            ) from None
+        if "appendonly" in text:
+            raise DurableAckUnsupported(
+                "VOTING_DURABLE_ACK needs 'appendonly yes' on the Redis server"
+            ) from None
+        raise
 
 
 class GroupCommit:

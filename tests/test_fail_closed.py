@@ -88,6 +88,11 @@ async def test_missing_round_state_is_503_not_404(client, make_round, services):
     assert r.status_code == 503
     assert error_code(r) == "unavailable"
     assert "voting recover" in r.json()["error"]["message"]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert rnd["id"] in ready.json()["checks"]["round_state"]["missing"]
+    await services.rounds.recover("test", rnd["id"])
+    assert (await client.get("/readyz")).status_code == 200
     r = await client.post(
         "/api/v1/rounds/2147483648/ballots",
         json={"choices": [1]},

@@ -13,8 +13,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from sqlalchemy import select
 
-from voting import errors, public_api
+from voting import errors, models, public_api
 from voting.services import Services, ServicesDep, open_services
 from voting.settings import Settings
 
@@ -41,10 +42,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness: Redis and Postgres reachable")
+@get("/readyz", summary="Readiness: Redis and Postgres reachable, Redis state intact")
 async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
-    """200 when Redis answers PING and Postgres a query; 503 ``unavailable`` otherwise."""
-    checks: dict[str, str] = {}
+    """200 when Redis answers, Postgres answers, Redis does not evict, every open or paused
+    round has its live state in Redis and each backlog is under ``VOTING_MAX_BACKLOG``; 503
+    otherwise, with the failing checks named in ``checks``."""
+    checks: dict[str, Any] = {}
     try:
         await services.redis.ping()
         checks["redis"] = "ok"
@@ -52,13 +55,36 @@ async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
         checks["redis"] = type(exc).__name__
     try:
         async with services.engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+            live_rounds = [
+                r[0]
+                for r in await conn.execute(
+                    select(models.rounds.c.id).where(models.rounds.c.status.in_(("open", "paused")))
+                )
+            ]
         checks["postgres"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["postgres"] = type(exc).__name__
+        live_rounds = []
+    box = services.ballot_box
+    checks["redis_safe"] = "ok" if box.safe else box.unsafe_reason
+    if checks["redis"] == "ok" and live_rounds:
+        try:
+            missing, backlog = [], {}
+            for round_id in live_rounds:
+                keys = box.keys(round_id)
+                if not await services.redis.exists(keys.meta):
+                    missing.append(round_id)
+                length = await services.redis.xlen(keys.stream)
+                if length >= services.settings.max_backlog:
+                    backlog[str(round_id)] = length
+            checks["round_state"] = "ok" if not missing else {"missing": missing}
+            checks["backlog"] = "ok" if not backlog else {"over_bound": backlog}
+        except Exception as exc:  # noqa: BLE001
+            checks["round_state"] = type(exc).__name__
     ok = all(v == "ok" for v in checks.values())
     return Response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        {"status": "ok" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
     )
 
 

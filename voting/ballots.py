@@ -261,6 +261,8 @@ class BallotBox:
                 "this voter has already cast a ballot in this round",
                 extra={"ballot_id": result[1]},
             )
+        if outcome == "not_open" and result[1] == "recovering":
+            raise unavailable(f"round {round_id} is being restored; retry shortly", 10)
         if outcome == "not_open":
             raise ApiError(
                 409, "round_not_open", f"round {round_id} is not accepting ballots ({result[1]})"

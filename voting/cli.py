@@ -3,11 +3,15 @@
 voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
                                                public + admin app, persister, demo round
 voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
-voting persister                               the persister alone (URLs required)
+voting persister                               the persister and round schedule alone
+                                               (URLs required)
 voting migrate                                 run database migrations
 voting admin create-user NAME --role admin|observer   password from stdin or
                                                VOTING_ADMIN_PASSWORD
-voting reconcile ROUND                         compare Redis and Postgres; exit 1 on mismatch
+voting reconcile [ROUND]                       compare Redis with Postgres + stream; exit 1
+                                               on a mismatch (default: every round)
+voting recover [ROUND]                         rebuild Redis state from Postgres after Redis
+                                               lost data (default: every round)
 """
 
 from __future__ import annotations
@@ -213,16 +217,43 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from voting.services import open_services
 
     async def run(s: Settings) -> int:
+        failed = 0
         async with open_services(dataclasses.replace(s, run_persister=False)) as services:
-            rec = await services.rounds.reconcile(args.round)
-        if rec.consistent:
-            print(
-                f"round {args.round}: Redis agrees with Postgres + stream "
-                f"({rec.postgres_ballots} persisted, {rec.pending_ballots} pending)"
-            )
-            return 0
-        print(f"round {args.round}: MISMATCH {rec.differences()}", file=sys.stderr)
-        return 1
+            ids = [args.round] if args.round else await services.rounds.published_ids()
+            for round_id in ids:
+                rec = await services.rounds.reconcile(round_id)
+                if rec.consistent:
+                    print(
+                        f"round {round_id}: Redis agrees with Postgres + stream "
+                        f"({rec.postgres_ballots} persisted, {rec.pending_ballots} pending)"
+                    )
+                else:
+                    failed += 1
+                    print(f"round {round_id}: MISMATCH {rec.differences()}", file=sys.stderr)
+        return 1 if failed else 0
+
+    with resolved(settings) as s:
+        return asyncio.run(run(s))
+
+
+def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
+    from voting.errors import ApiError
+    from voting.services import open_services
+
+    async def run(s: Settings) -> int:
+        async with open_services(dataclasses.replace(s, run_persister=False)) as services:
+            ids = [args.round] if args.round else await services.rounds.published_ids()
+            for round_id in ids:
+                try:
+                    done = await services.rounds.recover("cli", round_id)
+                except ApiError as exc:
+                    print(f"round {round_id}: {exc.message}", file=sys.stderr)
+                    return 2
+                print(
+                    f"round {round_id}: Redis state rebuilt from Postgres: {done['ballots']} "
+                    f"ballots, status {done['status']}"
+                )
+        return 0
 
     with resolved(settings) as s:
         return asyncio.run(run(s))
@@ -253,9 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("name")
     cu.add_argument("--role", choices=["admin", "observer"], default="admin")
     cu.set_defaults(func=cmd_create_user)
-    rec = sub.add_parser("reconcile", help="compare a round's Redis and Postgres tallies")
-    rec.add_argument("round", type=int)
+    rec = sub.add_parser("reconcile", help="compare Redis with Postgres + stream; 1 on mismatch")
+    rec.add_argument("round", type=int, nargs="?", help="one round (default: every round)")
     rec.set_defaults(func=cmd_reconcile)
+    rcv = sub.add_parser("recover", help="rebuild Redis state from Postgres after data loss")
+    rcv.add_argument("round", type=int, nargs="?", help="one round (default: every round)")
+    rcv.set_defaults(func=cmd_recover)
     return p
 
 

@@ -111,3 +111,19 @@ async def snapshot(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, 
         raw, total, entries = await pipe.execute()
     pending = [StreamBallot.from_entry(e, f) for e, f in entries if f]
     return {int(k): int(v) for k, v in raw.items()}, int(total or 0), pending
+
+
+async def restore(
+    redis: Redis, keys: RoundKeys, tally: dict[int, int], voters: dict[str, str], ballots: int
+) -> None:
+    """Replace the round's tally, voters (voter hash → ballot id) and ballot counter with the
+    given ones (used by recovery; the round must refuse ballots meanwhile)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.tally, keys.voters)
+        if tally:
+            pipe.hset(keys.tally, mapping={str(k): v for k, v in tally.items()})
+        items = list(voters.items())
+        for i in range(0, len(items), 10_000):
+            pipe.hset(keys.voters, mapping=dict(items[i : i + 10_000]))
+        pipe.hset(keys.meta, "ballots", ballots)
+        await pipe.execute()

@@ -320,6 +320,70 @@ class RoundService:
         async with self.engine.connect() as conn:
             return await get_round(conn, round_id)
 
+    async def published_ids(self) -> list[int]:
+        """Ids of every round out of draft, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(models.rounds.c.id)
+                .where(models.rounds.c.status != "draft")
+                .order_by(models.rounds.c.id)
+            )
+            return [r[0] for r in rows]
+
+    async def recover(self, actor: str, round_id: int) -> dict[str, Any]:
+        """Rebuild ``round_id``'s Redis state (rules, status, tally, voters, ballot counter,
+        consumer group) from Postgres, e.g. after Redis lost its data.
+
+        The round is marked ``recovering`` in Redis first (ballots get 503), ballots still in
+        its stream are persisted, then tally and voters are rewritten from the record and the
+        record's status is restored. Voters already in Postgres can never cast a second ballot
+        afterwards. Returns ``{"round_id", "status", "ballots", "persisted_from_stream"}``;
+        raises 404 for unknown rounds and 409 ``round_not_published`` for drafts.
+        """
+        keys = self.keys(round_id)
+        async with self.engine.connect() as conn:
+            rnd = await get_round(conn, round_id)
+            if rnd["status"] == "draft":
+                raise ApiError(409, "round_not_published", "a draft round has no live state")
+            cands = await list_candidates(conn, round_id)
+        await live.publish_round(
+            self.redis,
+            keys,
+            status="recovering",
+            min_choices=rnd["min_choices"],
+            max_choices=rnd["max_choices"],
+            candidate_ids=[c["id"] for c in cands],
+            closes_at=rnd["closes_at"],
+            identity_mode=rnd["identity_mode"],
+        )
+        drained = await self.persister.drain(round_id)
+        b = models.ballots
+        async with self.engine.connect() as conn:
+            tally, total = await postgres_tally(conn, round_id)
+            voters = (
+                await conn.execute(
+                    select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id)
+                )
+            ).all()
+        await live.restore(self.redis, keys, tally, {v: str(bid) for v, bid in voters}, total)
+        status = rnd["status"]
+        await live.set_status(self.redis, keys, status)
+        async with self.engine.begin() as conn:
+            await audit(
+                conn,
+                actor,
+                "round_recover",
+                round_id,
+                {"ballots": total, "persisted_from_stream": drained},
+            )
+        logger.warning("round %s: Redis state rebuilt from Postgres (%d ballots)", round_id, total)
+        return {
+            "round_id": round_id,
+            "status": status,
+            "ballots": total,
+            "persisted_from_stream": drained,
+        }
+
     async def reconcile(self, round_id: int, *, attempts: int = 3) -> Reconciliation:
         """Compare the Redis tally and ballot count with Postgres plus the stream's pending
         ballots.

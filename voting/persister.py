@@ -75,11 +75,13 @@ class Persister:
             )
             return [r[0] for r in rows]
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Persist until ``stop`` is set, then flush what was read and return.
+    async def run(self, stop: asyncio.Event, *, flush_seconds: float = 5.0) -> None:
+        """Persist until ``stop`` is set; then keep persisting what is waiting for at most
+        ``flush_seconds`` (graceful shutdown) and return. What is left stays in Redis for the
+        next persister: nothing acknowledged is lost.
 
-        Redis or Postgres being down is logged and retried with backoff (up to 5 s); ballots
-        stay in Redis meanwhile.
+        Redis or Postgres being down is logged with the waiting backlog and retried with
+        backoff (0.2 s doubling up to 5 s); ballots stay in Redis meanwhile.
         """
         rounds: list[int] = []
         next_discovery = 0.0
@@ -99,9 +101,34 @@ class Persister:
                     await _wait(stop, self.interval)
                 backoff = 0.2
             except (RedisError, SQLAlchemyError, OSError) as exc:
-                logger.warning("persister: %s; retrying in %.1f s", exc, backoff)
+                logger.warning(
+                    "persister: %s; %s ballots waiting in Redis; retrying in %.1f s",
+                    exc,
+                    await self._backlog(rounds),
+                    backoff,
+                )
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+        await self._flush(rounds, loop.time() + flush_seconds)
+
+    async def _flush(self, rounds: list[int], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while loop.time() < deadline:
+                moved = 0
+                for round_id in rounds:
+                    moved += await self.step(round_id)
+                if moved == 0:
+                    return
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            logger.warning("persister: final flush stopped: %s (ballots stay in Redis)", exc)
+
+    async def _backlog(self, rounds: list[int]) -> int | str:
+        """Ballots waiting in the streams of ``rounds`` ("unknown" when Redis is down too)."""
+        try:
+            return sum([await self.redis.xlen(RoundKeys(self.prefix, r).stream) for r in rounds])
+        except (RedisError, OSError):
+            return "unknown"
 
     async def step(self, round_id: int, *, block_ms: int | None = None) -> int:
         """Persist one batch of ``round_id``: reclaimed entries of dead consumers first, then new

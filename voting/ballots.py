@@ -76,8 +76,7 @@ class RoundRules:
                 400, "too_many_choices", f"choose at most {self.max_choices} candidates, got {n}"
             )
         if len(set(choices)) != n:
-            seen: set[int] = set()
-            dup = next(c for c in choices if c in seen or seen.add(c))  # type: ignore[func-returns-value]
+            dup = next(c for i, c in enumerate(choices) if c in choices[:i])
             raise ApiError(400, "duplicate_choice", f"candidate {dup} is chosen more than once")
         unknown = [c for c in choices if c not in self.candidates]
         if unknown:

@@ -84,6 +84,10 @@ async def test_idempotent_retry_returns_original_201(client, make_round, service
     assert retry.json() == first.json()
     _, total = await tally_of(services, rnd["id"])
     assert total == 1
+    # the same key with other choices is a client error, not a replay
+    r = await client.post(url, json={"choices": ids[:2]}, headers=headers)
+    assert r.status_code == 422
+    assert error_code(r) == "idempotency_key_reused"
     # the same key from another voter is another request
     other = {**(await new_voter(client)), "Idempotency-Key": "retry-key-1"}
     r = await client.post(url, json={"choices": ids[:1]}, headers=other)

@@ -205,6 +205,7 @@ class BallotBox:
         """Cast a checked ballot; return the 201 body (JSON bytes), original on a replay.
 
         Raises :class:`ApiError`: 404 ``round_not_found``, 409 ``round_not_open``,
+        422 ``idempotency_key_reused`` (the key's original request had other choices),
         409 ``already_voted`` (with the original ``ballot_id``), 429 ``rate_limited`` (with
         ``Retry-After`` seconds), 503 ``unavailable`` (Redis unsafe, state missing, backlog
         over its bound). Redis errors propagate to the caller (answered 503).
@@ -251,8 +252,17 @@ class BallotBox:
         else:
             result = await self.script(keys=script_keys, args=script_args)
         outcome = result[0]
-        if outcome == "ok" or outcome == "replay":
-            return result[1].encode() if isinstance(result[1], str) else result[1]
+        if outcome == "ok":
+            return body
+        if outcome == "replay":
+            stored: bytes = result[1].encode() if isinstance(result[1], str) else result[1]
+            if msgspec.json.decode(stored, type=CastBallot).choices != choices:
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a ballot with other choices",
+                )
+            return stored
         if outcome == "already_voted":
             raise ApiError(
                 409,

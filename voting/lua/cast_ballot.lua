@@ -20,7 +20,7 @@
 -- ARGV[10] GCRA burst (requests allowed at once)
 -- ARGV[11] most ballots allowed to wait in the stream (persistence backlog bound)
 --
--- Returns {"ok", body} | {"replay", body} | {"not_found"} | {"not_open", status}
+-- Returns {"ok"} | {"replay", stored body} | {"not_found"} | {"not_open", status}
 --       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id} | {"backlog", length}
 -- Rate limit: GCRA (generic cell rate algorithm), the Redis rate limiting pattern of
 -- redis-cell / "Rate limiting with Redis" (Brandur Leach).
@@ -85,4 +85,4 @@ end
 if has_idem then
   redis.call('SET', KEYS[5], ARGV[6], 'PX', tonumber(ARGV[7]))
 end
-return {'ok', ARGV[6]}
+return {'ok'}

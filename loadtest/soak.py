@@ -45,6 +45,7 @@ from loadtest.bench import (
 from voting.tokens import Signers
 
 ROOT = Path(__file__).resolve().parents[1]
+STALE_AFTER = 2.0  # seconds an idle keep-alive connection may be reused
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Minute:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
-    failures: int = 0  # no answer: timeout or connection error
+    failures: int = 0  # no answer, even after one retry: timeout or connection error
+    retries: int = 0  # ballots resent once with the same Idempotency-Key after a reset
 
     def row(self, index: int) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -64,6 +66,7 @@ class Minute:
             "created": self.statuses.get(201, 0),
             "errors": {str(k): v for k, v in sorted(self.statuses.items()) if k != 201},
             "no_answer": self.failures,
+            "retried": self.retries,
             "p50_ms": _round(percentile(lat, 50)),
             "p99_ms": _round(percentile(lat, 99)),
         }
@@ -116,14 +119,23 @@ async def drive(
     minutes = [Minute() for _ in range(int(seconds // 60) + 1)]
     accepted: set[str] = set()
     skipped = 0
-    idle: list[RawClient] = []
+    idle: list[tuple[float, RawClient]] = []  # (last used, client), most recent last
     in_flight = 0
     start = time.perf_counter()
     path = f"{API}/rounds/{round_id}/ballots"
 
+    async def connection() -> RawClient:
+        # uvicorn closes keep-alive connections idle for 5 s; never reuse one idle for 2 s
+        while idle:
+            used, client = idle.pop()
+            if time.perf_counter() - used < STALE_AFTER:
+                return client
+            await client.aclose()
+        return RawClient(base, timeout=30)
+
     async def one(slot: Minute, i: int) -> None:
         nonlocal in_flight
-        client = idle.pop() if idle else RawClient(base, timeout=30)
+        client = await connection()
         k = 1 + i % 16
         body = json.dumps({"choices": candidates[i % len(candidates) :][:k] or candidates[:k]})
         headers = {
@@ -133,7 +145,13 @@ async def drive(
         }
         t0 = time.perf_counter()
         try:
-            status, answer = await client.request("POST", path, headers, body.encode())
+            try:
+                status, answer = await client.request("POST", path, headers, body.encode())
+            except (OSError, asyncio.IncompleteReadError):
+                # as a real client does: retry once with the same Idempotency-Key, which is
+                # safe whether or not the first attempt reached the server
+                slot.retries += 1
+                status, answer = await client.request("POST", path, headers, body.encode())
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             slot.failures += 1
             await client.aclose()
@@ -142,7 +160,7 @@ async def drive(
             slot.latencies.append((time.perf_counter() - t0) * 1000)
             if status == 201:
                 accepted.add(json.loads(answer)["ballot_id"])
-            idle.append(client)
+            idle.append((time.perf_counter(), client))
         finally:
             in_flight -= 1
 
@@ -167,7 +185,7 @@ async def drive(
         i += 1
     if tasks:
         await asyncio.wait(tasks, timeout=60)
-    for c in idle:
+    for _, c in idle:
         await c.aclose()
     return [m for m in minutes if m.sent], accepted, skipped
 
@@ -231,7 +249,8 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"{r['minute']:>4} {r['sent']:>7} {r['created']:>7} {r['p50_ms']!s:>8} "
             f"{r['p99_ms']!s:>8}  {r['errors'] or ''} "
-            + (f"no answer: {r['no_answer']}" if r["no_answer"] else "")
+            + (f"no answer: {r['no_answer']} " if r["no_answer"] else "")
+            + (f"retried: {r['retried']}" if r["retried"] else "")
         )
     mem = report["memory_mib"]
     for name in sorted(set(mem["start"]) | set(mem["end"])):

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +35,8 @@ class Services:
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
 
+REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
+
 #: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
 ServicesDep = NamedDependency[Services]
 
@@ -51,14 +53,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """
     if not settings.database_url or not settings.redis_url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
-    redis = Redis.from_url(
+    # a blocking pool: a burst larger than the pool waits (up to 5 s) for a free connection
+    # instead of failing at once with 503
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         decode_responses=True,
         health_check_interval=30,
         socket_timeout=5,
         socket_connect_timeout=5,
-        max_connections=200,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=5,
     )
+    redis = Redis(connection_pool=pool)
     engine = make_engine(settings.database_url)
     signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
     persister = Persister(
@@ -98,5 +104,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await asyncio.gather(*tasks)
         if box.group_commit is not None:
             await box.group_commit.stop()
-        await redis.aclose()
+        await redis.aclose(close_connection_pool=True)
         await engine.dispose()

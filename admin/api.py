@@ -1,5 +1,6 @@
 """Admin API v1 under ``/admin/api/v1`` (BRIEF §5): login, rounds, shortlist import, status
-changes, progress, reconciliation and results exports. Every change writes an audit event."""
+changes, progress, reconciliation and results exports; one-time voting codes are in
+:mod:`admin.codes`. Every change writes an audit event."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import func, select
 
 from admin.auth import SESSION_COOKIE, Admin, AdminDep, authenticate, current_admin
+from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
 from voting import live, models
 from voting.errors import ApiError
@@ -26,6 +28,8 @@ from voting.shortlist import ShortlistError, parse_shortlist
 
 MAX_CSV_BYTES = 5_000_000
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+#: How a round identifies its voters (see voting.voters); set while the round is in draft.
+IdentityMode = Literal["device", "code", "email", "phone"]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,6 +58,7 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     results_visibility: Literal["live", "after_close"] = "after_close"
     fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
+    identity_mode: IdentityMode = "device"
 
 
 class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -73,6 +78,7 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | msgspec.UnsetType = (
         msgspec.UNSET
     )
+    identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
 
 
 class AdminRoundOut(msgspec.Struct):
@@ -87,6 +93,7 @@ class AdminRoundOut(msgspec.Struct):
     max_choices: int
     winners: int
     results_visibility: str
+    identity_mode: str
     fields: list[str]
     opens_at: datetime | None
     closes_at: datetime | None
@@ -341,6 +348,7 @@ async def admin_results(
 
 
 ROUTES = [
+    *CODE_ROUTES,
     admin_list_rounds,
     create_round,
     update_round,

@@ -120,6 +120,11 @@ def make_settings(backends: Backends, **overrides: Any) -> Settings:
         "ballot_rate": 100_000,
         "ballot_burst": 100_000,
         "run_persister": False,
+        # new_voter() posts {}: device mode without proof of work (tests of the proof of
+        # work turn it back on), and room for the suite's many credentials
+        "challenge_required": False,
+        "credential_rate": 100_000,
+        "credential_burst": 100_000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -254,6 +259,9 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
         VOTING_PORT=str(port),
         VOTING_BALLOT_RATE="100000",
         VOTING_BALLOT_BURST="100000",
+        VOTING_CREDENTIAL_RATE="100000",
+        VOTING_CREDENTIAL_BURST="100000",
+        VOTING_CHALLENGE_REQUIRED="false",
     )
     env.update(extra)
     return env
@@ -279,7 +287,10 @@ async def live_server(settings: Settings, make_round: RoundFactory) -> AsyncIter
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per session
         [sys.executable, "-m", "voting.cli", "serve"],
         # no persister: tests of the persister share this database and must not race with it
-        env=server_env(settings, port, VOTING_RUN_PERSISTER="false"),
+        # the page solves real proofs of work in device mode (the demo round's mode)
+        env=server_env(
+            settings, port, VOTING_RUN_PERSISTER="false", VOTING_CHALLENGE_REQUIRED="true"
+        ),
     )
     try:
         await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")

@@ -318,6 +318,7 @@ async def test_public_round_and_candidate_views(client, make_round):
         "max_choices",
         "winners",
         "results_visibility",
+        "identity_mode",
     }
     detail = (await client.get(f"/api/v1/rounds/{rnd['id']}")).json()
     codes = [c["code"] for c in detail["candidates"]]

@@ -2,20 +2,27 @@
 
 Needs the ``live_server`` fixture (tests/conftest.py): an object with ``base_url`` (the public app,
 e.g. ``http://127.0.0.1:PORT``) and ``round_id`` (an open round holding the 28 candidates of
-``shared/data/shortlist-sample.csv``, ``min_choices`` 1, ``max_choices`` 16).
+``shared/data/shortlist-sample.csv``, ``min_choices`` 1, ``max_choices`` 16), in identity mode
+``device`` with the proof of work required: the page solves real ALTCHA challenges with the
+vendored widget. Other rounds (code and email modes) are made here through the admin API.
 
 Every test gets a fresh browser context, so a fresh localStorage and cookie jar: a new voter.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.conftest import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CANDIDATES = 28
@@ -56,8 +63,8 @@ def browser_page(_browser: Browser) -> Iterator[Page]:
         pytest.fail(f"JavaScript errors on the page: {errors}")
 
 
-def open_round(page: Page, live_server: Any) -> None:
-    page.goto(f"{live_server.base_url}/?round={live_server.round_id}")
+def open_round(page: Page, live_server: Any, round_id: int | None = None) -> None:
+    page.goto(f"{live_server.base_url}/?round={round_id or live_server.round_id}")
     expect(page.locator("[data-candidate-id]")).to_have_count(CANDIDATES, timeout=TIMEOUT_MS)
 
 
@@ -184,3 +191,161 @@ def test_achievements_are_shown_on_demand(browser_page: Page, live_server: Any) 
 
     dialog.locator("#profile-close").click()
     expect(dialog).to_be_hidden()
+
+
+# ---------- identity modes ----------
+
+
+def _admin_round(live_server: Any, identity_mode: str, codes: int = 0) -> dict[str, Any]:
+    """An open round of the sample shortlist made through the live server's admin API (plain
+    httpx: these tests run inside sync Playwright, where no asyncio fixture can be set up)."""
+    with httpx.Client(base_url=f"{live_server.base_url}/admin/api/v1", timeout=30) as http:
+        r = http.post("/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert r.status_code == 200, r.text
+        http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        r = http.post(
+            "/rounds",
+            json={
+                "slug": unique_slug(identity_mode),
+                "title": "Test",
+                "identity_mode": identity_mode,
+            },
+        )
+        assert r.status_code == 201, r.text
+        rnd: dict[str, Any] = r.json()
+        r = http.post(
+            f"/rounds/{rnd['id']}/candidates/import",
+            content=SAMPLE_CSV.read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        if codes:
+            r = http.post(f"/rounds/{rnd['id']}/codes", json={"count": codes})
+            assert r.status_code == 201, r.text
+            rnd["codes"] = [row["code"] for row in csv.DictReader(io.StringIO(r.text))]
+        assert http.post(f"/rounds/{rnd['id']}/open").status_code == 200
+    return rnd
+
+
+@pytest.fixture(scope="module")
+def code_round(live_server: Any) -> dict[str, Any]:
+    """An open round in code mode with 3 codes (``codes``)."""
+    return _admin_round(live_server, "code", codes=3)
+
+
+@pytest.fixture(scope="module")
+def email_round(live_server: Any) -> dict[str, Any]:
+    """An open round in email mode (the live server has no email sender configured)."""
+    return _admin_round(live_server, "email")
+
+
+@pytest.mark.browser
+def test_device_mode_solves_the_proof_of_work_with_the_vendored_widget(
+    browser_page: Page, live_server: Any
+) -> None:
+    page = browser_page
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    open_round(page, live_server)
+    panel = page.locator("#identity")
+    expect(panel).to_have_attribute("data-mode", "device")
+    expect(page.locator("altcha-widget")).to_have_count(1)
+    page.wait_for_function("Boolean(localStorage.getItem('voter_token'))", timeout=60_000)
+    expect(panel).to_be_hidden()
+    assert f"{live_server.base_url}/static/vendor/altcha.min.js" in requests
+    assert f"{live_server.base_url}/api/v1/challenge" in requests
+    # everything came from our own origin (no CDN); the widget's workers are data:/blob: URLs
+    foreign = [u for u in requests if not u.startswith((live_server.base_url, "data:", "blob:"))]
+    assert not foreign, foreign
+    cast(page, 2)
+
+
+@pytest.mark.browser
+def test_code_mode_asks_for_the_code(browser_page: Page, live_server: Any, code_round: Any) -> None:
+    page = browser_page
+    open_round(page, live_server, code_round["id"])
+    expect(page.locator("#identity")).to_have_attribute("data-mode", "code")
+    expect(page.locator("altcha-widget")).to_have_count(0)
+    choose(page, 2)
+    expect(page.locator("#cast")).to_be_disabled()  # no code yet
+    code_input = page.locator("#voter-code")
+    good = code_round["codes"][0]
+    typo = good[:-2] + ("Z" if good[-2] != "Z" else "Y") + good[-1]
+    code_input.fill(typo)
+    page.locator("#voter-code-submit").click()
+    expect(page.locator("#message")).to_have_attribute("data-code", "code_invalid")
+    expect(page.locator("#identity-status")).to_have_attribute("data-state", "error")
+    code_input.fill(good.lower().replace("-", " "))
+    page.locator("#voter-code-submit").click()
+    expect(page.locator("#identity-status")).to_contain_text("Mã bình chọn hợp lệ")
+    expect(page.locator("#identity-code")).to_be_hidden()
+    token = page.evaluate(f"localStorage.getItem('voter_token_code_{code_round['id']}')")
+    assert token
+    expect(page.locator("#cast")).to_be_enabled()
+    page.locator("#cast").click()
+    page.locator("#confirm").click()
+    expect(page.locator("#voted")).to_be_visible()
+    expect(page.locator("#receipt")).not_to_be_empty()
+    expect(page.locator("#identity")).to_be_hidden()
+
+
+@pytest.mark.browser
+def test_code_used_on_another_device_is_already_voted(
+    browser_page: Page, live_server: Any, code_round: Any
+) -> None:
+    page = browser_page
+    open_round(page, live_server, code_round["id"])
+    page.locator("#voter-code").fill(code_round["codes"][1])
+    page.locator("#voter-code-submit").click()
+    expect(page.locator("#identity-status")).to_contain_text("hợp lệ")
+    cast(page, 1)
+    # the same code on a fresh device: one code, one ballot
+    other = page.context.browser.new_context(locale="vi-VN")  # type: ignore[union-attr]
+    try:
+        second = other.new_page()
+        second.set_default_timeout(TIMEOUT_MS)
+        open_round(second, live_server, code_round["id"])
+        second.locator("#voter-code").fill(code_round["codes"][1])
+        second.locator("#voter-code-submit").click()
+        expect(second.locator("#identity-status")).to_contain_text("hợp lệ")
+        choose(second, 1)
+        second.locator("#cast").click()
+        second.locator("#confirm").click()
+        expect(second.locator("#message")).to_have_attribute("data-code", "already_voted")
+        expect(second.locator("#voted")).to_be_visible()
+    finally:
+        other.close()
+
+
+@pytest.mark.browser
+def test_email_mode_asks_consent_before_using_the_address(
+    browser_page: Page, live_server: Any, email_round: Any
+) -> None:
+    page = browser_page
+    open_round(page, live_server, email_round["id"])
+    expect(page.locator("#identity")).to_have_attribute("data-mode", "email")
+    expect(page.locator("#otp-address-label")).to_have_text("Địa chỉ email")
+    page.locator("#otp-address").fill("cu.tri@example.org")
+    send = page.locator("#otp-send")
+    expect(send).to_be_disabled()  # no consent, no use of the address
+    expect(page.locator("#otp-consent-text")).to_contain_text("đồng ý")
+    page.locator("#otp-consent").check()
+    expect(send).to_be_enabled()
+    send.click()
+    # the live server has no email sender: the answer is explained, nothing is kept
+    expect(page.locator("#message")).to_have_attribute("data-code", "otp_unavailable")
+    choose(page, 1)
+    expect(page.locator("#cast")).to_be_disabled()
+
+
+@pytest.mark.browser
+def test_privacy_notice(browser_page: Page, live_server: Any) -> None:
+    page = browser_page
+    open_round(page, live_server)
+    notice = page.locator("#privacy")
+    expect(notice).to_contain_text("Thông báo về xử lý dữ liệu cá nhân")
+    notice.locator("summary").click()
+    for text in ("91/2025/QH15", "356/2025/NĐ-CP", "13/2023/NĐ-CP", "Địa chỉ IP", "mã băm"):
+        expect(notice).to_contain_text(text)
+    expect(page.locator("#privacy-retention")).to_have_text("30")
+    expect(page.locator("#privacy-ipv4")).to_have_text("24")

@@ -12,6 +12,8 @@ voting reconcile [ROUND]                       compare Redis with Postgres + str
                                                on a mismatch (default: every round)
 voting recover [ROUND]                         rebuild Redis state from Postgres after Redis
                                                lost data (default: every round)
+voting purge [--days N]                        erase IP prefixes and voting codes of rounds
+                                               closed N days ago (default VOTING_RETENTION_DAYS)
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        proxy_headers=False,  # X-Forwarded-For is trusted by voting.client_ip only
     )
 
 
@@ -167,6 +170,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 workers=args.workers,
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,  # X-Forwarded-For is trusted by voting.client_ip only
             )
         else:
             _serve(s, public=public, admin=admin)
@@ -268,6 +272,28 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run(s))
 
 
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from voting.db import make_engine
+    from voting.purge import purge
+
+    days = settings.retention_days if args.days is None else args.days
+
+    async def run(url: str) -> int:
+        engine = make_engine(url)
+        try:
+            report = await purge(engine, days)
+        finally:
+            await engine.dispose()
+        print(
+            f"rounds closed {days}+ days ago: {len(report.rounds)}; IP prefixes erased from "
+            f"{report.ballots} ballots; {report.codes} voting codes deleted"
+        )
+        return 0
+
+    with resolved(settings) as s:
+        return asyncio.run(run(s.database_url or ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voting`` command."""
     p = argparse.ArgumentParser(
@@ -299,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     rcv = sub.add_parser("recover", help="rebuild Redis state from Postgres after data loss")
     rcv.add_argument("round", type=int, nargs="?", help="one round (default: every round)")
     rcv.set_defaults(func=cmd_recover)
+    prg = sub.add_parser("purge", help="erase IP prefixes and codes of long-closed rounds")
+    prg.add_argument("--days", type=int, help="retention in days (default VOTING_RETENTION_DAYS)")
+    prg.set_defaults(func=cmd_purge)
     return p
 
 

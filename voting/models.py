@@ -1,8 +1,10 @@
 """The record: Postgres tables as SQLAlchemy Core ``Table`` objects.
 
 The alembic migrations in ``voting/migrations`` create exactly these tables; this module is
-what the code queries through. Postgres is the record (rounds, candidates, ballots, admin
-users, audit log); Redis only holds live state that can be rebuilt from here.
+what the code queries through. Postgres is the record (rounds, candidates, ballots, voting
+codes, admin users, audit log); Redis only holds live state that can be rebuilt from here.
+No email address, phone number or full IP address is stored: voters are keyed hashes and
+ballots keep the client's network prefix only, erased by ``voting purge``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -119,6 +122,18 @@ admin_users = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("role IN ('admin', 'observer')", name="admin_users_role"),
+)
+
+#: One-time voting codes of rounds in identity mode ``code`` (see :mod:`voting.codes`): only a
+#: keyed hash of each code; ``redeemed_at`` is the first time it yielded a credential.
+voter_codes = Table(
+    "voter_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("redeemed_at", DateTime(timezone=True)),
+    Index("voter_codes_round", "round_id"),
 )
 
 audit_events = Table(

@@ -1,9 +1,11 @@
-"""Public API v1 (BRIEF §5): rounds, candidates, voter credentials, ballots, results, receipts.
+"""Public API v1 (BRIEF §5): rounds, candidates, ballots, results, receipts; the voter
+credential routes (``/challenge``, ``/voters``, ``/voters/otp``, ``/privacy``) are in
+:mod:`voting.voters` and served under the same prefix.
 
 Only :func:`cast_ballot` is on the hot path: it decodes the body (msgspec, via Litestar),
 checks the choices against the round's cached rules, verifies the credential and runs the
 cast script in Redis. Reads of rounds and candidates come from Postgres through a short
-in-process cache.
+in-process cache. Ids outside Postgres's integer range are answered 404 like unknown ones.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from voting import live, models
 from voting.ballots import BallotIn, CastBallot, check_idempotency_key, ip_prefix
+from voting.client_ip import client_ip
 from voting.errors import ApiError
 from voting.keys import RoundKeys
 from voting.results import build_results
 from voting.rounds import get_round, list_candidates
 from voting.services import Services, ServicesDep
 from voting.tokens import TokenInvalid
+from voting.voters import ROUTES as VOTER_ROUTES
 
 READ_CACHE_TTL = 5.0  # seconds a public round document is served from memory
 ROUND_FIELDS = (
@@ -39,6 +42,7 @@ ROUND_FIELDS = (
     "max_choices",
     "winners",
     "results_visibility",
+    "identity_mode",
 )
 CANDIDATE_FIELDS = (
     "id",
@@ -54,12 +58,14 @@ CANDIDATE_FIELDS = (
 )
 UNAVAILABLE_RETRY = "5"
 MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
+MAX_ID = 2**31 - 1  # Postgres integer
 
 _json = msgspec.json.Encoder()
 
 
 class RoundOut(msgspec.Struct):
-    """A round as the public sees it."""
+    """A round as the public sees it; ``identity_mode`` tells what ``POST /voters`` needs
+    (``device``, ``code``, ``email`` or ``phone``)."""
 
     id: int
     slug: str
@@ -71,6 +77,7 @@ class RoundOut(msgspec.Struct):
     max_choices: int
     winners: int
     results_visibility: str
+    identity_mode: str
 
 
 class CandidateOut(msgspec.Struct):
@@ -95,12 +102,6 @@ class RoundDetailOut(RoundOut):
 
     description: str = ""
     candidates: list[CandidateOut] = []
-
-
-class VoterTokenOut(msgspec.Struct):
-    """A new voter credential (also set as the HttpOnly cookie ``voter``)."""
-
-    voter_token: str
 
 
 class TieOut(msgspec.Struct):
@@ -167,6 +168,8 @@ def candidate_out(round_id: int, row: dict[str, Any], *, achievements: bool) -> 
 
 
 async def _public_round(services: Services, round_id: int) -> dict[str, Any]:
+    if not 1 <= round_id <= MAX_ID:
+        raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
     async with services.engine.connect() as conn:
         row = await get_round(conn, round_id)
     if row["status"] == "draft":
@@ -213,6 +216,8 @@ async def candidate_detail(
 ) -> CandidateOut:
     """One candidate of a public round, with ``achievements``; 404 ``candidate_not_found``."""
     await _public_round(services, round_id)
+    if not 1 <= candidate_id <= MAX_ID:
+        raise ApiError(404, "candidate_not_found", f"candidate {candidate_id} is not in this round")
     c = models.candidates
     cols = [col for col in c.c if col.name != "photo"]
     async with services.engine.connect() as conn:
@@ -242,6 +247,8 @@ async def candidate_photo(
 ) -> Response[bytes]:
     """The photo bytes; 404 ``photo_not_found`` when the candidate has none."""
     await _public_round(services, round_id)
+    if not 1 <= candidate_id <= MAX_ID:
+        raise ApiError(404, "photo_not_found", "this candidate has no photo")
     c = models.candidates
     async with services.engine.connect() as conn:
         row = (
@@ -256,24 +263,6 @@ async def candidate_photo(
     return Response(
         row[0], media_type=row[1] or "image/jpeg", headers={"Cache-Control": "public, max-age=3600"}
     )
-
-
-@post("/voters", summary="Issue a voter credential", status_code=201)
-async def issue_voter(services: ServicesDep) -> Response[VoterTokenOut]:
-    """A signed credential for a fresh random voter (identity mode ``device``), returned in the
-    body and as the HttpOnly cookie ``voter``. The body may be empty or ``{}``."""
-    token = services.signers.issue_voter("device")
-    s = services.settings
-    cookie = Cookie(
-        key="voter",
-        value=token,
-        max_age=s.voter_token_ttl,
-        httponly=True,
-        samesite="lax",
-        secure=s.cookie_secure,
-        path="/api/",
-    )
-    return Response(VoterTokenOut(voter_token=token), status_code=201, cookies=[cookie])
 
 
 def _voter_token(request: Request[Any, Any, Any]) -> str:
@@ -326,8 +315,8 @@ async def cast_ballot(
             voter.check_round(round_id, rules.identity_mode)
         except TokenInvalid as exc:
             raise ApiError(401, "voter_token_invalid", str(exc)) from None
-        client = request.client.host if request.client else None
         s = services.settings
+        client = client_ip(request, s.trusted_proxies)
         body = await box.cast(
             round_id,
             voter.voter_hash,
@@ -426,7 +415,7 @@ ROUTES = [
     round_detail,
     candidate_detail,
     candidate_photo,
-    issue_voter,
+    *VOTER_ROUTES,
     cast_ballot,
     public_results,
     check_receipt,

@@ -9,6 +9,7 @@ checks that it equals the Redis tally before marking the result final.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ async def audit(
         )
     )
 
+
+RECOVER_SETTLE = 0.5  # seconds recovery waits for in-flight persister commits
 
 #: Ids are Postgres ``integer`` (32-bit) serials: larger numbers name nothing.
 MAX_ID = 2**31 - 1
@@ -358,14 +361,22 @@ class RoundService:
         )
         drained = await self.persister.drain(round_id)
         b = models.ballots
-        async with self.engine.connect() as conn:
-            tally, total = await postgres_tally(conn, round_id)
-            voters = (
-                await conn.execute(
-                    select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id)
-                )
-            ).all()
-        await live.restore(self.redis, keys, tally, {v: str(bid) for v, bid in voters}, total)
+        # a persister that read entries before the loss may still commit them: rebuild until
+        # the record stops changing under us (the round refuses ballots meanwhile)
+        for _ in range(5):
+            async with self.engine.connect() as conn:
+                tally, total = await postgres_tally(conn, round_id)
+                voters = (
+                    await conn.execute(
+                        select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id)
+                    )
+                ).all()
+            await live.restore(self.redis, keys, tally, {v: str(bid) for v, bid in voters}, total)
+            await asyncio.sleep(RECOVER_SETTLE)
+            async with self.engine.connect() as conn:
+                _, again = await postgres_tally(conn, round_id)
+            if again == total:
+                break
         status = rnd["status"]
         await live.set_status(self.redis, keys, status)
         async with self.engine.begin() as conn:

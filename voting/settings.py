@@ -6,11 +6,14 @@ is suppressed, so printing or logging a :class:`Settings` never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class SettingsError(ValueError):
@@ -91,6 +94,48 @@ class Settings:
         Persister batch size (default 1000 ballots) and wait (default 200 ms).
     ``VOTING_RUN_PERSISTER``
         Whether the app process runs the persister in its lifespan (default true).
+
+    Voter credentials and privacy (see README "Identity modes"):
+
+    ``VOTING_TRUSTED_PROXIES``
+        Comma-separated CIDRs or addresses of reverse proxies (default none). Only when the
+        socket peer is one of them is the right-most untrusted ``X-Forwarded-For`` address
+        taken as the client's.
+    ``VOTING_CHALLENGE_REQUIRED``
+        Device mode needs a solved ALTCHA proof of work (default true; tests turn it off).
+    ``VOTING_POW_COST`` / ``VOTING_POW_DIFFICULTY``
+        PBKDF2-SHA-256 iterations per attempt (default 5000) and the counter base ``D``: the
+        secret counter is drawn from ``[D, 2D)``, so a client derives about ``1.5 D`` keys
+        (default 1000).
+    ``VOTING_CHALLENGE_TTL``
+        Seconds a challenge can be solved and redeemed (default 300).
+    ``VOTING_CREDENTIAL_RATE`` / ``VOTING_CREDENTIAL_PERIOD`` / ``VOTING_CREDENTIAL_BURST``
+        Per client IP prefix, for each of ``GET /challenge``, ``POST /voters`` and
+        ``POST /voters/otp``: RATE requests per PERIOD seconds, bursts of BURST (GCRA;
+        default 300 per 60 s, burst 50).
+    ``VOTING_OTP_TTL`` / ``VOTING_OTP_ATTEMPTS`` / ``VOTING_OTP_RESEND_INTERVAL``
+        One-time passwords live 300 s, allow 5 wrong attempts, and a new one can be sent to
+        the same address 60 s after the last.
+    ``VOTING_OTP_SEND_RATE`` / ``VOTING_OTP_SEND_PERIOD`` / ``VOTING_OTP_SEND_BURST``
+        Per email address or phone number: sends per period (GCRA; default 5 per 3600 s,
+        burst 3).
+    ``VOTING_EMAIL_SENDER``
+        ``none`` (default: email mode cannot send), ``console`` (development: logged) or
+        ``smtp``.
+    ``VOTING_SMTP_HOST`` / ``VOTING_SMTP_PORT`` / ``VOTING_SMTP_TLS`` /
+    ``VOTING_SMTP_USERNAME`` / ``VOTING_SMTP_PASSWORD`` / ``VOTING_SMTP_FROM``
+        The SMTP server (port default 587; TLS ``starttls`` (default), ``tls`` or ``none``),
+        its login and the sender address.
+    ``VOTING_SMS_SENDER``
+        ``none`` (default), ``console`` or ``webhook``.
+    ``VOTING_SMS_WEBHOOK_URL`` / ``VOTING_SMS_WEBHOOK_AUTH_HEADER`` /
+    ``VOTING_SMS_WEBHOOK_AUTH`` / ``VOTING_SMS_TEMPLATE``
+        The SMS gateway: ``POST {"to": "+84...", "message": ...}`` to the URL with the auth
+        header (name default ``Authorization``; value secret); the message template has
+        ``{code}`` and ``{minutes}``.
+    ``VOTING_RETENTION_DAYS``
+        ``voting purge`` erases ballots' IP prefixes and the round's voting codes this many
+        days after a round closes (default 30).
     """
 
     database_url: str | None = None
@@ -116,6 +161,34 @@ class Settings:
     persist_batch: int = 1000
     persist_interval_ms: int = 200
     run_persister: bool = True
+    # voter credentials and privacy (parsed by _identity_settings)
+    trusted_proxies: tuple[str, ...] = ()
+    challenge_required: bool = True
+    pow_cost: int = 5000
+    pow_difficulty: int = 1000
+    challenge_ttl: int = 300
+    credential_rate: int = 300
+    credential_period: int = 60
+    credential_burst: int = 50
+    otp_ttl: int = 300
+    otp_attempts: int = 5
+    otp_resend_interval: int = 60
+    otp_send_rate: int = 5
+    otp_send_period: int = 3600
+    otp_send_burst: int = 3
+    email_sender: str = "none"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "no-reply@localhost"
+    sms_sender: str = "none"
+    sms_webhook_url: str | None = None
+    sms_webhook_auth_header: str = "Authorization"
+    sms_webhook_auth: str | None = field(default=None, repr=False)
+    sms_template: str = "Ma xac thuc binh chon: {code}. Ma co hieu luc {minutes} phut."
+    retention_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +239,7 @@ class Settings:
             persist_batch=_int(env, "VOTING_PERSIST_BATCH", 1000, 1),
             persist_interval_ms=_int(env, "VOTING_PERSIST_INTERVAL_MS", 200, 1),
             run_persister=_bool(env, "VOTING_RUN_PERSISTER", True),
+            **_identity_settings(env),
         )
 
 
@@ -193,3 +267,70 @@ def _stored_secret(data_dir: Path, name: str) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated networks or addresses, normalised (``10.0.0.7`` → ``10.0.0.7/32``)."""
+    out = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(f"{name}: {item.strip()!r} is not a CIDR or address") from None
+    return tuple(out)
+
+
+def _identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The voter-credential and privacy settings of :class:`Settings` (``VOTING_TRUSTED_PROXIES``
+    to ``VOTING_RETENTION_DAYS``), validated; raises :class:`SettingsError` naming the variable."""
+    template = env.get("VOTING_SMS_TEMPLATE") or Settings.sms_template
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        fields = {"?"}
+    if "code" not in fields or not fields <= {"code", "minutes"}:
+        raise SettingsError("VOTING_SMS_TEMPLATE must contain {code} and only {code}/{minutes}")
+    values: dict[str, Any] = {
+        "trusted_proxies": _cidrs(env, "VOTING_TRUSTED_PROXIES"),
+        "challenge_required": _bool(env, "VOTING_CHALLENGE_REQUIRED", True),
+        "pow_cost": _int(env, "VOTING_POW_COST", 5000, 1),
+        "pow_difficulty": _int(env, "VOTING_POW_DIFFICULTY", 1000, 1),
+        "challenge_ttl": _int(env, "VOTING_CHALLENGE_TTL", 300, 10),
+        "credential_rate": _int(env, "VOTING_CREDENTIAL_RATE", 300, 1),
+        "credential_period": _int(env, "VOTING_CREDENTIAL_PERIOD", 60, 1),
+        "credential_burst": _int(env, "VOTING_CREDENTIAL_BURST", 50, 1),
+        "otp_ttl": _int(env, "VOTING_OTP_TTL", 300, 30),
+        "otp_attempts": _int(env, "VOTING_OTP_ATTEMPTS", 5, 1),
+        "otp_resend_interval": _int(env, "VOTING_OTP_RESEND_INTERVAL", 60, 0),
+        "otp_send_rate": _int(env, "VOTING_OTP_SEND_RATE", 5, 1),
+        "otp_send_period": _int(env, "VOTING_OTP_SEND_PERIOD", 3600, 1),
+        "otp_send_burst": _int(env, "VOTING_OTP_SEND_BURST", 3, 1),
+        "email_sender": _choice(env, "VOTING_EMAIL_SENDER", "none", ("none", "console", "smtp")),
+        "smtp_host": env.get("VOTING_SMTP_HOST") or "localhost",
+        "smtp_port": _int(env, "VOTING_SMTP_PORT", 587, 1),
+        "smtp_tls": _choice(env, "VOTING_SMTP_TLS", "starttls", ("starttls", "tls", "none")),
+        "smtp_username": env.get("VOTING_SMTP_USERNAME") or None,
+        "smtp_password": env.get("VOTING_SMTP_PASSWORD") or None,
+        "smtp_from": env.get("VOTING_SMTP_FROM") or "no-reply@localhost",
+        "sms_sender": _choice(env, "VOTING_SMS_SENDER", "none", ("none", "console", "webhook")),
+        "sms_webhook_url": env.get("VOTING_SMS_WEBHOOK_URL") or None,
+        "sms_webhook_auth_header": env.get("VOTING_SMS_WEBHOOK_AUTH_HEADER") or "Authorization",
+        "sms_webhook_auth": env.get("VOTING_SMS_WEBHOOK_AUTH") or None,
+        "sms_template": template,
+        "retention_days": _int(env, "VOTING_RETENTION_DAYS", 30, 0),
+    }
+    if values["sms_sender"] == "webhook" and not (values["sms_webhook_url"] or "").startswith(
+        ("http://", "https://")
+    ):
+        raise SettingsError("VOTING_SMS_WEBHOOK_URL must be an http(s) URL with the webhook sender")
+    return values

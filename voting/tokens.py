@@ -1,10 +1,15 @@
-"""Signed tokens: voter credentials, admin sessions and ballot receipts (itsdangerous).
+"""Signed tokens: voter credentials, admin sessions and ballot receipts (itsdangerous), and the
+keys that sign proof-of-work challenges.
 
 Each purpose has its own salt, so a token of one kind never verifies as another. Keys rotate:
 ``Settings.secret_keys`` is newest first; itsdangerous signs with the *last* key of the list it
 is given and verifies with all, so the list is passed reversed. Expiry is enforced by passing
 ``max_age`` when loading (itsdangerous checks no age otherwise). Tokens are readable by their
 holder (base64 JSON): they carry random ids and hashes only, never personal data in clear.
+
+ALTCHA challenges are signed by the ``altcha`` library with HMAC keys derived here from each
+signing key and the purpose salt ``voting.challenge`` (newest first, like the serializers), so
+rotating ``VOTING_SECRET_KEYS`` rotates them too and a challenge key never equals a token key.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 VOTER_SALT = "voting.voter"
 ADMIN_SALT = "voting.admin-session"
 RECEIPT_SALT = "voting.receipt"
+CHALLENGE_SALT = "voting.challenge"
 
 
 class TokenInvalid(Exception):
@@ -55,13 +61,16 @@ class Signers:
     """The service's serializers, one per purpose, built from the settings' keys.
 
     ``secret_keys``: newest first. ``identity_key``: key of the HMAC that turns a voter's
-    identity into the hash stored in Redis and Postgres.
+    identity into the hash stored in Redis and Postgres. ``challenge_keys``: per signing key,
+    newest first, the pair (challenge signature secret, derived-key signature secret) given to
+    ``altcha.create_challenge`` / ``verify_solution``.
     """
 
     voter: URLSafeTimedSerializer
     admin: URLSafeTimedSerializer
     receipt: URLSafeTimedSerializer
     identity_key: bytes
+    challenge_keys: tuple[tuple[bytes, bytes], ...] = ()
 
     @classmethod
     def from_keys(cls, secret_keys: tuple[str, ...], identity_key: str) -> Signers:
@@ -74,6 +83,10 @@ class Signers:
             admin=URLSafeTimedSerializer(keys, salt=ADMIN_SALT),
             receipt=URLSafeTimedSerializer(keys, salt=RECEIPT_SALT),
             identity_key=identity_key.encode(),
+            challenge_keys=tuple(
+                (_derive(k, CHALLENGE_SALT), _derive(k, CHALLENGE_SALT + ".key"))
+                for k in secret_keys
+            ),
         )
 
     def voter_hash(self, identity: str) -> str:
@@ -141,6 +154,11 @@ class Signers:
         if not isinstance(payload, dict) or not {"r", "b", "c"} <= payload.keys():
             raise TokenInvalid("malformed receipt")
         return payload
+
+
+def _derive(key: str, purpose: str) -> bytes:
+    """HMAC-SHA256(key, purpose): an independent 32-byte key per purpose."""
+    return hmac.new(key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
 def _load(serializer: URLSafeTimedSerializer, token: str, max_age: int | None) -> Any:

@@ -1,7 +1,15 @@
 /* Public voting page: browse the shortlist, choose, cast one ballot, see the results.
  *
- * Plain ES2019+ with no dependencies. Every piece of text that comes from the API is put in
- * the page with textContent (never innerHTML), so candidate data cannot inject markup.
+ * Plain ES2019+. Every piece of text that comes from the API is put in the page with
+ * textContent (never innerHTML), so candidate data cannot inject markup.
+ *
+ * Voter credentials follow the round's identity mode (round.identity_mode):
+ * - device: the ALTCHA widget (vendored in /static/vendor, loaded only when needed, never from
+ *   a CDN) solves the proof of work from /api/v1/challenge while the voter reads the list; the
+ *   payload is exchanged at once for a credential kept in localStorage ('voter_token');
+ * - code: the voter types the one-time code the organisers handed out;
+ * - email / phone: after consenting to the privacy notice, the voter gets a 6-digit code.
+ * Credentials of the code, email and phone modes are kept per round.
  */
 'use strict';
 
@@ -48,6 +56,29 @@
     unavailable: (ctx) =>
       `Hệ thống đang quá tải hoặc bảo trì. Vui lòng thử lại sau ${retryText(ctx)}.`,
     results_hidden: 'Kết quả sẽ được công bố sau khi kết thúc bình chọn.',
+    challenge_required: 'Cần hoàn tất bước xác minh thiết bị trước khi bình chọn. Vui lòng tải lại trang.',
+    challenge_invalid: 'Bước xác minh thiết bị không hợp lệ. Vui lòng tải lại trang rồi thử lại.',
+    challenge_expired: 'Phiên xác minh thiết bị đã hết hạn. Vui lòng tải lại trang rồi thử lại.',
+    challenge_used: 'Phiên xác minh thiết bị đã được dùng. Vui lòng tải lại trang rồi thử lại.',
+    challenge_failed: 'Không hoàn tất được bước xác minh thiết bị. Vui lòng tải lại trang rồi thử lại.',
+    altcha_unavailable: 'Không tải được công cụ xác minh thiết bị. Vui lòng tải lại trang.',
+    code_required: 'Hãy nhập mã bình chọn của bạn trước khi gửi phiếu.',
+    code_invalid: 'Mã bình chọn không đúng (có thể gõ nhầm một ký tự). Vui lòng kiểm tra lại.',
+    code_unknown: 'Mã bình chọn không có trong đợt bình chọn này. Vui lòng kiểm tra lại.',
+    otp_required: 'Hãy xác thực email hoặc số điện thoại trước khi gửi phiếu.',
+    email_invalid: 'Địa chỉ email không hợp lệ.',
+    phone_invalid: 'Số điện thoại không hợp lệ. Vui lòng nhập số di động Việt Nam, ví dụ 0912 345 678.',
+    consent_required: 'Bạn cần đồng ý với Thông báo về xử lý dữ liệu cá nhân trước khi nhận mã.',
+    otp_expired: 'Mã xác thực đã hết hạn hoặc đã được dùng. Vui lòng yêu cầu mã mới.',
+    otp_invalid: (ctx) =>
+      (typeof ctx.attemptsLeft === 'number'
+        ? `Mã xác thực không đúng. Bạn còn ${ctx.attemptsLeft} lần thử.`
+        : 'Mã xác thực không đúng.'),
+    otp_locked: (ctx) =>
+      `Bạn đã nhập sai mã quá nhiều lần. Vui lòng yêu cầu mã mới sau ${retryText(ctx)}.`,
+    otp_unavailable: 'Hệ thống hiện chưa gửi được mã xác thực qua kênh này. Vui lòng liên hệ Ban tổ chức.',
+    otp_send_failed: (ctx) => `Chưa gửi được mã xác thực. Vui lòng thử lại sau ${retryText(ctx)}.`,
+    mode_mismatch: 'Cách xác thực không khớp với đợt bình chọn này. Vui lòng tải lại trang.',
     network: 'Không kết nối được máy chủ, vui lòng thử lại.',
     not_found: 'Không tìm thấy dữ liệu yêu cầu.',
     internal: 'Máy chủ gặp sự cố. Vui lòng thử lại sau ít phút.',
@@ -70,6 +101,9 @@
     profileId: null,
     profileOpener: null,
     lastStatusCheck: 0,
+    deviceToken: null,
+    altcha: null,
+    widget: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -225,6 +259,8 @@
       serverMessage: typeof e.message === 'string' ? e.message : '',
       ballotId: e.ballot_id !== undefined ? e.ballot_id : body.ballot_id,
       retryAfter: parseRetryAfter(response.headers.get('Retry-After')),
+      attemptsLeft: typeof e.attempts_left === 'number' ? e.attempts_left : undefined,
+      identityMode: typeof e.identity_mode === 'string' ? e.identity_mode : undefined,
     };
   }
 
@@ -597,6 +633,10 @@
     if (n > r.max_choices) return `Chỉ được chọn tối đa ${r.max_choices} gương điển hình`;
     if (state.sending) return 'Đang gửi phiếu';
     if (cooldownLeft() > 0) return `Vui lòng chờ ${cooldownLeft()} giây`;
+    const mode = roundMode();
+    if (mode !== 'device' && !currentToken()) {
+      return mode === 'code' ? 'Hãy nhập mã bình chọn trước' : 'Hãy xác thực trước khi gửi phiếu';
+    }
     return '';
   }
 
@@ -750,15 +790,285 @@
 
   /* ---------- casting ---------- */
 
-  async function ensureToken() {
-    const saved = local.get('voter_token');
-    if (saved) return saved;
-    const res = await api('/voters', { method: 'POST', body: {} });
-    if (!res.ok) throw new ApiFailure(res.error);
+  /* ---------- voter identity ---------- */
+
+  const IDENTITY_LEADS = {
+    device: 'Để chống gửi phiếu tự động, trình duyệt của bạn tự giải một phép tính nhỏ trong vài giây, '
+      + 'trong lúc bạn xem danh sách. Bạn không cần nhập thông tin cá nhân nào.',
+    code: 'Đợt bình chọn này dùng mã bình chọn một lần do Ban tổ chức phát. Hãy nhập mã của bạn để gửi phiếu.',
+    email: 'Đợt bình chọn này xác thực bằng email: hệ thống gửi một mã gồm 6 chữ số đến hộp thư của bạn.',
+    phone: 'Đợt bình chọn này xác thực bằng số điện thoại di động: hệ thống gửi một mã gồm 6 chữ số qua SMS.',
+  };
+  const IDENTITY_DONE = {
+    device: 'Thiết bị đã được xác minh. Bạn có thể gửi phiếu.',
+    code: 'Mã bình chọn hợp lệ. Bạn có thể gửi phiếu.',
+    email: 'Email đã được xác thực. Bạn có thể gửi phiếu.',
+    phone: 'Số điện thoại đã được xác thực. Bạn có thể gửi phiếu.',
+  };
+  const CHALLENGE_RETRY = new Set(['challenge_used', 'challenge_expired', 'challenge_invalid']);
+
+  function roundMode() {
+    const mode = state.round && state.round.identity_mode;
+    return typeof mode === 'string' && IDENTITY_LEADS[mode] ? mode : 'device';
+  }
+
+  function tokenKey() {
+    const mode = roundMode();
+    return mode === 'device' ? 'voter_token' : `voter_token_${mode}_${state.round.id}`;
+  }
+
+  function currentToken() {
+    return state.round ? local.get(tokenKey()) : null;
+  }
+
+  function identityNeeded() {
+    const r = state.round;
+    return Boolean(r) && !state.voted && (r.status === 'open' || r.status === 'paused');
+  }
+
+  function setIdentityStatus(textValue, kind) {
+    const box = $('identity-status');
+    box.textContent = textValue || '';
+    box.dataset.state = kind || '';
+  }
+
+  function renderIdentity() {
+    const panel = $('identity');
+    const mode = roundMode();
+    const token = currentToken();
+    const show = identityNeeded() && !(mode === 'device' && token);
+    panel.hidden = !show;
+    panel.dataset.mode = mode;
+    if (!show) return;
+    $('identity-lead').textContent = IDENTITY_LEADS[mode];
+    $('identity-device').hidden = mode !== 'device';
+    $('identity-code').hidden = mode !== 'code' || Boolean(token);
+    const otp = mode === 'email' || mode === 'phone';
+    $('identity-otp').hidden = !otp || Boolean(token);
+    if (otp) {
+      const address = $('otp-address');
+      $('otp-address-label').textContent = mode === 'email' ? 'Địa chỉ email' : 'Số điện thoại di động';
+      address.type = mode === 'email' ? 'email' : 'tel';
+      address.autocomplete = mode === 'email' ? 'email' : 'tel';
+      address.inputMode = mode === 'email' ? 'email' : 'tel';
+      address.placeholder = mode === 'email' ? 'ten@example.com' : '0912 345 678';
+      $('otp-send').disabled = !$('otp-consent').checked;
+    }
+    if (token) setIdentityStatus(IDENTITY_DONE[mode], 'ok');
+  }
+
+  function storeToken(res) {
     const token = res.data && res.data.voter_token;
     if (typeof token !== 'string' || !token) throw new ApiFailure({ code: 'unknown', status: res.status });
-    local.set('voter_token', token);
+    local.set(tokenKey(), token);
     return token;
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.type = 'module';
+      script.src = src;
+      script.addEventListener('load', resolve, { once: true });
+      script.addEventListener('error', () => reject(new ApiFailure({ code: 'altcha_unavailable' })), { once: true });
+      document.head.append(script);
+    });
+  }
+
+  /* The ALTCHA widget and its Vietnamese strings, from our own static files. */
+  function loadAltcha() {
+    if (!state.altcha) {
+      state.altcha = loadScript('/static/vendor/altcha.min.js')
+        .then(() => loadScript('/static/vendor/altcha.i18n.vi.js'))
+        .then(() => customElements.whenDefined('altcha-widget'));
+      state.altcha.catch(() => { state.altcha = null; });
+    }
+    return state.altcha;
+  }
+
+  async function mountWidget() {
+    await loadAltcha();
+    if (state.widget && document.contains(state.widget)) return state.widget;
+    const widget = document.createElement('altcha-widget');
+    widget.setAttribute('challenge', `${API}/challenge`);
+    widget.setAttribute('auto', 'off');
+    widget.setAttribute('language', 'vi');
+    widget.setAttribute('name', 'altcha');
+    const box = $('altcha-box');
+    box.textContent = '';
+    box.append(widget);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (typeof widget.configure === 'function') {
+      // no pointer/scroll collection: the proof of work is all we need
+      await widget.configure({ humanInteractionSignature: false, language: 'vi' });
+    }
+    state.widget = widget;
+    return widget;
+  }
+
+  /* Solve a challenge with the widget and exchange it for a device credential. */
+  async function obtainDeviceToken() {
+    const widget = await mountWidget();
+    setIdentityStatus('Đang xác minh thiết bị…', '');
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      if (attempt > 0 && typeof widget.reset === 'function') widget.reset();
+      let result = null;
+      try {
+        result = await widget.verify();
+      } catch (_) {
+        result = null;
+      }
+      if (!result || typeof result.payload !== 'string') throw new ApiFailure({ code: 'challenge_failed' });
+      const res = await api('/voters', { method: 'POST', body: { altcha: result.payload } });
+      if (res.ok) return storeToken(res);
+      if (!CHALLENGE_RETRY.has(res.error.code)) throw new ApiFailure(res.error);
+    }
+    throw new ApiFailure({ code: 'challenge_failed' });
+  }
+
+  /* Start (once) the device verification; resolves to the credential. */
+  function deviceToken() {
+    if (!state.deviceToken) {
+      state.deviceToken = obtainDeviceToken().then((token) => {
+        setIdentityStatus(IDENTITY_DONE.device, 'ok');
+        renderIdentity();
+        updateBar();
+        return token;
+      }, (err) => {
+        state.deviceToken = null;
+        const error = err instanceof ApiFailure ? err.error : { code: err instanceof NetworkError ? 'network' : 'challenge_failed' };
+        setIdentityStatus(messageFor(error.code, error), 'error');
+        if (error.code === 'rate_limited' || error.code === 'unavailable') startCooldown(error.retryAfter);
+        throw err;
+      });
+    }
+    return state.deviceToken;
+  }
+
+  async function ensureToken() {
+    const saved = currentToken();
+    if (saved) return saved;
+    const mode = roundMode();
+    if (mode === 'device') return deviceToken();
+    throw new ApiFailure({ code: mode === 'code' ? 'code_required' : 'otp_required' });
+  }
+
+  function identityError(error) {
+    setIdentityStatus(messageFor(error.code, error), 'error');
+    showError(error);
+  }
+
+  async function submitCode(event) {
+    event.preventDefault();
+    const input = $('voter-code');
+    const code = input.value.trim();
+    if (!code) {
+      identityError({ code: 'code_required' });
+      input.focus();
+      return;
+    }
+    const button = $('voter-code-submit');
+    button.disabled = true;
+    setIdentityStatus('Đang kiểm tra mã…', '');
+    try {
+      const res = await api('/voters', { method: 'POST', body: { code, round_id: state.round.id } });
+      if (!res.ok) {
+        identityError(res.error);
+        input.focus();
+        return;
+      }
+      storeToken(res);
+      input.value = '';
+      hideMessage();
+      renderIdentity();
+      updateBar();
+    } catch (err) {
+      identityError(err instanceof ApiFailure ? err.error : { code: 'network' });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function otpBody() {
+    const mode = roundMode();
+    return { [mode]: $('otp-address').value.trim(), round_id: state.round.id };
+  }
+
+  async function sendOtp(event) {
+    event.preventDefault();
+    if (!$('otp-consent').checked) {
+      identityError({ code: 'consent_required' });
+      return;
+    }
+    const button = $('otp-send');
+    button.disabled = true;
+    setIdentityStatus('Đang gửi mã…', '');
+    try {
+      const res = await api('/voters/otp', { method: 'POST', body: { ...otpBody(), consent: true } });
+      if (!res.ok) {
+        identityError(res.error);
+        return;
+      }
+      const to = res.data && res.data.sent_to ? res.data.sent_to : '';
+      const minutes = Math.max(1, Math.round(((res.data && res.data.expires_in) || 300) / 60));
+      setIdentityStatus(`Đã gửi mã đến ${to}. Mã có hiệu lực trong ${minutes} phút.`, '');
+      $('otp-step2').hidden = false;
+      $('otp-code').focus();
+    } catch (_) {
+      identityError({ code: 'network' });
+    } finally {
+      button.disabled = !$('otp-consent').checked;
+    }
+  }
+
+  async function verifyOtp() {
+    const otp = $('otp-code').value.trim();
+    if (!/^[0-9]{6}$/.test(otp)) {
+      identityError({ code: 'otp_invalid' });
+      return;
+    }
+    const button = $('otp-verify');
+    button.disabled = true;
+    try {
+      const res = await api('/voters', { method: 'POST', body: { ...otpBody(), otp } });
+      if (!res.ok) {
+        identityError(res.error);
+        return;
+      }
+      storeToken(res);
+      $('otp-code').value = '';
+      $('otp-step2').hidden = true;
+      hideMessage();
+      renderIdentity();
+      updateBar();
+    } catch (_) {
+      identityError({ code: 'network' });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function loadPrivacy() {
+    try {
+      const res = await api('/privacy');
+      if (!res.ok || !res.data) return;
+      const d = res.data;
+      const set = (id, value) => { if (value !== undefined && value !== null) $(id).textContent = String(value); };
+      set('privacy-retention', d.ip_retention_days);
+      set('privacy-ipv4', d.ipv4_prefix);
+      set('privacy-ipv6', d.ipv6_prefix);
+      set('privacy-otp-minutes', Math.max(1, Math.round(d.otp_ttl_seconds / 60)));
+      set('privacy-token-days', Math.max(1, Math.round(d.voter_token_ttl_seconds / 86400)));
+    } catch (_) {
+      /* the defaults written in the page stay */
+    }
+  }
+
+  function startIdentity() {
+    renderIdentity();
+    if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
+      deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
+    }
   }
 
   function pendingKey(roundId) {
@@ -828,6 +1138,7 @@
           startCooldown(err.error.retryAfter);
         }
         showError(err.error);
+        if (err.error.code === 'code_required') $('voter-code').focus();
       } else {
         showError('unknown');
         window.console.error(err);
@@ -866,8 +1177,16 @@
     switch (code) {
       case 'voter_token_invalid':
       case 'voter_token_required':
-        local.remove('voter_token');
+        local.remove(tokenKey());
+        state.deviceToken = null;
         setPending(null);
+        renderIdentity();
+        if (roundMode() !== 'device') {
+          // a new code or one-time password is needed: say so rather than "a new one was issued"
+          showError({ ...error, code: roundMode() === 'code' ? 'code_required' : 'otp_required' });
+          return;
+        }
+        startIdentity();
         try {
           await ensureToken();
           showError(error);
@@ -968,6 +1287,7 @@
     }
     $('voted-choices-block').hidden = names.length === 0;
     panel.hidden = false;
+    renderIdentity();
     $('vote-title').textContent = 'Danh sách gương điển hình';
     renderRoundInfo();
     syncCards();
@@ -1144,6 +1464,7 @@
       if (changed) {
         renderRoundInfo();
         syncCards();
+        startIdentity();
         updateBar();
         loadResults();
       }
@@ -1193,6 +1514,18 @@
     closeOnBackdrop($('profile-dialog'));
 
     $('copy-receipt').addEventListener('click', copyReceipt);
+    $('identity-code').addEventListener('submit', submitCode);
+    $('identity-otp').addEventListener('submit', sendOtp);
+    $('otp-verify').addEventListener('click', verifyOtp);
+    $('otp-code').addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        verifyOtp();
+      }
+    });
+    $('otp-consent').addEventListener('change', () => {
+      $('otp-send').disabled = !$('otp-consent').checked;
+    });
     $('results-refresh').addEventListener('click', () => {
       loadResults();
       refreshStatus(false);
@@ -1213,6 +1546,7 @@
 
   async function init() {
     wire();
+    loadPrivacy();
     let res;
     try {
       res = await api('/rounds');
@@ -1270,6 +1604,7 @@
     if (state.voted) renderVoted('load');
     syncCards();
     applyFilters();
+    startIdentity();
     updateBar();
     loadResults();
   }

@@ -1,0 +1,96 @@
+"""Admin routes for one-time voting codes (identity mode ``code``; see :mod:`voting.codes`).
+
+``POST /rounds/{round_id}/codes {"count": N}`` makes N new codes and answers them once, as a
+CSV download (only their keyed hashes are kept, so they cannot be shown again);
+``GET /rounds/{round_id}/codes`` counts issued and redeemed codes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Response, get, post
+from litestar.params import FromPath, JSONBody
+
+from admin.auth import AdminDep
+from voting.codes import RoundCodes, csv_of
+from voting.errors import ApiError
+from voting.rounds import audit, get_round
+from voting.services import ServicesDep
+
+MAX_CODES = 10_000  # per request; a round may have any number
+
+
+class CodesIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /rounds/{round_id}/codes`` body: how many new codes to make (1-10000)."""
+
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_CODES)]
+
+
+class CodeCountsOut(msgspec.Struct):
+    """A round's codes: how many were issued and how many yielded a credential."""
+
+    round_id: int
+    issued: int
+    redeemed: int
+
+
+@post(
+    "/rounds/{round_id:int}/codes",
+    summary="Generate one-time voting codes (CSV, shown once)",
+    status_code=201,
+    media_type="text/csv",
+)
+async def create_codes(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[CodesIn]
+) -> Response[bytes]:
+    """``text/csv`` ``round_id,round_slug,code`` with ``count`` new codes of a round whose
+    identity mode is ``code``. The codes are not stored in clear: save the file.
+
+    Errors: 400 ``malformed`` (count outside 1-10000); 403 ``forbidden`` (observers);
+    404 ``round_not_found``; 409 ``mode_mismatch`` (the round is not in code mode),
+    ``round_closed``.
+    """
+    admin.require_write()
+    codes = RoundCodes(services.signers)
+    async with services.engine.begin() as conn:
+        rnd = await get_round(conn, round_id)
+        if rnd["identity_mode"] != "code":
+            raise ApiError(
+                409,
+                "mode_mismatch",
+                f"round {round_id} identifies voters by {rnd['identity_mode']}; set "
+                "identity_mode to code while it is in draft",
+            )
+        if rnd["status"] == "closed":
+            raise ApiError(409, "round_closed", "the round is closed")
+        made = await codes.create(conn, round_id, data.count)
+        await audit(conn, admin.username, "codes_create", round_id, {"count": len(made)})
+    slug = re.sub(r"[^a-z0-9-]", "", rnd["slug"]) or f"round-{round_id}"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Response(
+        csv_of(made, round_id, slug),
+        status_code=201,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{slug}-codes-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@get("/rounds/{round_id:int}/codes", summary="Count a round's voting codes")
+async def code_counts(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> CodeCountsOut:
+    """Issued and redeemed codes; 404 ``round_not_found``."""
+    async with services.engine.connect() as conn:
+        await get_round(conn, round_id)
+        counts = await RoundCodes(services.signers).counts(conn, round_id)
+    return CodeCountsOut(round_id=round_id, issued=counts.issued, redeemed=counts.redeemed)
+
+
+ROUTES = [create_codes, code_counts]

@@ -1,0 +1,35 @@
+"""Helpers of the voter-credential tests: solving ALTCHA challenges like a client does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import altcha
+
+
+def error_code(r: Any) -> str:
+    """The ``error.code`` of a JSON error answer."""
+    return str(r.json()["error"]["code"])
+
+
+def solve(challenge: dict[str, Any]) -> str:
+    """Solve a challenge (the JSON of ``GET /challenge``) with the library's reference solver
+    and return the widget's payload: base64 of ``{"challenge", "solution"}``."""
+    solution = altcha.solve_challenge(altcha.Challenge.from_dict(challenge), timeout=120)
+    assert solution is not None, "challenge not solved"
+    return encode(challenge, solution.to_dict())
+
+
+def encode(challenge: dict[str, Any], solution: dict[str, Any]) -> str:
+    """A payload as the widget builds it (``btoa(JSON.stringify(...))``)."""
+    body = {"challenge": challenge, "solution": solution}
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+async def fetch_and_solve(client: Any) -> str:
+    """``GET /api/v1/challenge``, solved: a ready ``altcha`` payload."""
+    r = await client.get("/api/v1/challenge")
+    assert r.status_code == 200, r.text
+    return solve(r.json())

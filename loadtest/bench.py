@@ -627,6 +627,10 @@ def server(b: Backends, csv: Path, work: Path, startup_timeout: float) -> Iterat
         "VOTING_PORT": str(port),
         "VOTING_BALLOT_RATE": HUGE_RATE,
         "VOTING_BALLOT_BURST": HUGE_RATE,
+        "VOTING_CREDENTIAL_RATE": HUGE_RATE,
+        "VOTING_CREDENTIAL_BURST": HUGE_RATE,
+        # the proof of work would load this load generator, not the service under test
+        "VOTING_CHALLENGE_REQUIRED": "false",
     }
     log = work / "server.log"
     cmd = [sys.executable, "-m", "voting.cli", "up", "--demo", str(csv), "--port", str(port)]

@@ -4,6 +4,10 @@ Run headless against a local server (see ``loadtest/README.md``)::
 
     locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 60s --host http://127.0.0.1:8101
 
+The server must run with the per-prefix limits raised and the proof of work off
+(``VOTING_CHALLENGE_REQUIRED=false``): all users share one address, and solving a challenge
+per credential would load the load generator, not the service.
+
 Each simulated :class:`Voter` loads the round list, picks the open round (or ``VOTING_ROUND_ID``),
 loads the round's detail and gets a voter credential. Its tasks, by weight:
 

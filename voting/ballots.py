@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,10 +22,11 @@ from redis.asyncio import Redis
 from voting.durable import GroupCommit
 from voting.errors import ApiError
 from voting.keys import RoundKeys
+from voting.scripts import script_file
 from voting.settings import Settings
 from voting.tokens import Signers
 
-CAST_SCRIPT = (Path(__file__).parent / "lua" / "cast_ballot.lua").read_text()
+CAST_SCRIPT = script_file("cast_ballot.lua")
 RULES_TTL = 30.0  # seconds a round's rules stay cached in process memory
 _IDEMPOTENCY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 

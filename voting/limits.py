@@ -18,28 +18,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from voting.errors import ApiError
+from voting.scripts import script
 
-GCRA_SCRIPT = """#!lua
--- KEYS[1] TAT (ms) of one subject; ARGV[1] interval ms; ARGV[2] burst; ARGV[3] "1": peek only
--- returns 0 (allowed) or the ms to wait
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then
-  tat = now
-end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if now < allow_at then
-  return allow_at - now
-end
-if ARGV[3] ~= '1' then
-  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(new_tat - now, 1))
-end
-return 0
-"""
+GCRA_SCRIPT = script(
+    "-- KEYS[1] TAT (ms) of one subject; ARGV[1] interval ms; ARGV[2] burst;"
+    " ARGV[3] '1': peek only\n"
+    "-- returns 0 (allowed) or the ms to wait\n"
+    "return gcra(KEYS[1], now_ms(), tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] ~= '1')\n"
+)
 
 
 @dataclass(frozen=True)

@@ -24,16 +24,13 @@ from typing import Any
 from redis.asyncio import Redis
 
 from voting.limits import Rate
+from voting.scripts import script
 from voting.settings import Settings
 from voting.tokens import Signers
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
+_NOW = "\nlocal now = now_ms()\n"
 
-ISSUE_SCRIPT = (
-    "#!lua\n"
+ISSUE_SCRIPT = script(
     "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
     "-- ARGV[1] code hash, ARGV[2] ttl ms, ARGV[3] resend interval ms,\n"
     "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
@@ -44,18 +41,10 @@ local sent = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
 if sent > 0 and now - sent < tonumber(ARGV[3]) then
   return sent + tonumber(ARGV[3]) - now
 end
-local interval = tonumber(ARGV[4])
-local burst = tonumber(ARGV[5])
-local tat = tonumber(redis.call('GET', KEYS[2]) or now)
-if tat < now then
-  tat = now
+local wait = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), true)
+if wait > 0 then
+  return wait
 end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if now < allow_at then
-  return allow_at - now
-end
-redis.call('SET', KEYS[2], new_tat, 'PX', math.max(new_tat - now, 1))
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'c', ARGV[1], 'n', 0, 's', now)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
@@ -63,8 +52,7 @@ return 0
 """
 )
 
-CHECK_SCRIPT = (
-    "#!lua\n"
+CHECK_SCRIPT = script(
     "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
     "-- ARGV[1] code hash, ARGV[2] max wrong attempts, ARGV[3] resend interval ms,\n"
     "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
@@ -78,14 +66,9 @@ if not state[1] then
 end
 local function resend_wait()
   local wait = tonumber(state[3]) + tonumber(ARGV[3]) - now
-  local interval = tonumber(ARGV[4])
-  local tat = tonumber(redis.call('GET', KEYS[2]) or now)
-  if tat < now then
-    tat = now
-  end
-  local gcra = tat + interval - interval * tonumber(ARGV[5]) - now
-  if gcra > wait then
-    wait = gcra
+  local sends = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
+  if sends > wait then
+    wait = sends
   end
   return wait
 end

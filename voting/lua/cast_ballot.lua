@@ -22,8 +22,7 @@
 --
 -- Returns {"ok"} | {"replay", stored body} | {"not_found"} | {"not_open", status}
 --       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id} | {"backlog", length}
--- Rate limit: GCRA (generic cell rate algorithm), the Redis rate limiting pattern of
--- redis-cell / "Rate limiting with Redis" (Brandur Leach).
+-- Rate limit: gcra() of lua/gcra.lua, prepended by voting.scripts.
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
@@ -42,8 +41,7 @@ if status ~= 'open' then
   return {'not_open', status}
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local closes_at = redis.call('HGET', KEYS[1], 'closes_at')
 if closes_at and now >= tonumber(closes_at) then
   return {'not_open', 'closed'}
@@ -55,27 +53,17 @@ if backlog >= tonumber(ARGV[11]) then
   return {'backlog', backlog}
 end
 
--- GCRA per client IP prefix
-local interval = tonumber(ARGV[9])
-local burst = tonumber(ARGV[10])
-local tat = tonumber(redis.call('GET', KEYS[6]) or now)
-if tat < now then
-  tat = now
-end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if now < allow_at then
-  return {'rate_limited', allow_at - now}
+-- GCRA per client IP prefix; a repeated cast counts too: it is what the limit guards against
+local wait = gcra(KEYS[6], now, tonumber(ARGV[9]), tonumber(ARGV[10]), true)
+if wait > 0 then
+  return {'rate_limited', wait}
 end
 
 local previous = redis.call('HGET', KEYS[3], ARGV[1])
 if previous then
-  -- the attempt still counts against the limit: repeated casts are what it guards against
-  redis.call('SET', KEYS[6], new_tat, 'PX', math.max(new_tat - now, 1))
   return {'already_voted', previous}
 end
 
-redis.call('SET', KEYS[6], new_tat, 'PX', math.max(new_tat - now, 1))
 redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4], 'ip', ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'ballots', 1)

@@ -20,7 +20,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from voting.durable import GroupCommit
-from voting.errors import ApiError
+from voting.errors import ApiError, unavailable
 from voting.keys import RoundKeys
 from voting.scripts import script_file
 from voting.settings import Settings
@@ -112,11 +112,6 @@ def check_idempotency_key(key: str | None) -> str | None:
             400, "malformed", "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 - _ . :"
         )
     return key
-
-
-def unavailable(message: str, retry_after: int = 5) -> ApiError:
-    """503 ``unavailable`` with ``Retry-After`` (seconds)."""
-    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
 
 
 class BallotBox:

@@ -18,6 +18,9 @@ from typing import Any
 
 from litestar import Request
 
+from voting.ballots import ip_prefix
+from voting.settings import Settings
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -81,3 +84,10 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxies: tuple[str, ...])
     return resolve_client(
         peer, request.headers.getall("x-forwarded-for", []), parse_networks(trusted_proxies)
     )
+
+
+def client_prefix(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The client's network prefix (IPv4 /24, IPv6 /64 by default) under the settings' trusted
+    proxies: what limits count and what ballots store instead of the address."""
+    client = client_ip(request, settings.trusted_proxies)
+    return ip_prefix(client, settings.ipv4_prefix, settings.ipv6_prefix)

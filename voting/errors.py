@@ -58,6 +58,12 @@ def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, A
     return error_response(exc.status, exc.code, exc.message, exc.extra, exc.headers)
 
 
+def unavailable(message: str, retry_after: int = 5) -> ApiError:
+    """503 ``unavailable`` with ``Retry-After`` (seconds): a store the request needs is down
+    or unsafe; the request changed nothing and may be retried."""
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
+
+
 _HTTP_CODES = {
     400: "malformed",
     401: "unauthorized",

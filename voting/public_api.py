@@ -20,9 +20,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from voting import live, models
-from voting.ballots import BallotIn, CastBallot, check_idempotency_key, ip_prefix
-from voting.client_ip import client_ip
-from voting.errors import ApiError
+from voting.ballots import BallotIn, CastBallot, check_idempotency_key
+from voting.client_ip import client_prefix
+from voting.errors import ApiError, unavailable
 from voting.keys import RoundKeys
 from voting.results import build_results
 from voting.rounds import get_round, list_candidates
@@ -56,7 +56,6 @@ CANDIDATE_FIELDS = (
     "field",
     "summary",
 )
-UNAVAILABLE_RETRY = "5"
 MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
 MAX_ID = 2**31 - 1  # Postgres integer
 
@@ -301,7 +300,7 @@ async def cast_ballot(
     Errors: 400 malformed / too_many_choices / too_few_choices / duplicate_choice /
     unknown_candidate; 401 voter_token_required / voter_token_invalid; 404 round_not_found;
     409 already_voted (with ballot_id) / round_not_open; 413 payload_too_large;
-    429 rate_limited (Retry-After); 503 unavailable (Retry-After).
+    422 idempotency_key_reused; 429 rate_limited (Retry-After); 503 unavailable (Retry-After).
     """
     box = services.ballot_box
     key = check_idempotency_key(idempotency_key)
@@ -315,22 +314,15 @@ async def cast_ballot(
             voter.check_round(round_id, rules.identity_mode)
         except TokenInvalid as exc:
             raise ApiError(401, "voter_token_invalid", str(exc)) from None
-        s = services.settings
-        client = client_ip(request, s.trusted_proxies)
         body = await box.cast(
             round_id,
             voter.voter_hash,
             data.choices,
-            ip_prefix(client, s.ipv4_prefix, s.ipv6_prefix),
+            client_prefix(request, services.settings),
             key,
         )
     except RedisError:
-        raise ApiError(
-            503,
-            "unavailable",
-            "the vote store is unavailable; try again shortly",
-            headers={"Retry-After": UNAVAILABLE_RETRY},
-        ) from None
+        raise unavailable("the vote store is unavailable; try again shortly") from None
     return _json_response(body, 201)
 
 
@@ -367,12 +359,7 @@ async def public_results(services: ServicesDep, round_id: FromPath[int]) -> dict
     try:
         return await round_results(services, row)
     except RedisError:
-        raise ApiError(
-            503,
-            "unavailable",
-            "live results are unavailable; try again shortly",
-            headers={"Retry-After": UNAVAILABLE_RETRY},
-        ) from None
+        raise unavailable("live results are unavailable; try again shortly") from None
 
 
 @get("/receipts/{receipt:str}", summary="Check a ballot receipt")

@@ -298,16 +298,7 @@ class RoundService:
                     cands = await list_candidates(conn, round_id)
                     if not cands:
                         raise ApiError(409, "no_candidates", "import candidates before opening")
-                    await live.publish_round(
-                        self.redis,
-                        keys,
-                        status="open",
-                        min_choices=rnd["min_choices"],
-                        max_choices=rnd["max_choices"],
-                        candidate_ids=[c["id"] for c in cands],
-                        closes_at=rnd["closes_at"],
-                        identity_mode=rnd["identity_mode"],
-                    )
+                    await self._publish(rnd, cands, "open")
                 else:
                     # Redis first: from this HSET on, the cast script refuses atomically
                     await live.set_status(self.redis, keys, target)
@@ -322,6 +313,19 @@ class RoundService:
             await self.finalise(actor, round_id)
         async with self.engine.connect() as conn:
             return await get_round(conn, round_id)
+
+    async def _publish(self, rnd: dict[str, Any], cands: list[dict[str, Any]], status: str) -> None:
+        """Write the round's rules, candidates and ``status`` to its Redis ``meta``."""
+        await live.publish_round(
+            self.redis,
+            self.keys(rnd["id"]),
+            status=status,
+            min_choices=rnd["min_choices"],
+            max_choices=rnd["max_choices"],
+            candidate_ids=[c["id"] for c in cands],
+            closes_at=rnd["closes_at"],
+            identity_mode=rnd["identity_mode"],
+        )
 
     async def published_ids(self) -> list[int]:
         """Ids of every round out of draft, oldest first."""
@@ -349,16 +353,7 @@ class RoundService:
             if rnd["status"] == "draft":
                 raise ApiError(409, "round_not_published", "a draft round has no live state")
             cands = await list_candidates(conn, round_id)
-        await live.publish_round(
-            self.redis,
-            keys,
-            status="recovering",
-            min_choices=rnd["min_choices"],
-            max_choices=rnd["max_choices"],
-            candidate_ids=[c["id"] for c in cands],
-            closes_at=rnd["closes_at"],
-            identity_mode=rnd["identity_mode"],
-        )
+        await self._publish(rnd, cands, "recovering")
         drained = await self.persister.drain(round_id)
         b = models.ballots
         # a persister that read entries before the loss may still commit them: rebuild until

@@ -34,11 +34,10 @@ from litestar.params import JSONBody
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from voting.ballots import ip_prefix
 from voting.challenge import MAX_PAYLOAD, Challenges
-from voting.client_ip import client_ip
+from voting.client_ip import client_prefix
 from voting.codes import CodeInvalid, RoundCodes, normalise
-from voting.errors import ApiError
+from voting.errors import ApiError, unavailable
 from voting.identity import IdentityInvalid, mask, normalise_email, normalise_phone
 from voting.limits import Limiter, Rate, rate_limited, retry_after_seconds
 from voting.otp import OtpStore
@@ -46,7 +45,6 @@ from voting.senders import Sender, SendError, make_senders
 from voting.services import Services
 
 logger = logging.getLogger("voting.voters")
-UNAVAILABLE_RETRY = "5"
 SEND_FAILED_RETRY = "30"
 MAX_ROUND_ID = 2**31 - 1
 Mode = Literal["device", "code", "email", "phone"]
@@ -155,7 +153,7 @@ class VoterDesk:
         single-use proof of work, an OTP) and every ballot need Redis too, so a credential
         issued meanwhile buys nothing that the limit guards."""
         s = self.services.settings
-        prefix = ip_prefix(client_ip(request, s.trusted_proxies), s.ipv4_prefix, s.ipv6_prefix)
+        prefix = client_prefix(request, s)
         try:
             wait = await self.limiter.wait_ms(bucket, prefix, self.credential_rate)
         except RedisError as exc:
@@ -314,12 +312,7 @@ DESK = {"desk": Provide(provide_desk, sync_to_thread=False)}
 
 
 def _unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "unavailable",
-        "the credential store is unavailable; try again shortly",
-        headers={"Retry-After": UNAVAILABLE_RETRY},
-    )
+    return unavailable("the credential store is unavailable; try again shortly")
 
 
 @get("/challenge", summary="A proof-of-work challenge (device mode)", dependencies=DESK)

@@ -18,13 +18,14 @@ from sqlalchemy import func, select
 from admin.auth import SESSION_COOKIE, Admin, AdminDep, authenticate, current_admin
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
-from voting import live, models
-from voting.errors import ApiError
-from voting.keys import RoundKeys
-from voting.public_api import round_results
-from voting.rounds import audit, get_round, list_candidates
-from voting.services import Services, ServicesDep
-from voting.shortlist import ShortlistError, parse_shortlist
+from voting.core.shortlist import ShortlistError, parse_shortlist
+from voting.http.errors import ApiError
+from voting.http.public import round_results
+from voting.live import state as live
+from voting.live.keys import RoundKeys
+from voting.record import tables
+from voting.services.container import Services, ServicesDep
+from voting.services.rounds import audit, get_round, list_candidates
 
 MAX_CSV_BYTES = 5_000_000
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -151,7 +152,7 @@ async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[Logi
 @get("/rounds", summary="All rounds, drafts included")
 async def admin_list_rounds(services: ServicesDep, admin: AdminDep) -> list[AdminRoundOut]:
     async with services.engine.connect() as conn:
-        rows = await conn.execute(select(models.rounds).order_by(models.rounds.c.id.desc()))
+        rows = await conn.execute(select(tables.rounds).order_by(tables.rounds.c.id.desc()))
         return [admin_round(dict(r)) for r in rows.mappings()]
 
 
@@ -290,7 +291,7 @@ async def progress(services: ServicesDep, admin: AdminDep, round_id: FromPath[in
     async with services.engine.connect() as conn:
         rnd = await get_round(conn, round_id)
         persisted = await conn.scalar(
-            select(func.count()).where(models.ballots.c.round_id == round_id)
+            select(func.count()).where(tables.ballots.c.round_id == round_id)
         )
     keys = RoundKeys(services.settings.redis_prefix, round_id)
     _, accepted = await live.tally(services.redis, keys)

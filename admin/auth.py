@@ -18,10 +18,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voting import models
-from voting.errors import ApiError
-from voting.services import ServicesDep
-from voting.tokens import TokenInvalid
+from voting.http.errors import ApiError
+from voting.identity.tokens import TokenInvalid
+from voting.record import tables
+from voting.services.container import ServicesDep
 
 ROLES = ("admin", "observer")
 SESSION_COOKIE = "admin_session"
@@ -70,12 +70,12 @@ async def create_user(engine: AsyncEngine, username: str, password: str, role: s
     try:
         async with engine.begin() as conn:
             await conn.execute(
-                models.admin_users.insert().values(
+                tables.admin_users.insert().values(
                     username=username, password_hash=_hasher.hash(password), role=role
                 )
             )
             await conn.execute(
-                models.audit_events.insert().values(
+                tables.audit_events.insert().values(
                     actor="cli", action="user_create", details={"username": username, "role": role}
                 )
             )
@@ -86,7 +86,7 @@ async def create_user(engine: AsyncEngine, username: str, password: str, role: s
 async def user_exists(engine: AsyncEngine, username: str) -> bool:
     """Whether an admin user named ``username`` exists."""
     async with engine.connect() as conn:
-        u = models.admin_users
+        u = tables.admin_users
         return await conn.scalar(select(u.c.id).where(u.c.username == username)) is not None
 
 
@@ -96,7 +96,7 @@ async def authenticate(engine: AsyncEngine, username: str, password: str) -> Adm
     Raises 401 ``invalid_credentials`` (same answer and cost for an unknown user). Rehashes
     the stored hash when argon2's parameters have changed.
     """
-    u = models.admin_users
+    u = tables.admin_users
     async with engine.connect() as conn:
         row = (
             await conn.execute(select(u.c.password_hash, u.c.role).where(u.c.username == username))

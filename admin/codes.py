@@ -16,10 +16,10 @@ from litestar import Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from admin.auth import AdminDep
-from voting.codes import RoundCodes, csv_of
-from voting.errors import ApiError
-from voting.rounds import audit, get_round
-from voting.services import ServicesDep
+from voting.http.errors import ApiError
+from voting.identity.codes import RoundCodes, csv_of
+from voting.services.container import ServicesDep
+from voting.services.rounds import audit, get_round
 
 MAX_CODES = 10_000  # per request; a round may have any number
 

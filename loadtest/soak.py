@@ -42,7 +42,7 @@ from loadtest.bench import (
     record_counts,
     server,
 )
-from voting.tokens import Signers
+from voting.identity.tokens import Signers
 
 ROOT = Path(__file__).resolve().parents[1]
 STALE_AFTER = 2.0  # seconds an idle keep-alive connection may be reused

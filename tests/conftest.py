@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 from admin.auth import create_user
 from voting import embedded
 from voting.app import create_app
-from voting.db import make_engine, migrate
-from voting.services import Services, open_services
+from voting.record.db import make_engine, migrate
+from voting.services.container import Services, open_services
 from voting.settings import Settings, normalise_database_url
 
 #: The realistic shortlist of 28 profiles (a copy of shared/data/shortlist-sample.csv).

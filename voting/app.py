@@ -15,8 +15,10 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from sqlalchemy import select
 
-from voting import errors, models, public_api
-from voting.services import Services, ServicesDep, open_services
+from voting.http import errors
+from voting.http import public as public_api
+from voting.record import tables
+from voting.services.container import Services, ServicesDep, open_services
 from voting.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -58,7 +60,7 @@ async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
             live_rounds = [
                 r[0]
                 for r in await conn.execute(
-                    select(models.rounds.c.id).where(models.rounds.c.status.in_(("open", "paused")))
+                    select(tables.rounds.c.id).where(tables.rounds.c.status.in_(("open", "paused")))
                 )
             ]
         checks["postgres"] = "ok"

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from voting import embedded
-from voting.db import migrate
+from voting.record.db import migrate
 from voting.settings import Settings, SettingsError
 
 logger = logging.getLogger("voting")
@@ -58,7 +58,7 @@ def resolved(settings: Settings, *, allow_embedded: bool = True) -> Iterator[Set
 async def _ensure_admin(settings: Settings) -> str | None:
     """Create user ``admin`` if missing; return the generated password (None otherwise)."""
     from admin.auth import create_user, user_exists
-    from voting.db import make_engine
+    from voting.record.db import make_engine
 
     engine = make_engine(settings.database_url or "")
     try:
@@ -75,15 +75,15 @@ async def _demo_round(settings: Settings, csv: bytes) -> int:
     """Create, fill and open the round ``demo`` from ``csv`` unless it exists; its id."""
     from sqlalchemy import select
 
-    from voting import models
-    from voting.services import open_services
-    from voting.shortlist import parse_shortlist
+    from voting.core.shortlist import parse_shortlist
+    from voting.record import tables
+    from voting.services.container import open_services
 
     s = dataclasses.replace(settings, run_persister=False)
     async with open_services(s) as services:
         async with services.engine.connect() as conn:
             existing = await conn.scalar(
-                select(models.rounds.c.id).where(models.rounds.c.slug == "demo")
+                select(tables.rounds.c.id).where(tables.rounds.c.slug == "demo")
             )
         if existing is not None:
             return int(existing)
@@ -178,7 +178,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.services import open_services
+    from voting.services.container import open_services
 
     async def run(s: Settings) -> None:
         stop = asyncio.Event()
@@ -203,7 +203,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     from admin.auth import UserExists, create_user
-    from voting.db import make_engine
+    from voting.record.db import make_engine
 
     password = os.environ.get("VOTING_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
 
@@ -227,7 +227,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.services import open_services
+    from voting.services.container import open_services
 
     async def run(s: Settings) -> int:
         failed = 0
@@ -250,8 +250,8 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.errors import ApiError
-    from voting.services import open_services
+    from voting.http.errors import ApiError
+    from voting.services.container import open_services
 
     async def run(s: Settings) -> int:
         async with open_services(dataclasses.replace(s, run_persister=False)) as services:
@@ -273,8 +273,8 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.db import make_engine
-    from voting.purge import purge
+    from voting.record.db import make_engine
+    from voting.record.purge import purge
 
     days = settings.retention_days if args.days is None else args.days
 

@@ -1,0 +1,208 @@
+"""The persister: batches, restarts, dead consumers, idempotent inserts, loud conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from tests.conftest import new_voter
+from voting.core.results import postgres_tally
+from voting.live import state as live
+from voting.live.keys import PERSIST_GROUP, RoundKeys
+from voting.live.state import StreamBallot
+from voting.record import tables
+from voting.record.persister import Persister
+
+
+async def cast_many(client, rnd, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = await client.post(
+            f"/api/v1/rounds/{rnd['id']}/ballots",
+            json={"choices": [rnd["candidate_ids"][i % 28], rnd["candidate_ids"][(i + 1) % 28]]},
+            headers=await new_voter(client),
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["ballot_id"])
+    return ids
+
+
+async def persisted_ids(services, round_id: int) -> list[str]:
+    async with services.engine.connect() as conn:
+        rows = await conn.execute(
+            select(tables.ballots.c.ballot_id).where(tables.ballots.c.round_id == round_id)
+        )
+        return sorted(str(r[0]) for r in rows)
+
+
+def persister(services, **kw) -> Persister:
+    return Persister(services.redis, services.engine, services.settings.redis_prefix, **kw)
+
+
+async def test_batches_of_configured_size(client, make_round, services):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 25)
+    p = persister(services, batch=10)
+    sizes = [await p.step(rnd["id"]) for _ in range(4)]
+    assert sizes == [10, 10, 5, 0]
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    assert await services.redis.xlen(keys.stream) == 0  # trimmed once persisted
+    pending = await services.redis.xpending(keys.stream, PERSIST_GROUP)
+    assert pending["pending"] == 0
+
+
+async def test_restart_resumes_where_the_last_one_stopped(client, make_round, services):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 12)
+    first = persister(services, batch=5, consumer="first")
+    assert await first.step(rnd["id"]) == 5
+    # "first" is gone; a new process with another name picks up the rest
+    second = persister(services, batch=5, consumer="second")
+    while await second.step(rnd["id"]):
+        pass
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+
+
+async def test_consumer_killed_mid_batch_loses_and_doubles_nothing(client, make_round, services):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 20)
+    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    # consumer "dead-1" read 8 entries and died before inserting them
+    await services.redis.xreadgroup(PERSIST_GROUP, "dead-1", {keys.stream: ">"}, count=8)
+    # consumer "dead-2" read 6 more, inserted and committed them, and died before XACK
+    reply = await services.redis.xreadgroup(PERSIST_GROUP, "dead-2", {keys.stream: ">"}, count=6)
+    half_done = persister(services, consumer="dead-2")
+    await half_done._insert(rnd["id"], [StreamBallot.from_entry(e, f) for e, f in reply[0][1]])
+    assert len(await persisted_ids(services, rnd["id"])) == 6
+    # a live persister does not steal entries that are not idle long enough ...
+    patient = persister(services, consumer="alive", claim_idle_ms=60_000)
+    assert await patient.step(rnd["id"]) == 6  # only the 6 never delivered
+    assert await patient.step(rnd["id"]) == 0
+    # ... and reclaims them once they are
+    eager = persister(services, consumer="alive", claim_idle_ms=0)
+    while await eager.step(rnd["id"]):
+        pass
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert (await services.redis.xpending(keys.stream, PERSIST_GROUP))["pending"] == 0
+    assert eager.conflicts == 0
+
+
+async def test_drain_claims_everything(client, make_round, services):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 9)
+    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    await services.redis.xreadgroup(PERSIST_GROUP, "busy", {keys.stream: ">"}, count=4)
+    assert await persister(services).drain(rnd["id"]) == 9
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+
+
+async def test_run_loop_persists_until_stopped(client, make_round, services):
+    rnd = await make_round()
+    stop = asyncio.Event()
+    p = persister(services, batch=7, interval=0.05)
+    task = asyncio.create_task(p.run(stop))
+    ids = await cast_many(client, rnd, 15)
+    for _ in range(100):
+        if len(await persisted_ids(services, rnd["id"])) == 15:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+
+
+async def test_second_ballot_of_a_voter_in_postgres_is_refused_loudly(
+    client, make_round, services, admin_headers
+):
+    """If Redis lost its dedup state, Postgres's UNIQUE(round, voter) still holds: the extra
+    ballot is refused, audited, and the close reports the mismatch instead of going final."""
+    rnd = await make_round()
+    voter = await new_voter(client)
+    r = await client.post(
+        f"/api/v1/rounds/{rnd['id']}/ballots",
+        json={"choices": rnd["candidate_ids"][:1]},
+        headers=voter,
+    )
+    assert r.status_code == 201
+    await persister(services).drain(rnd["id"])
+    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    voter_hash = services.signers.load_voter(voter["Authorization"].split()[1], 3600).voter_hash
+    await services.redis.hdel(keys.voters, voter_hash)  # simulate lost dedup state
+    again = await client.post(
+        f"/api/v1/rounds/{rnd['id']}/ballots",
+        json={"choices": rnd["candidate_ids"][1:2]},
+        headers=voter,
+    )
+    assert again.status_code == 201  # Redis alone cannot tell any more
+    p = persister(services)
+    await p.drain(rnd["id"])
+    assert p.conflicts == 1
+    assert await persisted_ids(services, rnd["id"]) == [r.json()["ballot_id"]]
+    async with services.engine.connect() as conn:
+        audited = await conn.scalar(
+            select(func.count()).where(
+                tables.audit_events.c.round_id == rnd["id"],
+                tables.audit_events.c.action == "ballot_refused_duplicate_voter",
+            )
+        )
+    assert audited == 1
+    closed = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    assert closed.status_code == 200
+    assert closed.json()["final_at"] is None  # mismatch: not final, never patched
+    rec = await client.get(f"/admin/api/v1/rounds/{rnd['id']}/reconcile", headers=admin_headers)
+    assert rec.json()["ok"] is False
+    assert rec.json()["differences"]["ballots"] == {"redis": 2, "postgres": 1, "pending": 0}
+
+
+async def test_insert_is_idempotent(make_round, services):
+    rnd = await make_round()
+    ballot = StreamBallot(
+        entry_id="1-0",
+        ballot_id=uuid.uuid4(),
+        voter_hash="v" * 32,
+        choices=[1, 2],
+        cast_at_ms=int(datetime.now(UTC).timestamp() * 1000),
+        ip_prefix="10.0.0.0/24",
+    )
+    p = persister(services)
+    await p._insert(rnd["id"], [ballot])
+    await p._insert(rnd["id"], [ballot])
+    assert await persisted_ids(services, rnd["id"]) == [str(ballot.ballot_id)]
+    assert p.conflicts == 0
+    async with services.engine.connect() as conn:
+        assert await postgres_tally(conn, rnd["id"]) == ({1: 1, 2: 1}, 1)
+
+
+async def test_close_while_ballots_stream_in(client, make_round, services, admin_headers):
+    """Closing is atomic: every ballot is either accepted before the close (and then counted in
+    the final tally) or refused with round_not_open."""
+    rnd = await make_round()
+    url = f"/api/v1/rounds/{rnd['id']}/ballots"
+    voters = [await new_voter(client) for _ in range(120)]
+
+    async def cast(i: int):
+        await asyncio.sleep(0.001 * (i % 40))
+        return await client.post(
+            url, json={"choices": [rnd["candidate_ids"][i % 28]]}, headers=voters[i]
+        )
+
+    tasks = [asyncio.create_task(cast(i)) for i in range(120)]
+    await asyncio.sleep(0.02)
+    closed = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    replies = await asyncio.gather(*tasks)
+    assert closed.status_code == 200
+    accepted = [r.json()["ballot_id"] for r in replies if r.status_code == 201]
+    refused = [r for r in replies if r.status_code != 201]
+    assert all(
+        r.status_code == 409 and r.json()["error"]["code"] == "round_not_open" for r in refused
+    )
+    assert sorted(accepted) == await persisted_ids(services, rnd["id"])
+    assert closed.json()["final_at"] is not None
+    _, redis_total = await live.tally(
+        services.redis, RoundKeys(services.settings.redis_prefix, rnd["id"])
+    )
+    assert redis_total == len(accepted)

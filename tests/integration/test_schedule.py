@@ -1,0 +1,60 @@
+"""The round schedule: ballots stop at closes_at exactly; the schedule opens and closes rounds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import new_voter, unique_slug
+from voting.services import schedule
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+async def test_ballots_stop_at_closes_at_and_schedule_finalises(client, make_round, services):
+    closes = datetime.now(UTC) + timedelta(seconds=1.5)
+    rnd = await make_round(closes_at=iso(closes))
+    url = f"/api/v1/rounds/{rnd['id']}/ballots"
+    body = {"choices": rnd["candidate_ids"][:1]}
+    assert (await client.post(url, json=body, headers=await new_voter(client))).status_code == 201
+    assert (rnd["id"], "close") not in await schedule.apply(services.rounds)
+    await asyncio.sleep((closes - datetime.now(UTC)).total_seconds() + 0.1)
+    late = await client.post(url, json=body, headers=await new_voter(client))
+    assert late.status_code == 409
+    assert late.json()["error"]["code"] == "round_not_open"
+    assert (rnd["id"], "close") in await schedule.apply(services.rounds)
+    detail = await client.get(f"/api/v1/rounds/{rnd['id']}")
+    assert detail.json()["status"] == "closed"
+    results = await client.get(f"/api/v1/rounds/{rnd['id']}/results")
+    assert results.json()["final"] is True and results.json()["total_ballots"] == 1
+
+
+async def test_schedule_opens_due_drafts_with_candidates(
+    client, make_round, services, admin_headers
+):
+    past = iso(datetime.now(UTC) - timedelta(minutes=1))
+    ready = await make_round(status="draft", opens_at=past)
+    r = await client.post(
+        "/admin/api/v1/rounds",
+        json={"slug": unique_slug(), "title": "empty", "opens_at": past},
+        headers=admin_headers,
+    )
+    empty = r.json()
+    applied = await schedule.apply(services.rounds)
+    assert (ready["id"], "open") in applied
+    assert (empty["id"], "open") not in applied  # no candidates: stays in draft
+    assert (await client.get(f"/api/v1/rounds/{ready['id']}")).json()["status"] == "open"
+    r = await client.get(f"/admin/api/v1/rounds/{empty['id']}", headers=admin_headers)
+    assert r.json()["status"] == "draft"
+
+
+async def test_naive_datetimes_are_rejected(client, admin_headers):
+    r = await client.post(
+        "/admin/api/v1/rounds",
+        json={"slug": unique_slug(), "title": "x", "opens_at": "2026-12-01T08:00:00"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "malformed"

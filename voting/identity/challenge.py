@@ -1,0 +1,135 @@
+"""Proof of work for device-mode voter credentials: ALTCHA v2 challenges, each usable once.
+
+Made and checked with the ``altcha`` library (PoW v2, the protocol of the ``altcha`` widget
+v3): the client must find a counter whose PBKDF2-SHA-256 key (``VOTING_POW_COST``
+iterations) starts with a signed prefix. Deterministic mode, as ALTCHA recommends: the server
+draws the counter from ``[D, 2D)`` (``D`` = ``VOTING_POW_DIFFICULTY``) and signs the expected
+key, so a client tries about ``1.5 D`` counters while the server checks a solution with one
+HMAC. The challenge's signed ``data`` binds its purpose (``{"purpose": "voter"}``) and it
+carries ``expiresAt`` (``VOTING_CHALLENGE_TTL``). CVE-2025-68113 (GHSA-6gvq-jcmp-8959: a
+solved v1 challenge re-spliced to move its expiry) is a flaw of the v1 salt format, fixed in the
+Python library from 1.0.0 on (a delimiter after the salt); PoW v2 used here signs the canonical
+JSON of every parameter instead, and the solution's types are checked here too (an integer
+counter, a hex key), which also rules out the later "number as text" variant of that splice.
+``altcha>=2.3`` is required. The library does not remember solved challenges, so each accepted
+signature is stored in Redis with ``SET NX`` until the challenge expires: a replay gets
+``challenge_used``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+import altcha
+from redis.asyncio import Redis
+
+from voting.http.errors import ApiError
+from voting.identity.tokens import Signers
+from voting.settings import Settings
+
+ALGORITHM = "PBKDF2/SHA-256"
+PURPOSE = "voter"
+MAX_PAYLOAD = 8192  # characters of base64; a widget payload is about 700
+_HEX = re.compile(r"(?:[0-9a-f]{2}){1,64}")
+
+
+class Challenges:
+    """Issues and redeems the proof-of-work challenges of one process."""
+
+    def __init__(self, redis: Redis, settings: Settings, signers: Signers) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = signers.challenge_keys  # newest first: the first signs, all verify
+        if not self.keys:
+            raise ValueError("no challenge keys: Signers.from_keys derives them")
+
+    def used_key(self, signature: str) -> str:
+        """The Redis key that marks a challenge (by its signature) as redeemed."""
+        return f"{self.settings.redis_prefix}:challenge-used:{signature}"
+
+    def _create(self) -> dict[str, Any]:
+        s = self.settings
+        secret, key_secret = self.keys[0]
+        challenge = altcha.create_challenge(
+            algorithm=ALGORITHM,
+            cost=s.pow_cost,
+            counter=s.pow_difficulty + secrets.randbelow(s.pow_difficulty),
+            expires_at=int(time.time()) + s.challenge_ttl,
+            data={"purpose": PURPOSE},
+            hmac_secret=secret,
+            hmac_key_secret=key_secret,
+        )
+        return challenge.to_dict()
+
+    async def create(self) -> dict[str, Any]:
+        """A new signed challenge ``{"parameters": {...}, "signature": "..."}``, the JSON the
+        ALTCHA widget fetches. Deriving its key costs one PBKDF2 run (``pow_cost``
+        iterations, about 1 ms at the default), done in a worker thread."""
+        return await asyncio.to_thread(self._create)
+
+    async def redeem(self, payload: str) -> None:
+        """Check a solved challenge (the widget's base64 payload) and mark it used.
+
+        Raises :class:`ApiError`: 400 ``challenge_invalid`` (not base64 JSON of a challenge
+        and a solution, forged, tampered, of another purpose or wrongly solved), 400
+        ``challenge_expired``, 409 ``challenge_used`` (already redeemed). Redis errors
+        propagate.
+        """
+        parsed = _parse(payload)
+        result = None
+        try:
+            for secret, key_secret in self.keys:
+                result = altcha.verify_solution(parsed, secret, hmac_key_secret=key_secret)
+                if result.expired or not result.invalid_signature:
+                    break
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            result = None  # garbage the library did not expect: not a valid proof
+        if result is None:
+            raise ApiError(400, "challenge_invalid", "the proof of work is not valid")
+        if result.expired:
+            raise ApiError(400, "challenge_expired", "this challenge has expired; solve a new one")
+        params = parsed.challenge.parameters
+        if (
+            not result.verified
+            or params.data != {"purpose": PURPOSE}
+            or type(params.expires_at) is not int
+        ):
+            raise ApiError(400, "challenge_invalid", "the proof of work is not valid")
+        ttl_ms = max(1000, params.expires_at * 1000 - int(time.time() * 1000) + 1000)
+        signature = str(parsed.challenge.signature)
+        if not await self.redis.set(self.used_key(signature), "1", nx=True, px=ttl_ms):
+            raise ApiError(
+                409, "challenge_used", "this challenge was already used; solve a new one"
+            )
+
+
+def _parse(payload: str) -> altcha.Payload:
+    """Decode the widget payload (base64 of ``{"challenge", "solution"}``, the solution an
+    integer ``counter`` and a lower-case hex ``derivedKey``); 400 ``challenge_invalid`` when it
+    is not one."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ApiError(400, "challenge_invalid", "the proof of work is too large")
+    try:
+        data = json.loads(base64.b64decode(payload, validate=True))
+        if not isinstance(data, dict):
+            raise TypeError("payload is not an object")
+        parsed = altcha.Payload.from_dict(data)
+        if not isinstance(parsed.challenge.signature, str):
+            raise TypeError("unsigned challenge")
+        counter, key = parsed.solution.counter, parsed.solution.derived_key
+        if type(counter) is not int or not 0 <= counter <= 0xFFFFFFFF:
+            raise TypeError("the counter is not a 32-bit unsigned integer")
+        if not isinstance(key, str) or not _HEX.fullmatch(key):
+            raise TypeError("the derived key is not hex")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
+        raise ApiError(
+            400, "challenge_invalid", "the proof of work is not a solved ALTCHA challenge"
+        ) from None
+    return parsed

@@ -1,0 +1,164 @@
+"""One-time passwords for the email and phone modes, kept in Redis only.
+
+A 6-digit code (``secrets``, uniform over 000000-999999) is sent to the voter's address or
+number and must come back within ``VOTING_OTP_TTL`` seconds (300). Redis holds, under keys
+named by the keyed hash of the identity (never the address in clear), a hash ``c`` (keyed hash
+of the code, not the code), ``n`` (wrong attempts), ``s`` (sent at, ms) and ``l`` (locked),
+and the GCRA state of the identity's sends. Both keys share the hash tag ``{otp:<hash>}`` so
+each atomic script below works unchanged on Redis Cluster.
+
+- Send (:meth:`OtpStore.issue`): refused while the last code is younger than
+  ``VOTING_OTP_RESEND_INTERVAL`` or when the identity's sends exceed their GCRA limit
+  (``VOTING_OTP_SEND_RATE/PERIOD/BURST``); otherwise a new code replaces the old one.
+- Check (:meth:`OtpStore.check`): the right code is consumed (deleted: single use); a wrong one
+  counts; at ``VOTING_OTP_ATTEMPTS`` wrong attempts the code is locked until it expires or a
+  new one is sent, and the answer says when that can be.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from voting.identity.tokens import Signers
+from voting.live.limits import Rate
+from voting.live.scripts import script
+from voting.settings import Settings
+
+_NOW = "\nlocal now = now_ms()\n"
+
+ISSUE_SCRIPT = script(
+    "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
+    "-- ARGV[1] code hash, ARGV[2] ttl ms, ARGV[3] resend interval ms,\n"
+    "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
+    "-- returns 0 (sent: new state stored) or the ms to wait\n"
+    + _NOW
+    + """
+local sent = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
+if sent > 0 and now - sent < tonumber(ARGV[3]) then
+  return sent + tonumber(ARGV[3]) - now
+end
+local wait = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), true)
+if wait > 0 then
+  return wait
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'n', 0, 's', now)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 0
+"""
+)
+
+CHECK_SCRIPT = script(
+    "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
+    "-- ARGV[1] code hash, ARGV[2] max wrong attempts, ARGV[3] resend interval ms,\n"
+    "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
+    "-- returns {'ok'} | {'expired'} | {'invalid', attempts left} | {'locked', ms until a new\n"
+    "-- code can be sent}\n"
+    + _NOW
+    + """
+local state = redis.call('HMGET', KEYS[1], 'c', 'n', 's', 'l')
+if not state[1] then
+  return {'expired'}
+end
+local function resend_wait()
+  local wait = tonumber(state[3]) + tonumber(ARGV[3]) - now
+  local sends = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
+  if sends > wait then
+    wait = sends
+  end
+  return wait
+end
+if state[4] == '1' then
+  return {'locked', resend_wait()}
+end
+if state[1] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {'ok'}
+end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if n >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'l', '1')
+  return {'locked', resend_wait()}
+end
+return {'invalid', tonumber(ARGV[2]) - n}
+"""
+)
+
+FORGET_SCRIPT = """#!lua
+-- KEYS[1] otp state; ARGV[1] code hash: delete the state only if it still holds this code
+if redis.call('HGET', KEYS[1], 'c') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of :meth:`OtpStore.check`: ``status`` is ``ok``, ``expired`` (no code pending),
+    ``invalid`` (``attempts_left``) or ``locked`` (``retry_ms`` until a new code can be
+    sent)."""
+
+    status: str
+    attempts_left: int = 0
+    retry_ms: int = 0
+
+
+class OtpStore:
+    """Issues and checks one-time passwords in Redis (see the module)."""
+
+    def __init__(self, redis: Redis, settings: Settings, signers: Signers) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.signers = signers
+        self.sends = Rate(settings.otp_send_rate, settings.otp_send_period, settings.otp_send_burst)
+        self._issue = redis.register_script(ISSUE_SCRIPT)
+        self._check = redis.register_script(CHECK_SCRIPT)
+        self._forget = redis.register_script(FORGET_SCRIPT)
+
+    def identity_hash(self, channel: str, identity: str) -> str:
+        """Keyed hash naming the OTP keys of a normalised identity of ``channel``."""
+        return self.signers.voter_hash(f"otp:{channel}:{identity}")
+
+    def keys(self, ident: str) -> list[str]:
+        """``[state, sends]`` keys of an identity hash (one hash tag)."""
+        tag = f"{self.settings.redis_prefix}:{{otp:{ident}}}"
+        return [f"{tag}:state", f"{tag}:sends"]
+
+    def _code_hash(self, ident: str, code: str) -> str:
+        return self.signers.voter_hash(f"otp-code:{ident}:{code}")
+
+    def _args(self) -> list[int]:
+        s = self.settings
+        return [s.otp_resend_interval * 1000, self.sends.interval_ms, self.sends.burst]
+
+    async def issue(self, ident: str) -> tuple[str | None, int]:
+        """A new code for identity hash ``ident``: ``(code, 0)``, or ``(None, ms to wait)``
+        when the resend interval or the send limit refuses. Redis errors propagate."""
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        wait: Any = await self._issue(
+            keys=self.keys(ident),
+            args=[self._code_hash(ident, code), self.settings.otp_ttl * 1000, *self._args()],
+        )
+        return (code, 0) if int(wait) == 0 else (None, int(wait))
+
+    async def forget(self, ident: str, code: str) -> None:
+        """Withdraw ``code`` (its delivery failed) unless a newer code replaced it."""
+        await self._forget(keys=self.keys(ident)[:1], args=[self._code_hash(ident, code)])
+
+    async def check(self, ident: str, code: str) -> CheckResult:
+        """Check ``code`` for identity hash ``ident`` atomically (see the module)."""
+        reply: Any = await self._check(
+            keys=self.keys(ident),
+            args=[self._code_hash(ident, code), self.settings.otp_attempts, *self._args()],
+        )
+        status = str(reply[0])
+        if status == "invalid":
+            return CheckResult(status, attempts_left=int(reply[1]))
+        if status == "locked":
+            return CheckResult(status, retry_ms=int(reply[1]))
+        return CheckResult(status)

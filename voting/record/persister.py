@@ -1,0 +1,273 @@
+"""The persister: moves accepted ballots from each round's Redis stream into Postgres.
+
+At-least-once delivery plus an idempotent insert gives exactly-once in effect:
+read a batch with a consumer group (``XREADGROUP``), ``INSERT ... ON CONFLICT DO NOTHING``
+(ballot id primary key; ``UNIQUE (round_id, voter_hash)``), commit, then ``XACK`` and ``XDEL``
+the entries. A crash before the commit leaves them pending; a crash after it re-inserts
+nothing. Entries left pending by a dead consumer are reclaimed with ``XAUTOCLAIM``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voting.live.keys import PERSIST_GROUP, RoundKeys
+from voting.live.state import StreamBallot, ensure_group
+from voting.record import tables
+
+logger = logging.getLogger("voting.persister")
+
+CLAIM_IDLE_MS = 30_000  # a pending entry idle this long belongs to a dead consumer
+DISCOVER_EVERY = 2.0  # seconds between looks at Postgres for rounds to persist
+
+
+class Persister:
+    """Persists ballots of every round that has a stream and is not final.
+
+    ``batch``: most ballots per insert (default 1000); ``interval``: seconds to wait when there
+    is nothing to do (default 0.2); ``consumer``: this process's consumer name (default
+    host-pid-random); ``claim_idle_ms``: how long another consumer's pending entry must sit
+    idle before it is reclaimed as abandoned (default 30 s).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        engine: AsyncEngine,
+        prefix: str,
+        *,
+        batch: int = 1000,
+        interval: float = 0.2,
+        consumer: str | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
+        self.redis = redis
+        self.engine = engine
+        self.prefix = prefix
+        self.batch = batch
+        self.interval = interval
+        self.claim_idle_ms = claim_idle_ms
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.persisted = 0
+        self.conflicts = 0
+
+    async def active_rounds(self) -> list[int]:
+        """Ids of rounds that may have unpersisted ballots: non-draft and not final."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(tables.rounds.c.id).where(
+                    tables.rounds.c.status != "draft", tables.rounds.c.final_at.is_(None)
+                )
+            )
+            return [r[0] for r in rows]
+
+    async def run(self, stop: asyncio.Event, *, flush_seconds: float = 5.0) -> None:
+        """Persist until ``stop`` is set; then keep persisting what is waiting for at most
+        ``flush_seconds`` (graceful shutdown) and return. What is left stays in Redis for the
+        next persister: nothing acknowledged is lost.
+
+        Redis or Postgres being down is logged with the waiting backlog and retried with
+        backoff (0.2 s doubling up to 5 s); ballots stay in Redis meanwhile.
+        """
+        rounds: list[int] = []
+        next_discovery = 0.0
+        backoff = 0.2
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                if loop.time() >= next_discovery:
+                    rounds = await self.active_rounds()
+                    for round_id in rounds:
+                        await ensure_group(self.redis, RoundKeys(self.prefix, round_id))
+                    next_discovery = loop.time() + DISCOVER_EVERY
+                moved = 0
+                for round_id in rounds:
+                    moved += await self.step(round_id, block_ms=None)
+                if moved == 0:
+                    await _wait(stop, self.interval)
+                backoff = 0.2
+            except (RedisError, SQLAlchemyError, OSError) as exc:
+                logger.warning(
+                    "persister: %s; %s ballots waiting in Redis; retrying in %.1f s",
+                    exc,
+                    await self._backlog(rounds),
+                    backoff,
+                )
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+        await self._flush(rounds, loop.time() + flush_seconds)
+
+    async def _flush(self, rounds: list[int], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while loop.time() < deadline:
+                moved = 0
+                for round_id in rounds:
+                    moved += await self.step(round_id)
+                if moved == 0:
+                    return
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            logger.warning("persister: final flush stopped: %s (ballots stay in Redis)", exc)
+
+    async def _backlog(self, rounds: list[int]) -> int | str:
+        """Ballots waiting in the streams of ``rounds`` ("unknown" when Redis is down too)."""
+        try:
+            return sum([await self.redis.xlen(RoundKeys(self.prefix, r).stream) for r in rounds])
+        except (RedisError, OSError):
+            return "unknown"
+
+    async def step(self, round_id: int, *, block_ms: int | None = None) -> int:
+        """Persist one batch of ``round_id``: reclaimed entries of dead consumers first, then new
+        ones. Returns the number of entries handled (persisted or found already persisted)."""
+        keys = RoundKeys(self.prefix, round_id)
+        entries = await self._claim(keys, self.claim_idle_ms)
+        if not entries:
+            try:
+                reply: Any = await self.redis.xreadgroup(
+                    PERSIST_GROUP,
+                    self.consumer,
+                    {keys.stream: ">"},
+                    count=self.batch,
+                    block=block_ms,
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await ensure_group(self.redis, keys)
+                return 0
+            entries = reply[0][1] if reply else []
+        # also re-deliver this consumer's own pending entries (a failed insert earlier)
+        if not entries:
+            entries = await self._own_pending(keys)
+        return await self._persist(round_id, keys, entries)
+
+    async def drain(self, round_id: int) -> int:
+        """Persist every ballot in ``round_id``'s stream, including entries pending at other
+        consumers (claimed at once: the insert is idempotent). Returns the number handled.
+
+        Used when a round is closed: afterwards the stream is empty unless new ballots arrive,
+        which a closed round refuses.
+        """
+        keys = RoundKeys(self.prefix, round_id)
+        await ensure_group(self.redis, keys)
+        total = 0
+        while True:
+            entries = await self._claim(keys, 0)
+            if not entries:
+                reply: Any = await self.redis.xreadgroup(
+                    PERSIST_GROUP, self.consumer, {keys.stream: ">"}, count=self.batch
+                )
+                entries = reply[0][1] if reply else []
+            if not entries:
+                entries = await self._own_pending(keys)
+            if not entries:
+                return total
+            total += await self._persist(round_id, keys, entries)
+
+    async def _claim(self, keys: RoundKeys, min_idle_ms: int) -> list[Any]:
+        reply: Any = await self.redis.xautoclaim(
+            keys.stream,
+            PERSIST_GROUP,
+            self.consumer,
+            min_idle_time=min_idle_ms,
+            start_id="0-0",
+            count=self.batch,
+        )
+        return [e for e in reply[1] if e[1]]  # deleted entries come back as (id, None)
+
+    async def _own_pending(self, keys: RoundKeys) -> list[Any]:
+        reply: Any = await self.redis.xreadgroup(
+            PERSIST_GROUP, self.consumer, {keys.stream: "0"}, count=self.batch
+        )
+        return [e for e in (reply[0][1] if reply else []) if e[1]]
+
+    async def _persist(self, round_id: int, keys: RoundKeys, entries: Sequence[Any]) -> int:
+        if not entries:
+            return 0
+        ballots: list[StreamBallot] = []
+        broken: list[str] = []
+        for entry_id, fields in entries:
+            try:
+                ballots.append(StreamBallot.from_entry(entry_id, fields))
+            except (KeyError, ValueError):
+                broken.append(entry_id)
+        if broken:  # never drop silently: leave them pending and say so
+            logger.error(
+                "round %s: %d undecodable stream entries left pending: %s",
+                round_id,
+                len(broken),
+                broken[:5],
+            )
+        if ballots:
+            await self._insert(round_id, ballots)
+            ids = [b.entry_id for b in ballots]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(keys.stream, PERSIST_GROUP, *ids)
+                pipe.xdel(keys.stream, *ids)
+                await pipe.execute()
+            self.persisted += len(ballots)
+        return len(ballots)
+
+    async def _insert(self, round_id: int, ballots: list[StreamBallot]) -> None:
+        rows = [
+            {
+                "ballot_id": b.ballot_id,
+                "round_id": round_id,
+                "voter_hash": b.voter_hash,
+                "choices": b.choices,
+                "cast_at": datetime.fromtimestamp(b.cast_at_ms / 1000, UTC),
+                "ip_prefix": b.ip_prefix or None,
+            }
+            for b in ballots
+        ]
+        table = tables.ballots
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(table).on_conflict_do_nothing(), rows)
+            present = {
+                r[0]
+                for r in await conn.execute(
+                    select(table.c.ballot_id).where(
+                        table.c.ballot_id.in_([b.ballot_id for b in ballots])
+                    )
+                )
+            }
+            missing = [b for b in ballots if b.ballot_id not in present]
+            if missing:
+                # a second ballot of a voter already in Postgres (Redis lost its dedup state):
+                # the record's one-ballot rule refuses it. Say so loudly and keep an audit row.
+                self.conflicts += len(missing)
+                logger.error(
+                    "round %s: %d ballot(s) refused by UNIQUE(round, voter): %s",
+                    round_id,
+                    len(missing),
+                    [str(b.ballot_id) for b in missing[:5]],
+                )
+                await conn.execute(
+                    tables.audit_events.insert().values(
+                        actor="persister",
+                        action="ballot_refused_duplicate_voter",
+                        round_id=round_id,
+                        details={"ballot_ids": [str(b.ballot_id) for b in missing]},
+                    )
+                )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,109 @@
+"""The per-process resources every handler needs, opened and closed in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from litestar.di import NamedDependency
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voting.identity.tokens import Signers
+from voting.live import durable, guard
+from voting.live.ballot_box import BallotBox
+from voting.record.db import make_engine
+from voting.record.persister import Persister
+from voting.services import schedule
+from voting.services.rounds import RoundService
+from voting.settings import Settings
+
+
+@dataclass
+class Services:
+    """Redis client, Postgres engine, signers and the voting core objects of one process."""
+
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    signers: Signers
+    ballot_box: BallotBox
+    persister: Persister
+    rounds: RoundService
+    cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+
+
+REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
+
+#: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
+ServicesDep = NamedDependency[Services]
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
+    ``settings.run_persister``, run the persister and the round schedule until the context
+    exits; then flush and close. The Redis guard runs always; with ``settings.durable_ack``
+    the group commit too.
+
+    Raises ValueError when a URL is missing, :class:`voting.durable.DurableAckUnsupported`
+    when durable acknowledgement is asked of a server that cannot give it.
+    """
+    if not settings.database_url or not settings.redis_url:
+        raise ValueError("database_url and redis_url must be set (see voting.embedded)")
+    # a blocking pool: a burst larger than the pool waits (up to 5 s) for a free connection
+    # instead of failing at once with 503
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=5,
+    )
+    redis = Redis(connection_pool=pool)
+    engine = make_engine(settings.database_url)
+    signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
+    persister = Persister(
+        redis,
+        engine,
+        settings.redis_prefix,
+        batch=settings.persist_batch,
+        interval=settings.persist_interval_ms / 1000,
+    )
+    rounds = RoundService(engine, redis, settings.redis_prefix, persister)
+    box = BallotBox(redis, settings, signers, round_known=rounds.is_published)
+    services = Services(
+        settings=settings,
+        redis=redis,
+        engine=engine,
+        signers=signers,
+        ballot_box=box,
+        persister=persister,
+        rounds=rounds,
+    )
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if settings.durable_ack:
+            await durable.check_support(redis)  # a clear start-up error where unsupported
+            box.group_commit = durable.GroupCommit(redis, box.script)
+            box.group_commit.start()
+        with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
+            await guard.check(redis, box)
+        tasks.append(asyncio.create_task(guard.run(redis, box, stop)))
+        if settings.run_persister:
+            tasks.append(asyncio.create_task(persister.run(stop)))
+            tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
+        yield services
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        if box.group_commit is not None:
+            await box.group_commit.stop()
+        await redis.aclose(close_connection_pool=True)
+        await engine.dispose()

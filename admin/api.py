@@ -12,25 +12,31 @@ import msgspec
 from litestar import Request, Response, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy import func, select
 
-from admin.auth import SESSION_COOKIE, Admin, AdminDep, authenticate, current_admin
+from admin.auth import (
+    SESSION_COOKIE,
+    AdminDep,
+    authenticate,
+    authenticated,
+    current_admin,
+    writer,
+)
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
+from voting.core.errors import Conflict, Invalid
+from voting.core.rounds import Action, IdentityMode, Round
 from voting.core.shortlist import ShortlistError, parse_shortlist
-from voting.http.errors import ApiError
-from voting.http.public import round_results
 from voting.live import state as live
 from voting.live.keys import RoundKeys
-from voting.record import tables
+from voting.record import queries
+from voting.record.audit import audit
 from voting.services.container import Services, ServicesDep
-from voting.services.rounds import audit, get_round, list_candidates
+from voting.services.results import round_results
 
 MAX_CSV_BYTES = 5_000_000
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-#: How a round identifies its voters (see voting.voters); set while the round is in draft.
-IdentityMode = Literal["device", "code", "email", "phone"]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,7 +110,8 @@ class AdminRoundOut(msgspec.Struct):
 
 
 class ProgressOut(msgspec.Struct):
-    """Live progress: ballots accepted (Redis), persisted (Postgres) and waiting (stream)."""
+    """Live progress: ballots accepted (Redis), persisted (Postgres) and the backlog
+    (accepted, waiting in the stream for the persister)."""
 
     round_id: int
     status: str
@@ -114,19 +121,20 @@ class ProgressOut(msgspec.Struct):
 
 
 class ReconcileOut(msgspec.Struct):
-    """``consistent``: Redis equals Postgres + the stream's pending ballots; ``ok``: and nothing
-    is pending. ``differences``: per candidate and in ballots, ``{redis, postgres, pending}``."""
+    """``consistent``: Redis equals Postgres + the backlog; ``ok``: and the backlog is
+    empty. ``differences``: per candidate and in ballots, ``{redis, postgres, backlog}``."""
 
     round_id: int
     consistent: bool
     ok: bool
     persisted: int
-    pending: int
+    backlog: int
     differences: dict[str, Any]
 
 
-def admin_round(row: dict[str, Any]) -> AdminRoundOut:
-    return AdminRoundOut(**{f: row[f] for f in AdminRoundOut.__struct_fields__})
+def admin_round(rnd: Round) -> AdminRoundOut:
+    """The admin view of a round."""
+    return AdminRoundOut(**{f: getattr(rnd, f) for f in AdminRoundOut.__struct_fields__})
 
 
 @post("/login", summary="Log in", status_code=200)
@@ -150,45 +158,42 @@ async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[Logi
 
 
 @get("/rounds", summary="All rounds, drafts included")
-async def admin_list_rounds(services: ServicesDep, admin: AdminDep) -> list[AdminRoundOut]:
+async def admin_list_rounds(services: ServicesDep) -> list[AdminRoundOut]:
+    """Every round, newest first."""
     async with services.engine.connect() as conn:
-        rows = await conn.execute(select(tables.rounds).order_by(tables.rounds.c.id.desc()))
-        return [admin_round(dict(r)) for r in rows.mappings()]
+        return [admin_round(r) for r in await queries.list_rounds(conn, published_only=False)]
 
 
-@post("/rounds", summary="Create a round in draft", status_code=201)
+@post("/rounds", summary="Create a round in draft", status_code=201, guards=[writer])
 async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
-    admin.require_write()
     values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
     return admin_round(await services.rounds.create(admin.username, values))
 
 
-@patch("/rounds/{round_id:int}", summary="Change a draft round's settings")
+@patch("/rounds/{round_id:int}", summary="Change a draft round's settings", guards=[writer])
 async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
     """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
-    admin.require_write()
     values = {
         f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET
     }
     if not values:
-        raise ApiError(400, "malformed", "nothing to change")
+        raise Invalid("malformed", "nothing to change")
     return admin_round(await services.rounds.update(admin.username, round_id, values))
 
 
 @get("/rounds/{round_id:int}", summary="A round with its candidates")
-async def admin_round_detail(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> dict[str, Any]:
+async def admin_round_detail(services: ServicesDep, round_id: FromPath[int]) -> dict[str, Any]:
+    """The round's settings and every candidate with ``achievements`` and ``has_photo``."""
     async with services.engine.connect() as conn:
-        row = await get_round(conn, round_id)
-        cands = await list_candidates(conn, round_id)
-    out = msgspec.to_builtins(admin_round(row))
-    out["candidates"] = [{k: v for k, v in c.items() if k != "photo_type"} for c in cands]
+        rnd = await queries.get_round(conn, round_id)
+        cands = await queries.list_candidates(conn, round_id)
+    out = msgspec.to_builtins(admin_round(rnd))
+    out["candidates"] = msgspec.to_builtins(cands)
     return out
 
 
@@ -197,6 +202,7 @@ async def admin_round_detail(
     summary="Import the shortlist CSV (only in draft)",
     status_code=200,
     request_max_body_size=MAX_CSV_BYTES + 64_000,
+    guards=[writer],
 )
 async def import_candidates(
     request: Request[Any, Any, Any], services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
@@ -205,30 +211,28 @@ async def import_candidates(
     ``shared/data/shortlist-sample.csv``. The whole file is rejected with 400
     ``invalid_shortlist`` and ``errors[{row, column, message}]`` if any row is bad; 409
     ``round_not_draft`` once the round has opened; 415 for other content types."""
-    admin.require_write()
     async with services.engine.connect() as conn:
-        rnd = await get_round(conn, round_id)
-    if rnd["status"] != "draft":
-        raise ApiError(409, "round_not_draft", "candidates can only be imported while in draft")
+        rnd = await queries.get_round(conn, round_id)
+    if rnd.status != "draft":
+        raise Conflict("round_not_draft", "candidates can only be imported while in draft")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")
         if upload is None or not hasattr(upload, "read"):
-            raise ApiError(400, "malformed", "multipart body needs a 'file' part")
+            raise Invalid("malformed", "multipart body needs a 'file' part")
         data: bytes = await upload.read()
     elif ctype in ("text/csv", "text/plain", "application/csv"):
         data = await request.body()
     else:
-        raise ApiError(415, "unsupported_media_type", "send text/csv or multipart/form-data")
+        raise HTTPException(status_code=415, detail="send text/csv or multipart/form-data")
     try:
-        rows = parse_shortlist(data, rnd["fields"], max_bytes=MAX_CSV_BYTES)
+        rows = parse_shortlist(data, rnd.fields, max_bytes=MAX_CSV_BYTES)
     except ShortlistError as exc:
-        raise ApiError(
-            400,
+        raise Invalid(
             "invalid_shortlist",
             f"the file was rejected: {len(exc.errors)} error(s)",
-            extra={
+            details={
                 "errors": [
                     {"row": e.row, "column": e.column, "message": e.message} for e in exc.errors
                 ]
@@ -238,44 +242,52 @@ async def import_candidates(
     return {
         "round_id": round_id,
         "imported": len(cands),
-        "candidates": [{"id": c["id"], "code": c["code"]} for c in cands],
+        "candidates": [{"id": c.id, "code": c.code} for c in cands],
     }
 
 
 async def _transition(
-    services: Services, admin: Admin, round_id: int, action: str
+    services: Services, actor: str, round_id: int, action: Action
 ) -> AdminRoundOut:
-    admin.require_write()
-    row = await services.rounds.transition(admin.username, round_id, action)
-    services.ballot_box.forget(round_id)
-    services.cache.pop(f"round:{round_id}", None)
-    return admin_round(row)
+    rnd = await services.rounds.transition(actor, round_id, action)
+    services.forget(round_id)
+    return admin_round(rnd)
 
 
-@post("/rounds/{round_id:int}/open", summary="Open a draft round", status_code=200)
+@post("/rounds/{round_id:int}/open", summary="Open a draft round", status_code=200, guards=[writer])
 async def open_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
 ) -> AdminRoundOut:
     """409 ``invalid_transition`` unless in draft; 409 ``no_candidates``."""
-    return await _transition(services, admin, round_id, "open")
-
-
-@post("/rounds/{round_id:int}/pause", summary="Pause an open round", status_code=200)
-async def pause_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    return await _transition(services, admin, round_id, "pause")
-
-
-@post("/rounds/{round_id:int}/resume", summary="Resume a paused round", status_code=200)
-async def resume_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    return await _transition(services, admin, round_id, "resume")
+    return await _transition(services, admin.username, round_id, "open")
 
 
 @post(
-    "/rounds/{round_id:int}/close", summary="Close a round and finalise its count", status_code=200
+    "/rounds/{round_id:int}/pause", summary="Pause an open round", status_code=200, guards=[writer]
+)
+async def pause_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
+    return await _transition(services, admin.username, round_id, "pause")
+
+
+@post(
+    "/rounds/{round_id:int}/resume",
+    summary="Resume a paused round",
+    status_code=200,
+    guards=[writer],
+)
+async def resume_round(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> AdminRoundOut:
+    return await _transition(services, admin.username, round_id, "resume")
+
+
+@post(
+    "/rounds/{round_id:int}/close",
+    summary="Close a round and finalise its count",
+    status_code=200,
+    guards=[writer],
 )
 async def close_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
@@ -283,40 +295,38 @@ async def close_round(
     """Stops acceptance atomically, drains every ballot into Postgres, counts the final tally
     there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see
     ``GET .../reconcile``). Closing a closed, not final round retries the finalisation."""
-    return await _transition(services, admin, round_id, "close")
+    return await _transition(services, admin.username, round_id, "close")
 
 
 @get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
-async def progress(services: ServicesDep, admin: AdminDep, round_id: FromPath[int]) -> ProgressOut:
+async def progress(services: ServicesDep, round_id: FromPath[int]) -> ProgressOut:
+    """Ballots accepted (Redis), persisted (Postgres) and in the backlog."""
     async with services.engine.connect() as conn:
-        rnd = await get_round(conn, round_id)
-        persisted = await conn.scalar(
-            select(func.count()).where(tables.ballots.c.round_id == round_id)
-        )
+        rnd = await queries.get_round(conn, round_id)
+        persisted = await queries.persisted_count(conn, round_id)
     keys = RoundKeys(services.settings.redis_prefix, round_id)
     _, accepted = await live.tally(services.redis, keys)
     return ProgressOut(
         round_id=round_id,
-        status=rnd["status"],
+        status=rnd.status,
         accepted=accepted,
-        persisted=int(persisted or 0),
+        persisted=persisted,
         backlog=await live.backlog(services.redis, keys),
     )
 
 
 @get("/rounds/{round_id:int}/reconcile", summary="Compare Redis and Postgres tallies")
-async def reconcile(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> ReconcileOut:
+async def reconcile(services: ServicesDep, round_id: FromPath[int]) -> ReconcileOut:
+    """Redis against Postgres + the backlog, read at one instant."""
     async with services.engine.connect() as conn:
-        await get_round(conn, round_id)
+        await queries.get_round(conn, round_id)
     rec = await services.rounds.reconcile(round_id)
     return ReconcileOut(
         round_id=round_id,
         consistent=rec.consistent,
         ok=rec.ok,
         persisted=rec.postgres_ballots,
-        pending=rec.pending_ballots,
+        backlog=rec.backlog_ballots,
         differences=rec.differences(),
     )
 
@@ -324,28 +334,30 @@ async def reconcile(
 @get("/rounds/{round_id:int}/results", summary="Results (always visible to admins)")
 async def admin_results(
     services: ServicesDep,
-    admin: AdminDep,
     round_id: FromPath[int],
     format: Annotated[Literal["json", "csv", "xlsx"], QueryParameter(name="format")] = "json",
 ) -> Response[Any]:
     """``format``: json (default), csv (UTF-8 with BOM) or xlsx."""
     async with services.engine.connect() as conn:
-        row = await get_round(conn, round_id)
-    results = await round_results(services, row)
-    name = re.sub(r"[^a-z0-9-]", "", row["slug"]) or f"round-{round_id}"
+        rnd = await queries.get_round(conn, round_id)
+    results = await round_results(
+        services.engine, services.redis, services.settings.redis_prefix, rnd
+    )
+    document = msgspec.to_builtins(results)
+    name = re.sub(r"[^a-z0-9-]", "", rnd.slug) or f"round-{round_id}"
     if format == "csv":
         return Response(
-            results_csv(results),
+            results_csv(document),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}-results.csv"'},
         )
     if format == "xlsx":
         return Response(
-            results_xlsx(results),
+            results_xlsx(document),
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="{name}-results.xlsx"'},
         )
-    return Response(results)
+    return Response(document)
 
 
 ROUTES = [
@@ -363,4 +375,6 @@ ROUTES = [
     reconcile,
     admin_results,
 ]
-ADMIN_DEPENDENCIES = {"admin": Provide(current_admin)}
+ADMIN_DEPENDENCIES = {"admin": Provide(current_admin, sync_to_thread=False)}
+#: Guards of the admin router (login is outside it); changes also need :func:`writer`.
+ADMIN_GUARDS = [authenticated]

@@ -13,17 +13,20 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voting.http.errors import ApiError
+from voting.core.errors import Forbidden, Unauthenticated
+from voting.core.roles import ADMIN_ROLES
+from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.identity.tokens import TokenInvalid
 from voting.record import tables
-from voting.services.container import ServicesDep
+from voting.record.audit import audit
 
-ROLES = ("admin", "observer")
 SESSION_COOKIE = "admin_session"
 _hasher = PasswordHasher()
 # verified when the user does not exist, so both paths cost one argon2 verification
@@ -36,15 +39,41 @@ class UserExists(Exception):
 
 @dataclass(frozen=True)
 class Admin:
-    """The authenticated caller of an admin route."""
+    """The authenticated caller of an admin route: ``role`` is ``admin`` or ``observer``."""
 
     username: str
     role: str
 
-    def require_write(self) -> None:
-        """Raise 403 ``forbidden`` unless the caller is an ``admin`` (observers read only)."""
-        if self.role != "admin":
-            raise ApiError(403, "forbidden", "observers can read but not change anything")
+
+def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of every admin route but login: the caller from the bearer token or the session
+    cookie, kept in ``connection.state.admin``. :class:`Unauthenticated` ``unauthorized``
+    when absent, malformed, forged or expired."""
+    try:
+        token = presented_token(connection, SESSION_COOKIE)
+    except MalformedAuthorization:
+        token = None
+    if not token:
+        raise Unauthenticated("unauthorized", "log in at POST /admin/api/v1/login")
+    services = connection.app.state.services
+    try:
+        username, role = services.signers.load_admin(token, services.settings.admin_token_ttl)
+    except TokenInvalid as exc:
+        raise Unauthenticated("unauthorized", f"session is not valid: {exc}") from None
+    connection.state.admin = Admin(username=username, role=role)
+
+
+def writer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of every route that changes something: only role ``admin`` (observers read).
+    :class:`Forbidden` ``forbidden`` otherwise. Runs after :func:`authenticated`."""
+    if connection.state.admin.role != "admin":
+        raise Forbidden("forbidden", "observers can read but not change anything")
+
+
+def current_admin(request: Request[Any, Any, Any]) -> Admin:
+    """Dependency: the caller :func:`authenticated` found."""
+    admin: Admin = request.state.admin
+    return admin
 
 
 #: Handler parameter type for the authenticated caller (a named Litestar dependency).
@@ -57,8 +86,8 @@ async def create_user(engine: AsyncEngine, username: str, password: str, role: s
     Raises ValueError on an unknown role, a bad name or a password under 8 characters, and
     :class:`UserExists` when the name is taken.
     """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role not in ADMIN_ROLES:
+        raise ValueError(f"role must be one of {', '.join(ADMIN_ROLES)}")
     if (
         not username
         or len(username) > 64
@@ -74,11 +103,7 @@ async def create_user(engine: AsyncEngine, username: str, password: str, role: s
                     username=username, password_hash=_hasher.hash(password), role=role
                 )
             )
-            await conn.execute(
-                tables.audit_events.insert().values(
-                    actor="cli", action="user_create", details={"username": username, "role": role}
-                )
-            )
+            await audit(conn, "cli", "user_create", None, {"username": username, "role": role})
     except IntegrityError:
         raise UserExists(username) from None
 
@@ -93,7 +118,8 @@ async def user_exists(engine: AsyncEngine, username: str) -> bool:
 async def authenticate(engine: AsyncEngine, username: str, password: str) -> Admin:
     """Check a username and password; return the :class:`Admin`.
 
-    Raises 401 ``invalid_credentials`` (same answer and cost for an unknown user). Rehashes
+    Raises :class:`Unauthenticated` ``invalid_credentials`` (same answer and cost for an
+    unknown user). Rehashes
     the stored hash when argon2's parameters have changed.
     """
     u = tables.admin_users
@@ -105,9 +131,9 @@ async def authenticate(engine: AsyncEngine, username: str, password: str) -> Adm
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
-        raise ApiError(401, "invalid_credentials", "wrong username or password") from None
+        raise Unauthenticated("invalid_credentials", "wrong username or password") from None
     if row is None:
-        raise ApiError(401, "invalid_credentials", "wrong username or password")
+        raise Unauthenticated("invalid_credentials", "wrong username or password")
     if _hasher.check_needs_rehash(stored):
         async with engine.begin() as conn:
             await conn.execute(
@@ -116,24 +142,3 @@ async def authenticate(engine: AsyncEngine, username: str, password: str) -> Adm
                 .values(password_hash=_hasher.hash(password))
             )
     return Admin(username=username, role=row[1])
-
-
-async def current_admin(request: Request[Any, Any, Any], services: ServicesDep) -> Admin:
-    """Dependency: the caller from the bearer token or session cookie.
-
-    Raises 401 ``unauthorized`` when absent, forged or expired.
-    """
-    auth = request.headers.get("authorization")
-    token = None
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        token = value.strip() if scheme.lower() == "bearer" else None
-    else:
-        token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise ApiError(401, "unauthorized", "log in at POST /admin/api/v1/login")
-    try:
-        username, role = services.signers.load_admin(token, services.settings.admin_token_ttl)
-    except TokenInvalid as exc:
-        raise ApiError(401, "unauthorized", f"session is not valid: {exc}") from None
-    return Admin(username=username, role=role)

@@ -15,11 +15,12 @@ import msgspec
 from litestar import Response, get, post
 from litestar.params import FromPath, JSONBody
 
-from admin.auth import AdminDep
-from voting.http.errors import ApiError
+from admin.auth import AdminDep, writer
+from voting.core.errors import Conflict
 from voting.identity.codes import RoundCodes, csv_of
+from voting.record.audit import audit
+from voting.record.queries import get_round
 from voting.services.container import ServicesDep
-from voting.services.rounds import audit, get_round
 
 MAX_CODES = 10_000  # per request; a round may have any number
 
@@ -43,6 +44,7 @@ class CodeCountsOut(msgspec.Struct):
     summary="Generate one-time voting codes (CSV, shown once)",
     status_code=201,
     media_type="text/csv",
+    guards=[writer],
 )
 async def create_codes(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[CodesIn]
@@ -54,22 +56,20 @@ async def create_codes(
     404 ``round_not_found``; 409 ``mode_mismatch`` (the round is not in code mode),
     ``round_closed``.
     """
-    admin.require_write()
     codes = RoundCodes(services.signers)
     async with services.engine.begin() as conn:
         rnd = await get_round(conn, round_id)
-        if rnd["identity_mode"] != "code":
-            raise ApiError(
-                409,
+        if rnd.identity_mode != "code":
+            raise Conflict(
                 "mode_mismatch",
-                f"round {round_id} identifies voters by {rnd['identity_mode']}; set "
+                f"round {round_id} identifies voters by {rnd.identity_mode}; set "
                 "identity_mode to code while it is in draft",
             )
-        if rnd["status"] == "closed":
-            raise ApiError(409, "round_closed", "the round is closed")
+        if rnd.status == "closed":
+            raise Conflict("round_closed", "the round is closed")
         made = await codes.create(conn, round_id, data.count)
         await audit(conn, admin.username, "codes_create", round_id, {"count": len(made)})
-    slug = re.sub(r"[^a-z0-9-]", "", rnd["slug"]) or f"round-{round_id}"
+    slug = re.sub(r"[^a-z0-9-]", "", rnd.slug) or f"round-{round_id}"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(
         csv_of(made, round_id, slug),
@@ -83,9 +83,7 @@ async def create_codes(
 
 
 @get("/rounds/{round_id:int}/codes", summary="Count a round's voting codes")
-async def code_counts(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> CodeCountsOut:
+async def code_counts(services: ServicesDep, round_id: FromPath[int]) -> CodeCountsOut:
     """Issued and redeemed codes; 404 ``round_not_found``."""
     async with services.engine.connect() as conn:
         await get_round(conn, round_id)

@@ -95,10 +95,10 @@ async def _demo_round(settings: Settings, csv: bytes) -> int:
                 "results_visibility": "live",
             },
         )
-        rows = parse_shortlist(csv, rnd["fields"])
-        await services.rounds.import_candidates("cli", rnd["id"], rows)
-        await services.rounds.transition("cli", rnd["id"], "open")
-        return int(rnd["id"])
+        rows = parse_shortlist(csv, rnd.fields)
+        await services.rounds.import_candidates("cli", rnd.id, rows)
+        await services.rounds.transition("cli", rnd.id, "open")
+        return rnd.id
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -237,8 +237,8 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
                 rec = await services.rounds.reconcile(round_id)
                 if rec.consistent:
                     print(
-                        f"round {round_id}: Redis agrees with Postgres + stream "
-                        f"({rec.postgres_ballots} persisted, {rec.pending_ballots} pending)"
+                        f"round {round_id}: Redis agrees with Postgres + backlog "
+                        f"({rec.postgres_ballots} persisted, {rec.backlog_ballots} in the backlog)"
                     )
                 else:
                     failed += 1
@@ -250,7 +250,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
-    from voting.http.errors import ApiError
+    from voting.core.errors import DomainError
     from voting.services.container import open_services
 
     async def run(s: Settings) -> int:
@@ -259,12 +259,12 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
             for round_id in ids:
                 try:
                     done = await services.rounds.recover("cli", round_id)
-                except ApiError as exc:
+                except DomainError as exc:
                     print(f"round {round_id}: {exc.message}", file=sys.stderr)
                     return 2
                 print(
-                    f"round {round_id}: Redis state rebuilt from Postgres: {done['ballots']} "
-                    f"ballots, status {done['status']}"
+                    f"round {round_id}: Redis state rebuilt from Postgres: {done.ballots} "
+                    f"ballots, status {done.status}"
                 )
         return 0
 

@@ -548,10 +548,10 @@ class Stack:
         and candidate ids (through the library, as the admin API would)."""
         rounds = self.services.rounds
         rnd = await rounds.create("chaos", {"slug": slug, "title": f"Fault injection {slug}"})
-        rows = parse_shortlist(SAMPLE_CSV.read_bytes(), rnd["fields"])
-        cands = await rounds.import_candidates("chaos", rnd["id"], rows)
-        await rounds.transition("chaos", rnd["id"], "open")
-        return int(rnd["id"]), [int(c["id"]) for c in cands]
+        rows = parse_shortlist(SAMPLE_CSV.read_bytes(), rnd.fields)
+        cands = await rounds.import_candidates("chaos", rnd.id, rows)
+        await rounds.transition("chaos", rnd.id, "open")
+        return rnd.id, [c.id for c in cands]
 
     async def stream_state(self, round_id: int) -> tuple[int, int]:
         """``(XLEN, entries pending at consumers)`` of the round's stream."""
@@ -1042,5 +1042,5 @@ async def check(stack: Stack, round_id: int, attempts: Sequence[Attempt]) -> Ver
         reconcile_rc=reconcile.returncode,
         reconcile_output=(reconcile.stdout + reconcile.stderr).strip()[-500:],
         two_ballot_voters=two,
-        final=closed["final_at"] is not None,
+        final=closed.final_at is not None,
     )

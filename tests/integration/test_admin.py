@@ -256,7 +256,7 @@ async def test_close_gives_final_results_equal_to_postgres_and_redis(
         "consistent": True,
         "ok": True,
         "persisted": 5,
-        "pending": 0,
+        "backlog": 0,
         "differences": {},
     }
     again = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)

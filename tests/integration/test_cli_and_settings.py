@@ -95,11 +95,11 @@ async def test_reconcile_command(settings, client, make_round, services):
     assert r.status_code == 201
     pending = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
     assert pending.returncode == 0, pending.stderr
-    assert "(0 persisted, 1 pending)" in pending.stdout
+    assert "(0 persisted, 1 in the backlog)" in pending.stdout
     await services.persister.drain(rnd["id"])
     clean = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
     assert clean.returncode == 0, clean.stderr
-    assert "(1 persisted, 0 pending)" in clean.stdout
+    assert "(1 persisted, 0 in the backlog)" in clean.stdout
     # a tally Redis holds that the record does not: exit 1 with the difference
     keys = RoundKeys(settings.redis_prefix, rnd["id"])
     await services.redis.hincrby(keys.tally, str(rnd["candidate_ids"][5]), 1)

@@ -24,9 +24,10 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import Backends, free_port, make_settings, server_env, wait_http
 from tests.support.voters import error_code
 from voting.app import create_app
+from voting.core.errors import retry_after_seconds
 from voting.http.client_ip import parse_networks, resolve_client
 from voting.live.keys import RoundKeys
-from voting.live.limits import Limiter, Rate, retry_after_seconds
+from voting.live.limits import Limiter, Rate
 from voting.settings import Settings, SettingsError
 
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from tests.conftest import new_voter
-from voting.core.results import postgres_tally
 from voting.live import state as live
 from voting.live.keys import PERSIST_GROUP, RoundKeys
-from voting.live.state import StreamBallot
+from voting.live.stream import StreamBallot
 from voting.record import tables
 from voting.record.persister import Persister
+from voting.record.queries import postgres_tally
 
 
 async def cast_many(client, rnd, n: int) -> list[str]:
@@ -155,7 +155,7 @@ async def test_second_ballot_of_a_voter_in_postgres_is_refused_loudly(
     assert closed.json()["final_at"] is None  # mismatch: not final, never patched
     rec = await client.get(f"/admin/api/v1/rounds/{rnd['id']}/reconcile", headers=admin_headers)
     assert rec.json()["ok"] is False
-    assert rec.json()["differences"]["ballots"] == {"redis": 2, "postgres": 1, "pending": 0}
+    assert rec.json()["differences"]["ballots"] == {"redis": 2, "postgres": 1, "backlog": 0}
 
 
 async def test_insert_is_idempotent(make_round, services):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from tests.conftest import new_voter
 from tests.integration.test_cli_and_settings import voting
 from voting.live import state as live
@@ -39,7 +41,7 @@ async def test_wipe_recover_and_keep_voting(client, make_round, services):
     r = await cast(client, rnd, voters[4])
     assert r.status_code == 503  # fail closed: the record has the round, Redis does not
     done = await services.rounds.recover("test", rnd["id"])
-    assert done == {
+    assert msgspec.structs.asdict(done) == {
         "round_id": rnd["id"],
         "status": "open",
         "ballots": 4,
@@ -67,7 +69,7 @@ async def test_recover_persists_the_stream_first_and_refuses_meanwhile(
     r = await cast(client, rnd, await new_voter(client))
     assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
     done = await services.rounds.recover("test", rnd["id"])
-    assert done["persisted_from_stream"] == 3 and done["ballots"] == 3
+    assert done.persisted_from_stream == 3 and done.ballots == 3
     tally, total = await live.tally(services.redis, keys)
     assert total == 3 and sum(tally.values()) == 6
 

@@ -17,12 +17,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.conftest import SAMPLE_CSV, unique_slug
-from voting.core.results import postgres_tally
+from voting.core.errors import DomainError
+from voting.core.rounds import DEFAULT_FIELDS
 from voting.core.shortlist import parse_shortlist
-from voting.http.errors import ApiError
 from voting.live import state as live
 from voting.live.keys import RoundKeys
-from voting.record.tables import DEFAULT_FIELDS
+from voting.record.queries import postgres_tally
 from voting.services.container import open_services
 from voting.settings import Settings
 
@@ -45,9 +45,9 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
             "test",
             {"slug": unique_slug("prop"), "title": "property", "min_choices": 1, "max_choices": 4},
         )
-        cands = await services.rounds.import_candidates("test", rnd["id"], SAMPLE_ROWS)
-        ids = [c["id"] for c in cands]
-        await services.rounds.transition("test", rnd["id"], "open")
+        cands = await services.rounds.import_candidates("test", rnd.id, SAMPLE_ROWS)
+        ids = [c.id for c in cands]
+        await services.rounds.transition("test", rnd.id, "open")
         box = services.ballot_box
         voters = [services.signers.voter_hash(f"device:prop-{i}") for i in range(6)]
         expected: Counter[int] = Counter()
@@ -55,9 +55,9 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
         for voter_no, picks, key in plan:
             choices = [ids[p] if p < 8 else 10_000_000 + p for p in picks]
             try:
-                (await box.rules(rnd["id"])).check(choices)
-                await box.cast(rnd["id"], voters[voter_no], choices, "10.0.0.0/24", key)
-            except ApiError as exc:
+                (await box.rules(rnd.id)).check(choices)
+                await box.cast(rnd.id, voters[voter_no], choices, "10.0.0.0/24", key)
+            except DomainError as exc:
                 assert exc.code in {
                     "too_few_choices",
                     "too_many_choices",
@@ -74,14 +74,14 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
                 expected.update(choices)
             else:  # only an idempotent replay of the voter's first key can succeed again
                 assert key is not None
-        keys = RoundKeys(settings.redis_prefix, rnd["id"])
+        keys = RoundKeys(settings.redis_prefix, rnd.id)
         tally, total = await live.tally(services.redis, keys)
         assert tally == dict(expected)
         assert total == len(accepted)
         assert sum(tally.values()) == sum(len(c) for c in accepted.values())
-        await services.persister.drain(rnd["id"])
+        await services.persister.drain(rnd.id)
         async with services.engine.connect() as conn:
-            assert await postgres_tally(conn, rnd["id"]) == (dict(expected), len(accepted))
+            assert await postgres_tally(conn, rnd.id) == (dict(expected), len(accepted))
 
 
 @hsettings(

@@ -32,7 +32,7 @@ CONSOLE = {"email_sender": "console", "sms_sender": "console", "otp_resend_inter
 
 def outbox_code(app: Litestar, channel: str, to: str) -> str:
     """The last code the console sender of ``app`` sent to ``to``."""
-    code = app.state.voter_desk.senders[channel].last_code(to)
+    code = app.state.services.voters.senders[channel].last_code(to)
     assert code is not None, f"no {channel} sent to {to}"
     return str(code)
 

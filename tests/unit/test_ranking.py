@@ -20,7 +20,7 @@ def ranks(outcome: Outcome) -> list[tuple[int, int, int]]:
 
 
 def test_no_tie() -> None:
-    outcome = rank_candidates({1: 5, 2: 9, 3: 7, 4: 1}, codes_for(1, 2, 3, 4), seats=2)
+    outcome = rank_candidates({1: 5, 2: 9, 3: 7, 4: 1}, codes_for(1, 2, 3, 4), winners=2)
     assert ranks(outcome) == [(2, 9, 1), (3, 7, 2), (1, 5, 3), (4, 1, 4)]
     assert outcome.winners == (2, 3)
     assert outcome.tie is None
@@ -30,14 +30,14 @@ def test_no_tie() -> None:
 def test_tie_inside_the_top_does_not_cross_the_cut() -> None:
     # 10, 8, 8, 4, 3 with 3 seats: the tied pair sits at ranks 2-3, all three seats are decided.
     tally = {1: 10, 2: 8, 3: 8, 4: 4, 5: 3}
-    outcome = rank_candidates(tally, codes_for(1, 2, 3, 4, 5), seats=3)
+    outcome = rank_candidates(tally, codes_for(1, 2, 3, 4, 5), winners=3)
     assert [s.rank for s in outcome.standings] == [1, 2, 2, 4, 5]
     assert outcome.winners == (1, 2, 3)
     assert outcome.tie is None
 
 
 def test_tie_exactly_filling_the_last_seats() -> None:
-    outcome = rank_candidates({1: 10, 2: 8, 3: 8, 4: 4}, codes_for(1, 2, 3, 4), seats=3)
+    outcome = rank_candidates({1: 10, 2: 8, 3: 8, 4: 4}, codes_for(1, 2, 3, 4), winners=3)
     assert outcome.winners == (1, 2, 3)
     assert outcome.tie is None
 
@@ -46,7 +46,7 @@ def test_tie_across_the_cut() -> None:
     # 10, 8, 6, 6, 6, 2 with 4 seats: three candidates at rank 3 for the 2 seats left.
     tally = {1: 10, 2: 8, 3: 6, 4: 6, 5: 6, 6: 2}
     codes = {1: "A", 2: "B", 3: "Z", 4: "M", 5: "D", 6: "E"}
-    outcome = rank_candidates(tally, codes, seats=4)
+    outcome = rank_candidates(tally, codes, winners=4)
     assert [s.rank for s in outcome.standings] == [1, 2, 3, 3, 3, 6]
     assert [s.code for s in outcome.standings] == ["A", "B", "D", "M", "Z", "E"]
     assert outcome.winners == (1, 2)
@@ -54,20 +54,20 @@ def test_tie_across_the_cut() -> None:
 
 
 def test_tie_for_the_first_seat() -> None:
-    outcome = rank_candidates({1: 3, 2: 3, 3: 1}, codes_for(1, 2, 3), seats=1)
+    outcome = rank_candidates({1: 3, 2: 3, 3: 1}, codes_for(1, 2, 3), winners=1)
     assert outcome.winners == ()
     assert outcome.tie == Tie(rank=1, seats=1, candidate_ids=(1, 2))
 
 
 def test_everyone_zero() -> None:
-    outcome = rank_candidates({}, codes_for(3, 1, 2), seats=2)
+    outcome = rank_candidates({}, codes_for(3, 1, 2), winners=2)
     assert ranks(outcome) == [(1, 0, 1), (2, 0, 1), (3, 0, 1)]
     assert outcome.winners == ()
     assert outcome.tie == Tie(rank=1, seats=2, candidate_ids=(1, 2, 3))
 
 
 def test_missing_candidates_have_zero_votes() -> None:
-    outcome = rank_candidates({2: 1}, codes_for(1, 2, 3), seats=1)
+    outcome = rank_candidates({2: 1}, codes_for(1, 2, 3), winners=1)
     assert ranks(outcome) == [(2, 1, 1), (1, 0, 2), (3, 0, 2)]
     assert outcome.winners == (2,)
     assert outcome.tie is None
@@ -75,36 +75,36 @@ def test_missing_candidates_have_zero_votes() -> None:
 
 @pytest.mark.parametrize("tally", [{}, {1: 4, 2: 4}, {1: 0, 2: 7}])
 def test_fewer_candidates_than_seats(tally: dict[int, int]) -> None:
-    outcome = rank_candidates(tally, codes_for(1, 2), seats=16)
+    outcome = rank_candidates(tally, codes_for(1, 2), winners=16)
     assert set(outcome.winners) == {1, 2}
     assert outcome.winners == tuple(s.candidate_id for s in outcome.standings)
     assert outcome.tie is None
 
 
 def test_as_many_candidates_as_seats_all_tied() -> None:
-    outcome = rank_candidates({}, codes_for(1, 2), seats=2)
+    outcome = rank_candidates({}, codes_for(1, 2), winners=2)
     assert outcome.winners == (1, 2)
     assert outcome.tie is None
 
 
 def test_no_candidates() -> None:
-    assert rank_candidates({}, {}, seats=16) == Outcome((), (), None)
+    assert rank_candidates({}, {}, winners=16) == Outcome((), (), None)
 
 
-@pytest.mark.parametrize("seats", [0, -1])
-def test_seats_must_be_positive(seats: int) -> None:
-    with pytest.raises(ValueError, match="seats"):
-        rank_candidates({}, codes_for(1), seats=seats)
+@pytest.mark.parametrize("winners", [0, -1])
+def test_winners_must_be_positive(winners: int) -> None:
+    with pytest.raises(ValueError, match="winners"):
+        rank_candidates({}, codes_for(1), winners=winners)
 
 
 def test_unknown_tally_key() -> None:
     with pytest.raises(ValueError, match=r"not in the round: \[9\]"):
-        rank_candidates({1: 2, 9: 1}, codes_for(1), seats=1)
+        rank_candidates({1: 2, 9: 1}, codes_for(1), winners=1)
 
 
 def test_negative_votes() -> None:
     with pytest.raises(ValueError, match="negative"):
-        rank_candidates({1: -1}, codes_for(1), seats=1)
+        rank_candidates({1: -1}, codes_for(1), winners=1)
 
 
 # --- properties ------------------------------------------------------------------------------

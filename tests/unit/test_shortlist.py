@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from voting.core.rounds import DEFAULT_FIELDS
 from voting.core.shortlist import (
     COLUMNS,
     MAX_ERRORS,
@@ -17,7 +18,6 @@ from voting.core.shortlist import (
     ShortlistError,
     parse_shortlist,
 )
-from voting.record.tables import DEFAULT_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PLACES = (ROOT / "data" / "shortlist-sample.csv",)

@@ -2,7 +2,8 @@
 
 Candidates are sorted by votes, descending, then by code; equal votes share a rank, and the
 rank of a candidate is one more than the number of candidates with strictly more votes
-(1, 2, 2, 4). ``winners`` are the candidates certainly within the top ``seats``. When
+(1, 2, 2, 4). ``winners`` are the candidates certainly within the top N (the round's
+``winners`` setting). When
 candidates with equal votes straddle the cut-off, none of them is picked: the outcome names
 them in ``tie`` with their shared rank and the seats left for them, and the standing committee
 (or a tie-break rule announced before the round opened) decides.
@@ -42,8 +43,8 @@ class Outcome:
     """The ranked round.
 
     ``standings`` holds every candidate, by votes descending then code ascending. ``winners``
-    holds the ids certainly within the top ``seats``, in standings order. ``tie`` is ``None``
-    unless the cut-off is tied; then ``len(winners) + tie.seats == seats``.
+    holds the ids certainly within the top N (the round's ``winners``), in standings order.
+    ``tie`` is ``None`` unless the cut-off is tied; then ``len(winners) + tie.seats == N``.
     """
 
     standings: tuple[Standing, ...]
@@ -51,21 +52,21 @@ class Outcome:
     tie: Tie | None
 
 
-def rank_candidates(tally: Mapping[int, int], codes: Mapping[int, str], seats: int) -> Outcome:
+def rank_candidates(tally: Mapping[int, int], codes: Mapping[int, str], winners: int) -> Outcome:
     """Rank the candidates of one round and find its winners.
 
     ``tally`` maps candidate id to votes; a candidate of ``codes`` missing from it has 0 votes.
-    ``codes`` maps every candidate id of the round to its code. ``seats`` is the number of
-    winners of the round (``rounds.winners``, 16 by default).
+    ``codes`` maps every candidate id of the round to its code. ``winners`` is the number
+    of winners of the round (N, ``rounds.winners``, 16 by default).
 
     Equal codes (not expected: codes are unique per round) are ordered by candidate id, so the
     order is always deterministic.
 
-    Raises ``ValueError`` if ``seats < 1``, if a tally key is not in ``codes``, or if a vote
+    Raises ``ValueError`` if ``winners < 1``, if a tally key is not in ``codes``, or if a vote
     count is negative.
     """
-    if seats < 1:
-        raise ValueError(f"seats must be at least 1, got {seats}")
+    if winners < 1:
+        raise ValueError(f"winners must be at least 1, got {winners}")
     unknown = sorted(set(tally) - set(codes))
     if unknown:
         raise ValueError(f"tally names candidates not in the round: {unknown}")
@@ -83,16 +84,16 @@ def rank_candidates(tally: Mapping[int, int], codes: Mapping[int, str], seats: i
             rank = position
         standings.append(Standing(candidate_id=cid, code=code, votes=votes, rank=rank))
 
-    if len(standings) <= seats:
+    n = winners
+    if len(standings) <= n:
         return Outcome(tuple(standings), tuple(s.candidate_id for s in standings), None)
 
-    last_in, first_out = standings[seats - 1], standings[seats]
+    last_in, first_out = standings[n - 1], standings[n]
     if last_in.votes != first_out.votes:
-        winners = tuple(s.candidate_id for s in standings[:seats])
-        return Outcome(tuple(standings), winners, None)
+        return Outcome(tuple(standings), tuple(s.candidate_id for s in standings[:n]), None)
 
     cut_votes = last_in.votes
-    winners = tuple(s.candidate_id for s in standings if s.votes > cut_votes)
+    certain = tuple(s.candidate_id for s in standings if s.votes > cut_votes)
     tied = tuple(s.candidate_id for s in standings if s.votes == cut_votes)
-    tie = Tie(rank=last_in.rank, seats=seats - len(winners), candidate_ids=tied)
-    return Outcome(tuple(standings), winners, tie)
+    tie = Tie(rank=last_in.rank, seats=n - len(certain), candidate_ids=tied)
+    return Outcome(tuple(standings), certain, tie)

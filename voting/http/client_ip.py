@@ -6,8 +6,8 @@ is one of our own reverse proxies (``VOTING_TRUSTED_PROXIES``). Then the list is
 the right (the entries our proxies appended) and the first address that is not itself a
 trusted proxy is the client. Anything to its left was written by the client and is ignored,
 so a spoofed header from an untrusted peer, or a forged prefix in front of a real chain,
-changes nothing. The result feeds :func:`voting.ballots.ip_prefix` (limits and stored
-prefixes); full addresses are never stored.
+changes nothing. The result feeds :func:`ip_prefix` (limits and stored prefixes); full
+addresses are never stored.
 """
 
 from __future__ import annotations
@@ -18,11 +18,27 @@ from typing import Any
 
 from litestar import Request
 
-from voting.live.ballot_box import ip_prefix
 from voting.settings import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def ip_prefix(host: str | None, ipv4_bits: int, ipv6_bits: int) -> str:
+    """The client's network prefix, e.g. ``203.0.113.0/24`` or ``2001:db8:1:2::/64``.
+
+    An unparsable or missing address gives ``"unknown"`` (all such clients share one limit).
+    """
+    if not host:
+        return "unknown"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return "unknown"
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = ipv4_bits if addr.version == 4 else ipv6_bits
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
 
 
 @lru_cache(maxsize=32)

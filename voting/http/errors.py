@@ -1,7 +1,10 @@
-"""API errors in the contract's shape: ``{"error": {"code": "...", "message": "..."}}``.
+"""Errors as the API answers them: ``{"error": {"code": "...", "message": "...", ...}}``.
 
-Handlers in :data:`EXCEPTION_HANDLERS` turn :class:`ApiError` and Litestar's own HTTP errors
-(unknown route, wrong method, body over the size limit, validation) into that shape.
+The one place that gives domain errors an HTTP status (:data:`STATUS`, by kind) and turns
+Litestar's own errors (unknown route, wrong method, body over the size limit, validation)
+into the same shape. A ``retry_after`` becomes a ``Retry-After`` header (whole seconds) as
+well as a member of the body. A client's mistake is answered and never logged with a
+traceback; only an unexpected exception is.
 """
 
 from __future__ import annotations
@@ -12,58 +15,33 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from voting.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    Limited,
+    NotFound,
+    Rejected,
+    Unauthenticated,
+    Unavailable,
+)
+
 logger = logging.getLogger("voting")
 
+#: HTTP status of each kind of domain error.
+STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Rejected: 422,
+    Limited: 429,
+    Unavailable: 503,
+}
 
-class ApiError(Exception):
-    """An error answered to the client.
-
-    ``status``: HTTP status; ``code``: the contract's machine code (e.g. ``already_voted``);
-    ``message``: human text; ``extra``: more members of the ``error`` object (e.g.
-    ``ballot_id``); ``headers``: e.g. ``Retry-After`` (seconds).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        extra: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra or {}
-        self.headers = headers or {}
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[dict[str, Any]]:
-    """The JSON response for one error."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if extra:
-        body.update(extra)
-    return Response({"error": body}, status_code=status, headers=headers or {})
-
-
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
-    return error_response(exc.status, exc.code, exc.message, exc.extra, exc.headers)
-
-
-def unavailable(message: str, retry_after: int = 5) -> ApiError:
-    """503 ``unavailable`` with ``Retry-After`` (seconds): a store the request needs is down
-    or unsafe; the request changed nothing and may be retried."""
-    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
-
-
+#: Codes of Litestar's own HTTP errors, by status.
 _HTTP_CODES = {
     400: "malformed",
     401: "unauthorized",
@@ -74,6 +52,37 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+def status_of(exc: DomainError) -> int:
+    """The HTTP status of ``exc`` (by the first kind in its class's MRO); 500 for a bare
+    :class:`DomainError`, which no code should raise."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS and issubclass(kind, DomainError):
+            return STATUS[kind]
+    return 500
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    """The JSON response for one error."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body.update(details)
+    return Response({"error": body}, status_code=status, headers=headers or {})
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    status = status_of(exc)
+    if status == 500:
+        logger.error("domain error without a kind: %s %s", exc.code, exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -111,7 +120,7 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ApiError: _api_error,
+    DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

@@ -30,8 +30,9 @@ from typing import Any
 import altcha
 from redis.asyncio import Redis
 
-from voting.http.errors import ApiError
+from voting.core.errors import Conflict, Invalid
 from voting.identity.tokens import Signers
+from voting.live.keys import challenge_used_key
 from voting.settings import Settings
 
 ALGORITHM = "PBKDF2/SHA-256"
@@ -52,7 +53,7 @@ class Challenges:
 
     def used_key(self, signature: str) -> str:
         """The Redis key that marks a challenge (by its signature) as redeemed."""
-        return f"{self.settings.redis_prefix}:challenge-used:{signature}"
+        return challenge_used_key(self.settings.redis_prefix, signature)
 
     def _create(self) -> dict[str, Any]:
         s = self.settings
@@ -77,9 +78,10 @@ class Challenges:
     async def redeem(self, payload: str) -> None:
         """Check a solved challenge (the widget's base64 payload) and mark it used.
 
-        Raises :class:`ApiError`: 400 ``challenge_invalid`` (not base64 JSON of a challenge
-        and a solution, forged, tampered, of another purpose or wrongly solved), 400
-        ``challenge_expired``, 409 ``challenge_used`` (already redeemed). Redis errors
+        Raises :class:`~voting.core.errors.Invalid` ``challenge_invalid`` (not base64 JSON
+        of a challenge and a solution, forged, tampered, of another purpose or wrongly solved)
+        or ``challenge_expired``; :class:`~voting.core.errors.Conflict` ``challenge_used``
+        (already redeemed). Redis errors
         propagate.
         """
         parsed = _parse(payload)
@@ -92,22 +94,20 @@ class Challenges:
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             result = None  # garbage the library did not expect: not a valid proof
         if result is None:
-            raise ApiError(400, "challenge_invalid", "the proof of work is not valid")
+            raise Invalid("challenge_invalid", "the proof of work is not valid")
         if result.expired:
-            raise ApiError(400, "challenge_expired", "this challenge has expired; solve a new one")
+            raise Invalid("challenge_expired", "this challenge has expired; solve a new one")
         params = parsed.challenge.parameters
         if (
             not result.verified
             or params.data != {"purpose": PURPOSE}
             or type(params.expires_at) is not int
         ):
-            raise ApiError(400, "challenge_invalid", "the proof of work is not valid")
+            raise Invalid("challenge_invalid", "the proof of work is not valid")
         ttl_ms = max(1000, params.expires_at * 1000 - int(time.time() * 1000) + 1000)
         signature = str(parsed.challenge.signature)
         if not await self.redis.set(self.used_key(signature), "1", nx=True, px=ttl_ms):
-            raise ApiError(
-                409, "challenge_used", "this challenge was already used; solve a new one"
-            )
+            raise Conflict("challenge_used", "this challenge was already used; solve a new one")
 
 
 def _parse(payload: str) -> altcha.Payload:
@@ -115,7 +115,7 @@ def _parse(payload: str) -> altcha.Payload:
     integer ``counter`` and a lower-case hex ``derivedKey``); 400 ``challenge_invalid`` when it
     is not one."""
     if len(payload) > MAX_PAYLOAD:
-        raise ApiError(400, "challenge_invalid", "the proof of work is too large")
+        raise Invalid("challenge_invalid", "the proof of work is too large")
     try:
         data = json.loads(base64.b64decode(payload, validate=True))
         if not isinstance(data, dict):
@@ -129,7 +129,7 @@ def _parse(payload: str) -> altcha.Payload:
         if not isinstance(key, str) or not _HEX.fullmatch(key):
             raise TypeError("the derived key is not hex")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
-        raise ApiError(
-            400, "challenge_invalid", "the proof of work is not a solved ALTCHA challenge"
+        raise Invalid(
+            "challenge_invalid", "the proof of work is not a solved ALTCHA challenge"
         ) from None
     return parsed

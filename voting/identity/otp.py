@@ -2,7 +2,8 @@
 
 A 6-digit code (``secrets``, uniform over 000000-999999) is sent to the voter's address or
 number and must come back within ``VOTING_OTP_TTL`` seconds (300). Redis holds, under keys
-named by the keyed hash of the identity (never the address in clear), a hash ``c`` (keyed hash
+named by the keyed hash of the identity (never the address in clear; see
+:func:`voting.live.keys.otp_keys`) and driven by ``lua/otp_*.lua``, a hash ``c`` (keyed hash
 of the code, not the code), ``n`` (wrong attempts), ``s`` (sent at, ms) and ``l`` (locked),
 and the GCRA state of the identity's sends. Both keys share the hash tag ``{otp:<hash>}`` so
 each atomic script below works unchanged on Redis Cluster.
@@ -24,77 +25,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from voting.identity.tokens import Signers
+from voting.live.keys import otp_keys
 from voting.live.limits import Rate
-from voting.live.scripts import script
+from voting.live.scripts import load
 from voting.settings import Settings
-
-_NOW = "\nlocal now = now_ms()\n"
-
-ISSUE_SCRIPT = script(
-    "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
-    "-- ARGV[1] code hash, ARGV[2] ttl ms, ARGV[3] resend interval ms,\n"
-    "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
-    "-- returns 0 (sent: new state stored) or the ms to wait\n"
-    + _NOW
-    + """
-local sent = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
-if sent > 0 and now - sent < tonumber(ARGV[3]) then
-  return sent + tonumber(ARGV[3]) - now
-end
-local wait = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), true)
-if wait > 0 then
-  return wait
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'n', 0, 's', now)
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 0
-"""
-)
-
-CHECK_SCRIPT = script(
-    "-- KEYS[1] otp state hash, KEYS[2] sends GCRA TAT (ms)\n"
-    "-- ARGV[1] code hash, ARGV[2] max wrong attempts, ARGV[3] resend interval ms,\n"
-    "-- ARGV[4] sends emission interval ms, ARGV[5] sends burst\n"
-    "-- returns {'ok'} | {'expired'} | {'invalid', attempts left} | {'locked', ms until a new\n"
-    "-- code can be sent}\n"
-    + _NOW
-    + """
-local state = redis.call('HMGET', KEYS[1], 'c', 'n', 's', 'l')
-if not state[1] then
-  return {'expired'}
-end
-local function resend_wait()
-  local wait = tonumber(state[3]) + tonumber(ARGV[3]) - now
-  local sends = gcra(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
-  if sends > wait then
-    wait = sends
-  end
-  return wait
-end
-if state[4] == '1' then
-  return {'locked', resend_wait()}
-end
-if state[1] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {'ok'}
-end
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-if n >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'l', '1')
-  return {'locked', resend_wait()}
-end
-return {'invalid', tonumber(ARGV[2]) - n}
-"""
-)
-
-FORGET_SCRIPT = """#!lua
--- KEYS[1] otp state; ARGV[1] code hash: delete the state only if it still holds this code
-if redis.call('HGET', KEYS[1], 'c') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -116,9 +50,9 @@ class OtpStore:
         self.settings = settings
         self.signers = signers
         self.sends = Rate(settings.otp_send_rate, settings.otp_send_period, settings.otp_send_burst)
-        self._issue = redis.register_script(ISSUE_SCRIPT)
-        self._check = redis.register_script(CHECK_SCRIPT)
-        self._forget = redis.register_script(FORGET_SCRIPT)
+        self._issue = redis.register_script(load("otp_issue"))
+        self._check = redis.register_script(load("otp_check"))
+        self._forget = redis.register_script(load("otp_forget"))
 
     def identity_hash(self, channel: str, identity: str) -> str:
         """Keyed hash naming the OTP keys of a normalised identity of ``channel``."""
@@ -126,8 +60,7 @@ class OtpStore:
 
     def keys(self, ident: str) -> list[str]:
         """``[state, sends]`` keys of an identity hash (one hash tag)."""
-        tag = f"{self.settings.redis_prefix}:{{otp:{ident}}}"
-        return [f"{tag}:state", f"{tag}:sends"]
+        return list(otp_keys(self.settings.redis_prefix, ident))
 
     def _code_hash(self, ident: str, code: str) -> str:
         return self.signers.voter_hash(f"otp-code:{ident}:{code}")

@@ -22,6 +22,8 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from voting.core.roles import ADMIN_ROLES
+
 VOTER_SALT = "voting.voter"
 ADMIN_SALT = "voting.admin-session"
 RECEIPT_SALT = "voting.receipt"
@@ -140,7 +142,7 @@ class Signers:
         if not isinstance(payload, dict):
             raise TokenInvalid("malformed admin token")
         user, role = payload.get("u"), payload.get("r")
-        if not isinstance(user, str) or role not in ("admin", "observer"):
+        if not isinstance(user, str) or role not in ADMIN_ROLES:
             raise TokenInvalid("malformed admin token")
         return user, role
 

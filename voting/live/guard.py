@@ -16,6 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from voting.core.loops import run_every
 from voting.live.ballot_box import BallotBox
 
 logger = logging.getLogger("voting.guard")
@@ -45,12 +46,4 @@ async def check(redis: Redis, box: BallotBox) -> None:
 async def run(redis: Redis, box: BallotBox, stop: asyncio.Event, every: float = EVERY) -> None:
     """Re-check every ``every`` seconds until ``stop`` is set; Redis errors are left to the
     hot path (which answers 503) and retried here."""
-    while not stop.is_set():
-        try:
-            await check(redis, box)
-        except RedisError:
-            pass
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass
+    await run_every(lambda: check(redis, box), stop, every, retry=(RedisError,))

@@ -1,13 +1,18 @@
-"""Redis key names. Every key of one round carries the hash tag ``{round:<id>}``.
+"""Every Redis key name of the service.
 
-Sharing the tag puts all of a round's keys in one Redis Cluster slot, so the ballot script,
-which touches several of them atomically, works unchanged on a cluster. The configurable
-prefix (``VOTING_REDIS_PREFIX``) lets several installations or test runs share one server.
+All keys of one round carry the hash tag ``{round:<id>}`` and both keys of one OTP identity
+the tag ``{otp:<hash>}``: each atomic script touches one tag only, so it works unchanged on
+Redis Cluster. The configurable prefix (``VOTING_REDIS_PREFIX``) lets several installations
+or test runs share one server. Subjects in key names are round ids, IP prefixes and keyed
+hashes, never addresses, emails or phone numbers in clear.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: Name of the persisters' consumer group on every round stream.
+PERSIST_GROUP = "persisters"
 
 
 @dataclass(frozen=True)
@@ -15,9 +20,10 @@ class RoundKeys:
     """The Redis keys of one round.
 
     ``meta``: hash ``status``, ``min_choices``, ``max_choices``, ``candidates`` (comma-separated
-    ids), ``ballots`` (accepted so far); ``tally``: hash candidate id → votes; ``voters``: hash
-    voter hash → ballot id (the dedup set); ``stream``: the ballots stream read by the
-    persister.
+    ids), ``identity_mode``, ``closes_at`` (ms), ``ballots`` (accepted so far); ``tally``: hash
+    candidate id → votes; ``voters``: hash voter hash → ballot id (the dedup set); ``stream``:
+    the ballots stream read by the persister (its entries are the backlog);
+    ``backlog_index``: the backlog's ballot ids.
     """
 
     prefix: str
@@ -44,6 +50,12 @@ class RoundKeys:
     def stream(self) -> str:
         return f"{self.tag}:ballots"
 
+    @property
+    def backlog_index(self) -> str:
+        """Hash ballot id → ``1`` of the ballots in the stream: written by the cast script,
+        emptied by the persister once they are in Postgres (receipts look here)."""
+        return f"{self.tag}:backlog"
+
     def idempotency(self, voter_hash: str, key: str) -> str:
         """The stored 201 body of ``voter_hash``'s request with this ``Idempotency-Key``."""
         return f"{self.tag}:idem:{voter_hash}:{key}"
@@ -53,5 +65,19 @@ class RoundKeys:
         return f"{self.tag}:rate:{ip_prefix}"
 
 
-#: Name of the persisters' consumer group on every round stream.
-PERSIST_GROUP = "persisters"
+def limit_key(prefix: str, name: str, subject: str) -> str:
+    """GCRA state of ``subject`` (an IP prefix or a keyed hash) under the limit ``name``
+    (``challenge``, ``voters``, ``otp``)."""
+    return f"{prefix}:limit:{name}:{subject}"
+
+
+def challenge_used_key(prefix: str, signature: str) -> str:
+    """Marks a proof-of-work challenge (by its signature) as redeemed, until it expires."""
+    return f"{prefix}:challenge-used:{signature}"
+
+
+def otp_keys(prefix: str, identity_hash: str) -> tuple[str, str]:
+    """``(state, sends)`` of one OTP identity: the pending code's state hash and the GCRA
+    state of its sends, under one hash tag."""
+    tag = f"{prefix}:{{otp:{identity_hash}}}"
+    return f"{tag}:state", f"{tag}:sends"

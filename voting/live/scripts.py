@@ -1,29 +1,27 @@
-"""The service's Redis Lua scripts, with the helpers they share.
+"""The service's Redis Lua scripts: every one is a file in ``voting/live/lua/``.
 
-Every script is declared with a ``#!lua`` shebang and no flags, so Redis treats it as a
-writing script without ``allow-oom``: under memory pressure the server refuses it before it
-runs, so no script stops half-way. The helpers of ``lua/gcra.lua`` (``now_ms()`` and
-``gcra(key, now, interval_ms, burst, commit)``) are prepended to each script so that one GCRA
+Every script starts with a ``#!lua`` shebang and no flags, so Redis treats it as a writing
+script without ``allow-oom``: under memory pressure the server refuses it before it runs, so
+no script stops half-way. The helpers of ``lua/gcra.lua`` (``now_ms()`` and ``gcra(key, now,
+interval_ms, burst, commit)``) are put after the shebang of each script, so one GCRA
 implementation serves the ballot limit, the credential limits and the OTP send limit.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 LUA = Path(__file__).parent / "lua"
 SHEBANG = "#!lua"
-_HELPERS = (LUA / "gcra.lua").read_text()
 
 
-def script(body: str) -> str:
-    """``body`` (Lua, with or without a leading ``#!lua`` line) as a complete script: the
-    shebang, then the shared helpers, then the body."""
-    if body.startswith(SHEBANG):
-        body = body.split("\n", 1)[1]
-    return f"{SHEBANG}\n{_HELPERS}\n{body}"
-
-
-def script_file(name: str) -> str:
-    """The script in ``voting/lua/<name>`` (see :func:`script`)."""
-    return script((LUA / name).read_text())
+@cache
+def load(name: str) -> str:
+    """The complete text of ``voting/live/lua/<name>.lua``: its shebang, the shared helpers,
+    then its body. Raises ValueError when the file does not start with ``#!lua``."""
+    body = (LUA / f"{name}.lua").read_text()
+    first, _, rest = body.partition("\n")
+    if first.strip() != SHEBANG:
+        raise ValueError(f"lua/{name}.lua must start with {SHEBANG}")
+    return f"{SHEBANG}\n{(LUA / 'gcra.lua').read_text()}\n{rest}"

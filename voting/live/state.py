@@ -6,38 +6,13 @@ Postgres holds the record. These functions are the only writers of a round's ``m
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from voting.live.keys import PERSIST_GROUP, RoundKeys
-
-
-@dataclass(frozen=True)
-class StreamBallot:
-    """One stream entry decoded: ``entry_id`` is the stream id; ``cast_at`` ms since epoch."""
-
-    entry_id: str
-    ballot_id: uuid.UUID
-    voter_hash: str
-    choices: list[int]
-    cast_at_ms: int
-    ip_prefix: str
-
-    @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> StreamBallot:
-        """Decode the fields written by the cast script (``b v c t ip``); ValueError if broken."""
-        return cls(
-            entry_id=entry_id,
-            ballot_id=uuid.UUID(fields["b"]),
-            voter_hash=fields["v"],
-            choices=[int(c) for c in fields["c"].split(",") if c],
-            cast_at_ms=int(fields["t"]),
-            ip_prefix=fields.get("ip", ""),
-        )
+from voting.live.stream import StreamBallot
 
 
 async def publish_round(
@@ -101,6 +76,11 @@ async def backlog(redis: Redis, keys: RoundKeys) -> int:
     return int(await redis.xlen(keys.stream))
 
 
+async def in_backlog(redis: Redis, keys: RoundKeys, ballot_id: str) -> bool:
+    """Whether ``ballot_id`` is accepted and still waiting in the stream (an index lookup)."""
+    return bool(await redis.hexists(keys.backlog_index, ballot_id))
+
+
 async def snapshot(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, list[StreamBallot]]:
     """The live tally, the accepted-ballots counter and every ballot still in the stream (not
     yet persisted), read in one MULTI so that they describe one instant."""
@@ -109,8 +89,8 @@ async def snapshot(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, 
         pipe.hget(keys.meta, "ballots")
         pipe.xrange(keys.stream, "-", "+")
         raw, total, entries = await pipe.execute()
-    pending = [StreamBallot.from_entry(e, f) for e, f in entries if f]
-    return {int(k): int(v) for k, v in raw.items()}, int(total or 0), pending
+    backlog = [StreamBallot.from_entry(e, f) for e, f in entries if f]
+    return {int(k): int(v) for k, v in raw.items()}, int(total or 0), backlog
 
 
 async def restore(

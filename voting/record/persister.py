@@ -25,9 +25,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voting.core.loops import wait
 from voting.live.keys import PERSIST_GROUP, RoundKeys
-from voting.live.state import StreamBallot, ensure_group
-from voting.record import tables
+from voting.live.state import ensure_group
+from voting.live.stream import StreamBallot
+from voting.record import queries, tables
+from voting.record.audit import audit
 
 logger = logging.getLogger("voting.persister")
 
@@ -68,12 +71,7 @@ class Persister:
     async def active_rounds(self) -> list[int]:
         """Ids of rounds that may have unpersisted ballots: non-draft and not final."""
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(tables.rounds.c.id).where(
-                    tables.rounds.c.status != "draft", tables.rounds.c.final_at.is_(None)
-                )
-            )
-            return [r[0] for r in rows]
+            return await queries.round_ids(conn, not_final=True)
 
     async def run(self, stop: asyncio.Event, *, flush_seconds: float = 5.0) -> None:
         """Persist until ``stop`` is set; then keep persisting what is waiting for at most
@@ -98,7 +96,7 @@ class Persister:
                 for round_id in rounds:
                     moved += await self.step(round_id, block_ms=None)
                 if moved == 0:
-                    await _wait(stop, self.interval)
+                    await wait(stop, self.interval)
                 backoff = 0.2
             except (RedisError, SQLAlchemyError, OSError) as exc:
                 logger.warning(
@@ -107,7 +105,7 @@ class Persister:
                     await self._backlog(rounds),
                     backoff,
                 )
-                await _wait(stop, backoff)
+                await wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
         await self._flush(rounds, loop.time() + flush_seconds)
 
@@ -218,6 +216,7 @@ class Persister:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xack(keys.stream, PERSIST_GROUP, *ids)
                 pipe.xdel(keys.stream, *ids)
+                pipe.hdel(keys.backlog_index, *[str(b.ballot_id) for b in ballots])
                 await pipe.execute()
             self.persisted += len(ballots)
         return len(ballots)
@@ -256,18 +255,10 @@ class Persister:
                     len(missing),
                     [str(b.ballot_id) for b in missing[:5]],
                 )
-                await conn.execute(
-                    tables.audit_events.insert().values(
-                        actor="persister",
-                        action="ballot_refused_duplicate_voter",
-                        round_id=round_id,
-                        details={"ballot_ids": [str(b.ballot_id) for b in missing]},
-                    )
+                await audit(
+                    conn,
+                    "persister",
+                    "ballot_refused_duplicate_voter",
+                    round_id,
+                    {"ballot_ids": [str(b.ballot_id) for b in missing]},
                 )
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

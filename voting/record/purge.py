@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting.record import tables
-from voting.services.rounds import audit
+from voting.record.audit import audit
 
 
 @dataclass(frozen=True)

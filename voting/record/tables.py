@@ -1,6 +1,6 @@
 """The record: Postgres tables as SQLAlchemy Core ``Table`` objects.
 
-The alembic migrations in ``voting/migrations`` create exactly these tables; this module is
+The alembic migrations in ``voting/record/migrations`` create exactly these tables; this module is
 what the code queries through. Postgres is the record (rounds, candidates, ballots, voting
 codes, admin users, audit log); Redis only holds live state that can be rebuilt from here.
 No email address, phone number or full IP address is stored: voters are keyed hashes and
@@ -30,24 +30,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from voting.core.roles import ADMIN_ROLES
+from voting.core.rounds import IDENTITY_MODES, RESULTS_VISIBILITIES, ROUND_STATUSES
+
 metadata = MetaData()
-
-#: The nine fields of the sample shortlist: the default ``fields`` of a new round.
-DEFAULT_FIELDS: tuple[str, ...] = (
-    "Xây dựng Đảng, đoàn thể",
-    "Quản lý hành chính - nhà nước",
-    "Văn hóa - văn nghệ, truyền thông",
-    "Thể dục - thể thao",
-    "Kinh doanh",
-    "Lao động sản xuất",
-    "Giáo dục",
-    "Nghiên cứu khoa học",
-    "Hoạt động xã hội",
-)
-
-ROUND_STATUSES = ("draft", "open", "paused", "closed")
-RESULTS_VISIBILITIES = ("live", "after_close")
-IDENTITY_MODES = ("device", "code", "email", "phone")
 
 rounds = Table(
     "rounds",
@@ -69,11 +55,9 @@ rounds = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("final_at", DateTime(timezone=True)),
     Column("final_tally", JSONB),
-    CheckConstraint("status IN ('draft', 'open', 'paused', 'closed')", name="rounds_status"),
-    CheckConstraint("results_visibility IN ('live', 'after_close')", name="rounds_visibility"),
-    CheckConstraint(
-        "identity_mode IN ('device', 'code', 'email', 'phone')", name="rounds_identity_mode"
-    ),
+    CheckConstraint(f"status IN {ROUND_STATUSES}", name="rounds_status"),
+    CheckConstraint(f"results_visibility IN {RESULTS_VISIBILITIES}", name="rounds_visibility"),
+    CheckConstraint(f"identity_mode IN {IDENTITY_MODES}", name="rounds_identity_mode"),
     CheckConstraint(
         "min_choices >= 1 AND min_choices <= max_choices AND winners >= 1",
         name="rounds_choices",
@@ -121,11 +105,12 @@ admin_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("role IN ('admin', 'observer')", name="admin_users_role"),
+    CheckConstraint(f"role IN {ADMIN_ROLES}", name="admin_users_role"),
 )
 
-#: One-time voting codes of rounds in identity mode ``code`` (see :mod:`voting.codes`): only a
-#: keyed hash of each code; ``redeemed_at`` is the first time it yielded a credential.
+#: One-time voting codes of rounds in identity mode ``code`` (see
+#: :mod:`voting.identity.codes`): only a keyed hash of each code; ``redeemed_at`` is the
+#: first time it yielded a credential.
 voter_codes = Table(
     "voter_codes",
     metadata,

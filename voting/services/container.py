@@ -1,4 +1,9 @@
-"""The per-process resources every handler needs, opened and closed in the app's lifespan."""
+"""The per-process resources every handler needs, opened and closed in the app's lifespan.
+
+:func:`open_services` is the one place that wires the layers: it opens Redis and Postgres,
+builds the signers, the ballot box, the persister, the round service and the voter desk, and
+runs the background loops (Redis guard; persister and round schedule when asked).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voting.identity.tokens import Signers
 from voting.live import durable, guard
 from voting.live.ballot_box import BallotBox
+from voting.live.limits import Rate
+from voting.record import queries
 from voting.record.db import make_engine
 from voting.record.persister import Persister
 from voting.services import schedule
 from voting.services.rounds import RoundService
+from voting.services.voters import VoterDesk
 from voting.settings import Settings
 
 
 @dataclass
 class Services:
-    """Redis client, Postgres engine, signers and the voting core objects of one process."""
+    """Redis client, Postgres engine, signers and the voting core objects of one process.
+    ``cache``: short-lived public documents (key → (monotonic expiry, JSON bytes))."""
 
     settings: Settings
     redis: Redis
@@ -33,13 +42,35 @@ class Services:
     ballot_box: BallotBox
     persister: Persister
     rounds: RoundService
+    voters: VoterDesk
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+
+    def forget(self, round_id: int) -> None:
+        """Drop what this process caches about ``round_id`` (after a status change)."""
+        self.ballot_box.forget(round_id)
+        self.cache.pop(f"round:{round_id}", None)
+        self.cache.pop("rounds", None)
 
 
 REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
 
 #: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
 ServicesDep = NamedDependency[Services]
+
+
+def _redis(url: str) -> Redis:
+    # a blocking pool: a burst larger than the pool waits (up to 5 s) for a free connection
+    # instead of failing at once with 503
+    pool = BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=5,
+    )
+    return Redis(connection_pool=pool)
 
 
 @contextlib.asynccontextmanager
@@ -49,23 +80,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     exits; then flush and close. The Redis guard runs always; with ``settings.durable_ack``
     the group commit too.
 
-    Raises ValueError when a URL is missing, :class:`voting.durable.DurableAckUnsupported`
-    when durable acknowledgement is asked of a server that cannot give it.
+    Raises ValueError when a URL is missing,
+    :class:`voting.live.durable.DurableAckUnsupported` when durable acknowledgement is asked
+    of a server that cannot give it.
     """
     if not settings.database_url or not settings.redis_url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
-    # a blocking pool: a burst larger than the pool waits (up to 5 s) for a free connection
-    # instead of failing at once with 503
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        max_connections=REDIS_POOL_SIZE,
-        timeout=5,
-    )
-    redis = Redis(connection_pool=pool)
+    redis = _redis(settings.redis_url)
     engine = make_engine(settings.database_url)
     signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
     persister = Persister(
@@ -76,7 +97,22 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         interval=settings.persist_interval_ms / 1000,
     )
     rounds = RoundService(engine, redis, settings.redis_prefix, persister)
-    box = BallotBox(redis, settings, signers, round_known=rounds.is_published)
+
+    async def published() -> frozenset[int]:
+        async with engine.connect() as conn:
+            return frozenset(await queries.round_ids(conn))
+
+    ballot_rate = Rate(settings.ballot_rate, settings.ballot_period, settings.ballot_burst)
+    box = BallotBox(
+        redis,
+        settings.redis_prefix,
+        receipt=signers.issue_receipt,
+        published=published,
+        interval_ms=ballot_rate.interval_ms,
+        burst=ballot_rate.burst,
+        max_backlog=settings.max_backlog,
+        idempotency_ttl=settings.idempotency_ttl,
+    )
     services = Services(
         settings=settings,
         redis=redis,
@@ -85,6 +121,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ballot_box=box,
         persister=persister,
         rounds=rounds,
+        voters=VoterDesk(redis, engine, settings, signers, box),
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []

@@ -14,41 +14,28 @@ import logging
 from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
-from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from voting.http.errors import ApiError
-from voting.record import tables
+from voting.core.errors import DomainError
+from voting.core.loops import run_every
+from voting.core.rounds import Action
+from voting.record import queries
 from voting.services.rounds import RoundService
 
 logger = logging.getLogger("voting.schedule")
 EVERY = 2.0  # seconds between looks at the schedule
 
 
-async def due(rounds: RoundService, now: datetime) -> list[tuple[int, str]]:
-    """``(round id, action)`` pairs due at ``now``: ``open`` for drafts whose ``opens_at`` has
-    passed, ``close`` for open or paused rounds whose ``closes_at`` has passed."""
-    r = tables.rounds
-    async with rounds.engine.connect() as conn:
-        rows = await conn.execute(
-            select(r.c.id, r.c.status).where(
-                or_(
-                    and_(r.c.status == "draft", r.c.opens_at <= now),
-                    and_(r.c.status.in_(("open", "paused")), r.c.closes_at <= now),
-                )
-            )
-        )
-        return [(rid, "open" if status == "draft" else "close") for rid, status in rows]
-
-
-async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple[int, str]]:
+async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple[int, Action]]:
     """Apply every due action; return those applied. A round that cannot open (no
     candidates) or that another process changed first is logged and skipped."""
+    async with rounds.engine.connect() as conn:
+        due = await queries.due_transitions(conn, now or datetime.now(UTC))
     done = []
-    for round_id, action in await due(rounds, now or datetime.now(UTC)):
+    for round_id, action in due:
         try:
             await rounds.transition("schedule", round_id, action)
-        except ApiError as exc:
+        except DomainError as exc:
             logger.warning("schedule: cannot %s round %s: %s", action, round_id, exc.message)
             continue
         logger.info("schedule: round %s %s", round_id, "opened" if action == "open" else "closed")
@@ -57,13 +44,12 @@ async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple
 
 
 async def run(rounds: RoundService, stop: asyncio.Event, every: float = EVERY) -> None:
-    """Apply the schedule every ``every`` seconds until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            await apply(rounds)
-        except (RedisError, SQLAlchemyError, OSError) as exc:
-            logger.warning("schedule: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass
+    """Apply the schedule every ``every`` seconds until ``stop`` is set; Redis or Postgres
+    being down is logged and retried at the next tick."""
+    await run_every(
+        lambda: apply(rounds),
+        stop,
+        every,
+        retry=(RedisError, SQLAlchemyError, OSError),
+        logger=logger,
+    )

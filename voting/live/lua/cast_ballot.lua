@@ -10,11 +10,14 @@
 -- KEYS[2] tally     hash: candidate id -> votes
 -- KEYS[3] voters    hash: voter hash -> ballot id
 -- KEYS[4] stream    ballots stream
--- KEYS[5] idem      stored 201 body for this voter's Idempotency-Key ("" key name: none)
+-- KEYS[5] idem      stored 201 body for this voter's Idempotency-Key (without a key:
+--                   the round's tag, never read or written since ARGV[8] is "0")
 -- KEYS[6] rate      GCRA theoretical arrival time (ms) of the client IP prefix
+-- KEYS[7] backlog   hash: ballot id -> 1 while the ballot waits in the stream
 -- ARGV[1] voter hash          ARGV[2] ballot id (uuid)
 -- ARGV[3] choices "3,7,12"    ARGV[4] cast_at (ms since epoch)
 -- ARGV[5] ip prefix           ARGV[6] 201 body (JSON) to store for idempotent replay
+--                             ("" without an Idempotency-Key)
 -- ARGV[7] idempotency ttl ms  ARGV[8] has idempotency key ("1"/"0")
 -- ARGV[9] GCRA emission interval ms (period / rate)
 -- ARGV[10] GCRA burst (requests allowed at once)
@@ -22,7 +25,8 @@
 --
 -- Returns {"ok"} | {"replay", stored body} | {"not_found"} | {"not_open", status}
 --       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id} | {"backlog", length}
--- Rate limit: gcra() of lua/gcra.lua, prepended by voting.scripts.
+-- The stream entry's fields are those of voting/live/stream.py (FIELDS).
+-- Rate limit: gcra() of lua/gcra.lua, put after the shebang by voting.live.scripts.
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
@@ -66,6 +70,7 @@ end
 
 redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4], 'ip', ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[7], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[1], 'ballots', 1)
 for id in string.gmatch(ARGV[3], '[^,]+') do
   redis.call('HINCRBY', KEYS[2], id, 1)

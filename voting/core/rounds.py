@@ -1,0 +1,131 @@
+"""Rounds and candidates as the domain sees them, and the rules a round's settings obey.
+
+Status moves ``draft → open ⇄ paused → closed`` (BRIEF §3); :data:`TRANSITIONS` is that
+machine. A round identifies its voters in one :data:`IdentityMode` and publishes results
+``live`` or ``after_close``. :class:`Round` and :class:`Candidate` are what the record
+(:mod:`voting.record.queries`) hands to the layers above: typed, frozen, no rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from voting.core.errors import Invalid
+
+RoundStatus = Literal["draft", "open", "paused", "closed"]
+#: How a round identifies its voters (see :mod:`voting.services.voters`).
+IdentityMode = Literal["device", "code", "email", "phone"]
+ResultsVisibility = Literal["live", "after_close"]
+Action = Literal["open", "pause", "resume", "close"]
+
+ROUND_STATUSES: tuple[str, ...] = get_args(RoundStatus)
+IDENTITY_MODES: tuple[str, ...] = get_args(IdentityMode)
+RESULTS_VISIBILITIES: tuple[str, ...] = get_args(ResultsVisibility)
+
+#: action → (statuses it applies to, status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], RoundStatus]] = {
+    "open": (("draft",), "open"),
+    "pause": (("open",), "paused"),
+    "resume": (("paused",), "open"),
+    "close": (("open", "paused"), "closed"),
+}
+
+#: The nine fields of the sample shortlist: the default ``fields`` of a new round.
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "Xây dựng Đảng, đoàn thể",
+    "Quản lý hành chính - nhà nước",
+    "Văn hóa - văn nghệ, truyền thông",
+    "Thể dục - thể thao",
+    "Kinh doanh",
+    "Lao động sản xuất",
+    "Giáo dục",
+    "Nghiên cứu khoa học",
+    "Hoạt động xã hội",
+)
+
+#: Defaults of BRIEF §3.
+DEFAULT_MIN_CHOICES = 1
+DEFAULT_MAX_CHOICES = 16
+DEFAULT_WINNERS = 16
+
+
+class FinalTally(msgspec.Struct, frozen=True):
+    """The count stored when a round became final: votes per candidate id, and ballots."""
+
+    tally: dict[int, int]
+    ballots: int
+
+
+class Round(msgspec.Struct, frozen=True, kw_only=True):
+    """One round of the record. Times are aware datetimes (UTC); ``winners`` is the number
+    of seats (N = 16 by default); ``final_tally`` is set once the round is final."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    status: RoundStatus
+    min_choices: int
+    max_choices: int
+    winners: int
+    results_visibility: ResultsVisibility
+    identity_mode: IdentityMode
+    fields: list[str]
+    opens_at: datetime | None
+    closes_at: datetime | None
+    created_at: datetime
+    closed_at: datetime | None
+    final_at: datetime | None
+    final_tally: FinalTally | None = None
+
+    @property
+    def published(self) -> bool:
+        """Out of draft: public, and live in Redis."""
+        return self.status != "draft"
+
+    @property
+    def final(self) -> bool:
+        """Closed, every ballot persisted and the Postgres count equal to Redis's."""
+        return self.final_at is not None and self.final_tally is not None
+
+    def results_visible(self) -> bool:
+        """Results are public when the visibility is ``live`` or the round is closed."""
+        return self.results_visibility == "live" or self.status == "closed"
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """One shortlisted profile of a round. ``has_photo``: a photo is stored;
+    ``achievements`` is long text, loaded only where it is shown."""
+
+    id: int
+    round_id: int
+    code: str
+    full_name: str
+    gender: str
+    birth_year: int
+    position: str
+    workplace: str
+    nominated_by: str
+    field: str
+    summary: str
+    achievements: str = ""
+    has_photo: bool = False
+
+
+def check_settings(values: dict[str, Any]) -> None:
+    """Raise :class:`Invalid` ``invalid_round`` unless ``min_choices <= max_choices``,
+    ``closes_at`` is after ``opens_at`` and ``fields`` is a non-empty list of distinct
+    labels. ``values``: a round's settings (missing keys take the defaults)."""
+    low = values.get("min_choices", DEFAULT_MIN_CHOICES)
+    high = values.get("max_choices", DEFAULT_MAX_CHOICES)
+    if low > high:
+        raise Invalid("invalid_round", "min_choices must not exceed max_choices")
+    o, c = values.get("opens_at"), values.get("closes_at")
+    if o is not None and c is not None and c <= o:
+        raise Invalid("invalid_round", "closes_at must be after opens_at")
+    fields = values.get("fields")
+    if fields is not None and (not fields or len(set(fields)) != len(fields)):
+        raise Invalid("invalid_round", "fields must be a non-empty list of distinct labels")

@@ -1,0 +1,206 @@
+"""Reading the record: rounds, candidates, ballots and counts, as typed domain objects.
+
+Every function takes the caller's connection (the caller owns the transaction) and returns
+:class:`voting.core.rounds.Round` / :class:`~voting.core.rounds.Candidate` values, never rows.
+An id outside Postgres's integer range names nothing (:func:`voting.core.errors.valid_id`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voting.core.errors import NotFound, round_not_found, valid_id
+from voting.core.rounds import Action, Candidate, FinalTally, Round
+from voting.record import tables
+
+_ROUND_FIELDS = tuple(f for f in Round.__struct_fields__ if f != "final_tally")
+_CANDIDATE_COLUMNS = [c for c in tables.candidates.c if c.name != "photo"]
+
+
+def round_of(row: Any) -> Round:
+    """A ``rounds`` row (a mapping of column name to value) as a :class:`Round`."""
+    stored = row["final_tally"]
+    final = (
+        None
+        if not stored
+        else FinalTally(
+            tally={int(k): int(v) for k, v in stored["tally"].items()},
+            ballots=int(stored["ballots"]),
+        )
+    )
+    return Round(**{f: row[f] for f in _ROUND_FIELDS}, final_tally=final)
+
+
+def final_tally_json(final: FinalTally) -> dict[str, Any]:
+    """How :class:`FinalTally` is stored in ``rounds.final_tally`` (JSONB)."""
+    return {"tally": {str(k): v for k, v in final.tally.items()}, "ballots": final.ballots}
+
+
+def _candidate(row: Any) -> Candidate:
+    return Candidate(**{f: row[f] for f in Candidate.__struct_fields__})
+
+
+async def find_round(
+    conn: AsyncConnection, round_id: int, *, for_update: bool = False
+) -> Round | None:
+    """The round ``round_id``, or None; ``for_update`` locks its row until the transaction
+    ends (status changes serialise on it)."""
+    if not valid_id(round_id):
+        return None
+    stmt = select(tables.rounds).where(tables.rounds.c.id == round_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).mappings().first()
+    return None if row is None else round_of(row)
+
+
+async def get_round(conn: AsyncConnection, round_id: int, *, for_update: bool = False) -> Round:
+    """The round ``round_id``; :class:`NotFound` ``round_not_found`` when absent."""
+    rnd = await find_round(conn, round_id, for_update=for_update)
+    if rnd is None:
+        raise round_not_found(round_id)
+    return rnd
+
+
+async def get_public_round(conn: AsyncConnection, round_id: int) -> Round:
+    """A published round (drafts are not public): :class:`NotFound` otherwise."""
+    rnd = await get_round(conn, round_id)
+    if not rnd.published:
+        raise round_not_found(round_id)
+    return rnd
+
+
+async def list_rounds(conn: AsyncConnection, *, published_only: bool) -> list[Round]:
+    """Every round (or every published one), newest first."""
+    r = tables.rounds
+    stmt = select(r).order_by(r.c.id.desc())
+    if published_only:
+        stmt = stmt.where(r.c.status != "draft")
+    return [round_of(row) for row in (await conn.execute(stmt)).mappings()]
+
+
+async def round_ids(conn: AsyncConnection, *statuses: str, not_final: bool = False) -> list[int]:
+    """Ids of rounds in ``statuses`` (all but draft when none given), oldest first;
+    ``not_final``: only those not yet final."""
+    r = tables.rounds
+    where = [r.c.status.in_(statuses) if statuses else r.c.status != "draft"]
+    if not_final:
+        where.append(r.c.final_at.is_(None))
+    rows = await conn.execute(select(r.c.id).where(*where).order_by(r.c.id))
+    return [int(i) for (i,) in rows]
+
+
+async def round_status(conn: AsyncConnection, round_id: int) -> str | None:
+    """The recorded status of ``round_id`` (None when there is no such round)."""
+    if not valid_id(round_id):
+        return None
+    return await conn.scalar(select(tables.rounds.c.status).where(tables.rounds.c.id == round_id))
+
+
+async def list_candidates(conn: AsyncConnection, round_id: int) -> list[Candidate]:
+    """The round's candidates ordered by code (photos not loaded, ``has_photo`` told)."""
+    c = tables.candidates
+    rows = await conn.execute(
+        select(*_CANDIDATE_COLUMNS, c.c.photo.isnot(None).label("has_photo"))
+        .where(c.c.round_id == round_id)
+        .order_by(c.c.code)
+    )
+    return [_candidate(r) for r in rows.mappings()]
+
+
+async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int) -> Candidate:
+    """One candidate of ``round_id``; :class:`NotFound` ``candidate_not_found``."""
+    c = tables.candidates
+    row = None
+    if valid_id(candidate_id):
+        row = (
+            (
+                await conn.execute(
+                    select(*_CANDIDATE_COLUMNS, c.c.photo.isnot(None).label("has_photo")).where(
+                        c.c.round_id == round_id, c.c.id == candidate_id
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise NotFound("candidate_not_found", f"candidate {candidate_id} is not in this round")
+    return _candidate(row)
+
+
+async def candidate_photo(
+    conn: AsyncConnection, round_id: int, candidate_id: int
+) -> tuple[bytes, str]:
+    """``(bytes, media type)`` of a candidate's photo; :class:`NotFound` ``photo_not_found``."""
+    c = tables.candidates
+    row = None
+    if valid_id(candidate_id):
+        row = (
+            await conn.execute(
+                select(c.c.photo, c.c.photo_type).where(
+                    c.c.round_id == round_id, c.c.id == candidate_id
+                )
+            )
+        ).first()
+    if row is None or row[0] is None:
+        raise NotFound("photo_not_found", "this candidate has no photo")
+    return bytes(row[0]), row[1] or "image/jpeg"
+
+
+async def persisted_count(conn: AsyncConnection, round_id: int) -> int:
+    """Ballots of ``round_id`` in Postgres."""
+    b = tables.ballots
+    return int(await conn.scalar(select(func.count()).where(b.c.round_id == round_id)) or 0)
+
+
+async def postgres_tally(
+    conn: AsyncConnection, round_id: int, *, exclude: Sequence[uuid.UUID] = ()
+) -> tuple[dict[int, int], int]:
+    """Count the persisted ballots of ``round_id``, leaving out the ballot ids in ``exclude``:
+    ``({candidate id: votes}, ballots)``."""
+    b = tables.ballots
+    where = [b.c.round_id == round_id]
+    if exclude:
+        where.append(b.c.ballot_id.not_in(list(exclude)))
+    choice = func.unnest(b.c.choices).label("candidate_id")
+    sub = select(choice).where(*where).subquery()
+    rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))
+    tally = {int(cid): int(n) for cid, n in rows}
+    total = await conn.scalar(select(func.count()).where(*where))
+    return tally, int(total or 0)
+
+
+async def voters_of(conn: AsyncConnection, round_id: int) -> dict[str, str]:
+    """Voter hash → ballot id of every persisted ballot of ``round_id``."""
+    b = tables.ballots
+    rows = await conn.execute(select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id))
+    return {v: str(bid) for v, bid in rows}
+
+
+async def ballot_recorded(conn: AsyncConnection, ballot_id: uuid.UUID) -> bool:
+    """Whether the ballot ``ballot_id`` is in Postgres."""
+    b = tables.ballots
+    return await conn.scalar(select(b.c.ballot_id).where(b.c.ballot_id == ballot_id)) is not None
+
+
+async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[int, Action]]:
+    """``(round id, action)`` pairs due at ``now`` by the rounds' schedule: ``open`` for
+    drafts whose ``opens_at`` has passed, ``close`` for open or paused rounds whose
+    ``closes_at`` has passed."""
+    r = tables.rounds
+    rows = await conn.execute(
+        select(r.c.id, r.c.status).where(
+            or_(
+                and_(r.c.status == "draft", r.c.opens_at <= now),
+                and_(r.c.status.in_(("open", "paused")), r.c.closes_at <= now),
+            )
+        )
+    )
+    return [(int(rid), "open" if status == "draft" else "close") for rid, status in rows]

@@ -1,0 +1,282 @@
+/* The voter's credential, per the round's identity mode (round.identity_mode), and the
+ * #identity panel that obtains it:
+ * - device: the ALTCHA widget (vendored in /static/vendor, loaded only when needed, never from
+ *   a CDN) solves the proof of work from /api/v1/challenge while the voter reads the list; the
+ *   payload is exchanged at once for a credential kept in localStorage ('voter_token');
+ * - code: the voter types the one-time code the organisers handed out;
+ * - email / phone: after consenting to the privacy notice, the voter gets a 6-digit code.
+ * Credentials of the code, email and phone modes are kept per round (see store.js).
+ */
+import { API, ApiFailure, api, NetworkError } from './api.js';
+import { $ } from './dom.js';
+import { hideMessage, messageFor, showError } from './messages.js';
+import { roundMode, state } from './state.js';
+import { currentToken, local, tokenKey } from './store.js';
+import { startCooldown, updateBar } from './votebar.js';
+
+const IDENTITY_LEADS = {
+  device: 'Để chống gửi phiếu tự động, trình duyệt của bạn tự giải một phép tính nhỏ trong vài giây, '
+    + 'trong lúc bạn xem danh sách. Bạn không cần nhập thông tin cá nhân nào.',
+  code: 'Đợt bình chọn này dùng mã bình chọn một lần do Ban tổ chức phát. Hãy nhập mã của bạn để gửi phiếu.',
+  email: 'Đợt bình chọn này xác thực bằng email: hệ thống gửi một mã gồm 6 chữ số đến hộp thư của bạn.',
+  phone: 'Đợt bình chọn này xác thực bằng số điện thoại di động: hệ thống gửi một mã gồm 6 chữ số qua SMS.',
+};
+const IDENTITY_DONE = {
+  device: 'Thiết bị đã được xác minh. Bạn có thể gửi phiếu.',
+  code: 'Mã bình chọn hợp lệ. Bạn có thể gửi phiếu.',
+  email: 'Email đã được xác thực. Bạn có thể gửi phiếu.',
+  phone: 'Số điện thoại đã được xác thực. Bạn có thể gửi phiếu.',
+};
+const CHALLENGE_RETRY = new Set(['challenge_used', 'challenge_expired', 'challenge_invalid']);
+
+/* The device verification under way or done (a promise of the credential), the loading of the
+ * ALTCHA scripts (a promise), and the widget once mounted. */
+let deviceTokenPromise = null;
+let altchaPromise = null;
+let mountedWidget = null;
+
+function identityNeeded() {
+  const r = state.round;
+  return Boolean(r) && !state.voted && (r.status === 'open' || r.status === 'paused');
+}
+
+function setIdentityStatus(textValue, kind) {
+  const box = $('identity-status');
+  box.textContent = textValue || '';
+  box.dataset.state = kind || '';
+}
+
+/** Show or hide the #identity panel and the form of the round's mode, with the status line. */
+export function renderIdentity() {
+  const panel = $('identity');
+  const mode = roundMode();
+  const token = currentToken();
+  const show = identityNeeded() && !(mode === 'device' && token);
+  panel.hidden = !show;
+  panel.dataset.mode = mode;
+  if (!show) return;
+  $('identity-lead').textContent = IDENTITY_LEADS[mode];
+  $('identity-device').hidden = mode !== 'device';
+  $('identity-code').hidden = mode !== 'code' || Boolean(token);
+  const otp = mode === 'email' || mode === 'phone';
+  $('identity-otp').hidden = !otp || Boolean(token);
+  if (otp) {
+    const address = $('otp-address');
+    $('otp-address-label').textContent = mode === 'email' ? 'Địa chỉ email' : 'Số điện thoại di động';
+    address.type = mode === 'email' ? 'email' : 'tel';
+    address.autocomplete = mode === 'email' ? 'email' : 'tel';
+    address.inputMode = mode === 'email' ? 'email' : 'tel';
+    address.placeholder = mode === 'email' ? 'ten@example.com' : '0912 345 678';
+    $('otp-send').disabled = !$('otp-consent').checked;
+  }
+  if (token) setIdentityStatus(IDENTITY_DONE[mode], 'ok');
+}
+
+function storeToken(res) {
+  const token = res.data && res.data.voter_token;
+  if (typeof token !== 'string' || !token) throw new ApiFailure({ code: 'unknown', status: res.status });
+  local.set(tokenKey(), token);
+  return token;
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.type = 'module';
+    script.src = src;
+    script.addEventListener('load', resolve, { once: true });
+    script.addEventListener('error', () => reject(new ApiFailure({ code: 'altcha_unavailable' })), { once: true });
+    document.head.append(script);
+  });
+}
+
+/* The ALTCHA widget and its Vietnamese strings, from our own static files. */
+function loadAltcha() {
+  if (!altchaPromise) {
+    altchaPromise = loadScript('/static/vendor/altcha.min.js')
+      .then(() => loadScript('/static/vendor/altcha.i18n.vi.js'))
+      .then(() => customElements.whenDefined('altcha-widget'));
+    altchaPromise.catch(() => { altchaPromise = null; });
+  }
+  return altchaPromise;
+}
+
+async function mountWidget() {
+  await loadAltcha();
+  if (mountedWidget && document.contains(mountedWidget)) return mountedWidget;
+  const widget = document.createElement('altcha-widget');
+  widget.setAttribute('challenge', `${API}/challenge`);
+  widget.setAttribute('auto', 'off');
+  widget.setAttribute('language', 'vi');
+  widget.setAttribute('name', 'altcha');
+  const box = $('altcha-box');
+  box.textContent = '';
+  box.append(widget);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  if (typeof widget.configure === 'function') {
+    // no pointer/scroll collection: the proof of work is all we need
+    await widget.configure({ humanInteractionSignature: false, language: 'vi' });
+  }
+  mountedWidget = widget;
+  return widget;
+}
+
+/* Solve a challenge with the widget and exchange it for a device credential. */
+async function obtainDeviceToken() {
+  const widget = await mountWidget();
+  setIdentityStatus('Đang xác minh thiết bị…', '');
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    if (attempt > 0 && typeof widget.reset === 'function') widget.reset();
+    let result = null;
+    try {
+      result = await widget.verify();
+    } catch (_) {
+      result = null;
+    }
+    if (!result || typeof result.payload !== 'string') throw new ApiFailure({ code: 'challenge_failed' });
+    const res = await api('/voters', { method: 'POST', body: { altcha: result.payload } });
+    if (res.ok) return storeToken(res);
+    if (!CHALLENGE_RETRY.has(res.error.code)) throw new ApiFailure(res.error);
+  }
+  throw new ApiFailure({ code: 'challenge_failed' });
+}
+
+/** Start (once) the device verification; resolves to the credential. */
+function deviceToken() {
+  if (!deviceTokenPromise) {
+    deviceTokenPromise = obtainDeviceToken().then((token) => {
+      setIdentityStatus(IDENTITY_DONE.device, 'ok');
+      renderIdentity();
+      updateBar();
+      return token;
+    }, (err) => {
+      deviceTokenPromise = null;
+      const error = err instanceof ApiFailure ? err.error : { code: err instanceof NetworkError ? 'network' : 'challenge_failed' };
+      setIdentityStatus(messageFor(error.code, error), 'error');
+      if (error.code === 'rate_limited' || error.code === 'unavailable') startCooldown(error.retryAfter);
+      throw err;
+    });
+  }
+  return deviceTokenPromise;
+}
+
+/** The credential for casting: the stored one, or (device mode) a new one; rejects with ApiFailure otherwise. */
+export async function ensureToken() {
+  const saved = currentToken();
+  if (saved) return saved;
+  const mode = roundMode();
+  if (mode === 'device') return deviceToken();
+  throw new ApiFailure({ code: mode === 'code' ? 'code_required' : 'otp_required' });
+}
+
+/** Forget the current round's stored credential (and a device verification already done). */
+export function forgetToken() {
+  local.remove(tokenKey());
+  deviceTokenPromise = null;
+}
+
+function identityError(error) {
+  setIdentityStatus(messageFor(error.code, error), 'error');
+  showError(error);
+}
+
+/** Submit handler of the code form: exchange the one-time code for a credential. */
+export async function submitCode(event) {
+  event.preventDefault();
+  const input = $('voter-code');
+  const code = input.value.trim();
+  if (!code) {
+    identityError({ code: 'code_required' });
+    input.focus();
+    return;
+  }
+  const button = $('voter-code-submit');
+  button.disabled = true;
+  setIdentityStatus('Đang kiểm tra mã…', '');
+  try {
+    const res = await api('/voters', { method: 'POST', body: { code, round_id: state.round.id } });
+    if (!res.ok) {
+      identityError(res.error);
+      input.focus();
+      return;
+    }
+    storeToken(res);
+    input.value = '';
+    hideMessage();
+    renderIdentity();
+    updateBar();
+  } catch (err) {
+    identityError(err instanceof ApiFailure ? err.error : { code: 'network' });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function otpBody() {
+  const mode = roundMode();
+  return { [mode]: $('otp-address').value.trim(), round_id: state.round.id };
+}
+
+/** Submit handler of the OTP form: have a 6-digit code sent to the email address or phone. */
+export async function sendOtp(event) {
+  event.preventDefault();
+  if (!$('otp-consent').checked) {
+    identityError({ code: 'consent_required' });
+    return;
+  }
+  const button = $('otp-send');
+  button.disabled = true;
+  setIdentityStatus('Đang gửi mã…', '');
+  try {
+    const res = await api('/voters/otp', { method: 'POST', body: { ...otpBody(), consent: true } });
+    if (!res.ok) {
+      identityError(res.error);
+      return;
+    }
+    const to = res.data && res.data.sent_to ? res.data.sent_to : '';
+    const minutes = Math.max(1, Math.round(((res.data && res.data.expires_in) || 300) / 60));
+    setIdentityStatus(`Đã gửi mã đến ${to}. Mã có hiệu lực trong ${minutes} phút.`, '');
+    $('otp-step2').hidden = false;
+    $('otp-code').focus();
+  } catch (_) {
+    identityError({ code: 'network' });
+  } finally {
+    button.disabled = !$('otp-consent').checked;
+  }
+}
+
+/** Exchange the 6-digit code received for a credential. */
+export async function verifyOtp() {
+  const otp = $('otp-code').value.trim();
+  if (!/^[0-9]{6}$/.test(otp)) {
+    identityError({ code: 'otp_invalid' });
+    return;
+  }
+  const button = $('otp-verify');
+  button.disabled = true;
+  try {
+    const res = await api('/voters', { method: 'POST', body: { ...otpBody(), otp } });
+    if (!res.ok) {
+      identityError(res.error);
+      return;
+    }
+    storeToken(res);
+    $('otp-code').value = '';
+    $('otp-step2').hidden = true;
+    hideMessage();
+    renderIdentity();
+    updateBar();
+  } catch (_) {
+    identityError({ code: 'network' });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Draw the panel and, in device mode without a credential, start the verification. */
+export function startIdentity() {
+  renderIdentity();
+  if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
+    deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
+  }
+}

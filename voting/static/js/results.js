@@ -1,0 +1,118 @@
+/* The results (#results): provisional or final counts, winners and a tie left to the
+ * organisers, as GET /rounds/{id}/results gives them. */
+import { api, NetworkError } from './api.js';
+import { $, el, formatNumber } from './dom.js';
+import { messageFor } from './messages.js';
+import { state } from './state.js';
+
+/** Fetch and show the results of the current round (or why they are not shown). */
+export async function loadResults() {
+  const round = state.round;
+  if (!round) return;
+  const section = $('results');
+  const body = $('results-body');
+  section.hidden = false;
+  body.setAttribute('aria-busy', 'true');
+  $('results-refresh').disabled = true;
+  try {
+    const res = await api(`/rounds/${round.id}/results`);
+    body.textContent = '';
+    if (res.ok && res.data) renderResults(res.data);
+    else if (res.error.code === 'results_hidden') {
+      body.append(el('p', { className: 'results-hidden', text: messageFor('results_hidden') }));
+    } else {
+      body.append(el('p', { className: 'error-text', text: messageFor(res.error.code, res.error) }));
+    }
+  } catch (err) {
+    body.textContent = '';
+    body.append(el('p', {
+      className: 'error-text', text: messageFor(err instanceof NetworkError ? 'network' : 'unknown'),
+    }));
+  } finally {
+    body.setAttribute('aria-busy', 'false');
+    $('results-refresh').disabled = false;
+  }
+}
+
+function renderResults(r) {
+  const body = $('results-body');
+  const winners = new Set(Array.isArray(r.winners) ? r.winners : []);
+  const tie = r.tie && typeof r.tie === 'object' ? r.tie : null;
+  const tied = new Set(tie && Array.isArray(tie.candidate_ids) ? tie.candidate_ids : []);
+  const rows = Array.isArray(r.candidates) ? r.candidates : [];
+  const nameOf = (id) => {
+    const row = rows.find((x) => x.candidate_id === id);
+    if (row) return row.full_name;
+    const c = state.byId.get(id);
+    return c ? c.full_name : `#${id}`;
+  };
+
+  body.append(el('p', { className: 'results-meta' },
+    el('span', {
+      className: r.final ? 'status-badge result-final' : 'status-badge result-provisional',
+      text: r.final ? 'Kết quả chính thức' : 'Kết quả tạm thời',
+    }),
+    ' ',
+    el('span', null, `Tổng số phiếu: ${formatNumber(r.total_ballots)}`)));
+  if (!r.final) {
+    body.append(el('p', {
+      className: 'muted small',
+      text: 'Số liệu có thể còn thay đổi. Kết quả chính thức được công bố sau khi đợt bình chọn kết thúc và toàn bộ phiếu được kiểm đếm.',
+    }));
+  }
+
+  if (tie && tied.size) {
+    const names = Array.from(tied, nameOf).join(', ');
+    const votesRow = rows.find((x) => tied.has(x.candidate_id));
+    const votes = votesRow ? ` với ${formatNumber(votesRow.votes)} phiếu` : '';
+    body.append(el('div', { className: 'tie-note', role: 'note' },
+      el('strong', { text: 'Có đồng phiếu ở vị trí cuối danh sách: ' }),
+      `${tied.size} gương điển hình cùng xếp hạng ${tie.rank}${votes} (${names}) `
+      + `tranh ${tie.seats} suất còn lại. Trang này không tự chọn người nào; `
+      + 'việc xác định người được chọn do Ban Thường vụ quyết định theo quy chế của đợt bình chọn.'));
+  }
+
+  if (rows.length === 0) {
+    body.append(el('p', { className: 'muted', text: 'Chưa có dữ liệu kết quả.' }));
+    return;
+  }
+
+  const maxVotes = Math.max(1, ...rows.map((x) => Number(x.votes) || 0));
+  const winnerLabel = r.final ? 'Trúng chọn' : 'Đang dẫn đầu';
+  const tbody = el('tbody');
+  for (const row of rows) {
+    const isWinner = winners.has(row.candidate_id);
+    const isTie = tied.has(row.candidate_id);
+    const bar = el('span', { className: 'vote-bar', 'aria-hidden': 'true' });
+    bar.style.width = `${Math.round(((Number(row.votes) || 0) / maxVotes) * 100)}%`;
+    const tr = el('tr', {
+      className: [isWinner ? 'is-winner' : '', isTie ? 'is-tie' : ''].join(' ').trim() || null,
+      dataset: { resultCandidateId: String(row.candidate_id) },
+    },
+    el('td', { className: 'col-rank', text: row.rank }),
+    el('td', { className: 'col-name' },
+      el('span', { className: 'result-name', text: row.full_name }),
+      el('span', { className: 'result-sub', text: [row.code, row.field].filter(Boolean).join(' · ') }),
+      isWinner ? el('span', { className: 'mark mark-winner', text: winnerLabel }) : null,
+      isTie ? el('span', { className: 'mark mark-tie', text: 'Đồng phiếu' }) : null),
+    el('td', { className: 'col-votes' },
+      el('span', { className: 'votes-num', text: formatNumber(row.votes) }),
+      el('span', { className: 'vote-track', 'aria-hidden': 'true' }, bar)));
+    tbody.append(tr);
+  }
+  const table = el('table', { className: 'results-table' },
+    el('caption', { className: 'sr-only', text: 'Bảng kết quả bình chọn theo số phiếu' }),
+    el('thead', null, el('tr', null,
+      el('th', { scope: 'col', className: 'col-rank', text: 'Hạng' }),
+      el('th', { scope: 'col', text: 'Gương điển hình' }),
+      el('th', { scope: 'col', className: 'col-votes', text: 'Số phiếu' }))),
+    tbody);
+  body.append(el('div', { className: 'table-wrap' }, table));
+  const winnerCount = winners.size;
+  const seats = state.round && state.round.winners;
+  if (seats) {
+    let summary = `${winnerCount}/${seats} suất đã xác định`;
+    if (tie) summary += `; ${tie.seats} suất còn lại chờ quyết định do đồng phiếu`;
+    body.append(el('p', { className: 'muted small', text: `${summary}.` }));
+  }
+}

@@ -13,6 +13,7 @@ from litestar import Request, Response, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from admin.auth import (
@@ -32,7 +33,7 @@ from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.record.audit import audit
-from voting.services.container import Services, ServicesDep
+from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
 MAX_CSV_BYTES = 5_000_000
@@ -151,8 +152,8 @@ async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[Logi
         httponly=True,
         samesite="strict",
         path="/admin",
-        max_age=services.settings.admin_token_ttl,
-        secure=services.settings.cookie_secure,
+        max_age=services.settings.tokens.admin_ttl,
+        secure=services.settings.server.cookie_secure,
     )
     return Response(LoginOut(token=token, username=who.username, role=who.role), cookies=[cookie])
 
@@ -246,56 +247,43 @@ async def import_candidates(
     }
 
 
-async def _transition(
-    services: Services, actor: str, round_id: int, action: Action
-) -> AdminRoundOut:
-    rnd = await services.rounds.transition(actor, round_id, action)
-    services.forget(round_id)
-    return admin_round(rnd)
+def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandler:
+    """The ``POST /rounds/{round_id}/<action>`` route: apply ``action`` as the caller."""
+
+    async def transition(
+        services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+    ) -> AdminRoundOut:
+        rnd = await services.rounds.transition(admin.username, round_id, action)
+        services.forget(round_id)
+        return admin_round(rnd)
+
+    transition.__doc__ = doc
+    return post(
+        f"/rounds/{{round_id:int}}/{action}",
+        summary=summary,
+        status_code=200,
+        guards=[writer],
+        operation_id=f"{action}_round",
+        name=f"{action}_round",
+    )(transition)
 
 
-@post("/rounds/{round_id:int}/open", summary="Open a draft round", status_code=200, guards=[writer])
-async def open_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    """409 ``invalid_transition`` unless in draft; 409 ``no_candidates``."""
-    return await _transition(services, admin.username, round_id, "open")
-
-
-@post(
-    "/rounds/{round_id:int}/pause", summary="Pause an open round", status_code=200, guards=[writer]
+open_round = _transition_route(
+    "open", "Open a draft round", "409 ``invalid_transition`` unless in draft; ``no_candidates``."
 )
-async def pause_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    return await _transition(services, admin.username, round_id, "pause")
-
-
-@post(
-    "/rounds/{round_id:int}/resume",
-    summary="Resume a paused round",
-    status_code=200,
-    guards=[writer],
+pause_round = _transition_route(
+    "pause", "Pause an open round", "409 ``invalid_transition`` unless open."
 )
-async def resume_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    return await _transition(services, admin.username, round_id, "resume")
-
-
-@post(
-    "/rounds/{round_id:int}/close",
-    summary="Close a round and finalise its count",
-    status_code=200,
-    guards=[writer],
+resume_round = _transition_route(
+    "resume", "Resume a paused round", "409 ``invalid_transition`` unless paused."
 )
-async def close_round(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
-) -> AdminRoundOut:
-    """Stops acceptance atomically, drains every ballot into Postgres, counts the final tally
-    there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see
-    ``GET .../reconcile``). Closing a closed, not final round retries the finalisation."""
-    return await _transition(services, admin.username, round_id, "close")
+close_round = _transition_route(
+    "close",
+    "Close a round and finalise its count",
+    "Stops acceptance atomically, drains every ballot into Postgres, counts the final tally "
+    "there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see "
+    "``GET .../reconcile``). Closing a closed, not final round retries the finalisation.",
+)
 
 
 @get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
@@ -304,7 +292,7 @@ async def progress(services: ServicesDep, round_id: FromPath[int]) -> ProgressOu
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
         persisted = await queries.persisted_count(conn, round_id)
-    keys = RoundKeys(services.settings.redis_prefix, round_id)
+    keys = RoundKeys(services.settings.redis.prefix, round_id)
     _, accepted = await live.tally(services.redis, keys)
     return ProgressOut(
         round_id=round_id,
@@ -341,7 +329,7 @@ async def admin_results(
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
     results = await round_results(
-        services.engine, services.redis, services.settings.redis_prefix, rnd
+        services.engine, services.redis, services.settings.redis.prefix, rnd
     )
     document = msgspec.to_builtins(results)
     name = re.sub(r"[^a-z0-9-]", "", rnd.slug) or f"round-{round_id}"

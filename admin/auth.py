@@ -57,7 +57,7 @@ def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise Unauthenticated("unauthorized", "log in at POST /admin/api/v1/login")
     services = connection.app.state.services
     try:
-        username, role = services.signers.load_admin(token, services.settings.admin_token_ttl)
+        username, role = services.signers.load_admin(token, services.settings.tokens.admin_ttl)
     except TokenInvalid as exc:
         raise Unauthenticated("unauthorized", f"session is not valid: {exc}") from None
     connection.state.admin = Admin(username=username, role=role)

@@ -127,7 +127,7 @@ def make_settings(backends: Backends, **overrides: Any) -> Settings:
         "credential_burst": 100_000,
     }
     values.update(overrides)
-    return Settings(**values)
+    return Settings().replace(**values)
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +157,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest_asyncio.fixture(scope="session")
 async def admin_users(settings: Settings) -> None:
-    engine = make_engine(settings.database_url or "")
+    engine = make_engine(settings.database.url or "")
     try:
         await create_user(engine, "admin", ADMIN_PASSWORD, "admin")
         await create_user(engine, "observer", OBSERVER_PASSWORD, "observer")
@@ -250,12 +250,12 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
     """Environment for a ``voting`` subprocess sharing the test database and key prefix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOTING_")}
     env.update(
-        VOTING_DATABASE_URL=settings.database_url or "",
-        VOTING_REDIS_URL=settings.redis_url or "",
-        VOTING_REDIS_PREFIX=settings.redis_prefix,
-        VOTING_SECRET_KEYS=",".join(settings.secret_keys),
-        VOTING_IDENTITY_KEY=settings.identity_key,
-        VOTING_DATA_DIR=str(settings.data_dir),
+        VOTING_DATABASE_URL=settings.database.url or "",
+        VOTING_REDIS_URL=settings.redis.url or "",
+        VOTING_REDIS_PREFIX=settings.redis.prefix,
+        VOTING_SECRET_KEYS=",".join(settings.keys.secret_keys),
+        VOTING_IDENTITY_KEY=settings.keys.identity_key,
+        VOTING_DATA_DIR=str(settings.server.data_dir),
         VOTING_PORT=str(port),
         VOTING_BALLOT_RATE="100000",
         VOTING_BALLOT_BURST="100000",

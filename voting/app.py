@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
     """Build the app for ``settings`` (``database_url`` and ``redis_url`` must be set).
 
     ``public``: the public API under ``/api/v1`` and the page at ``/``; ``admin``: the admin
-    API under ``/admin/api/v1``. Redis, Postgres and (when ``settings.run_persister``) the
+    API under ``/admin/api/v1``. Redis, Postgres and (when ``settings.persister.run``) the
     persister are opened in the lifespan and closed on shutdown. The OpenAPI schema is served
     at ``/schema`` (``/schema/openapi.json``).
     """

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
@@ -41,15 +40,14 @@ logger = logging.getLogger("voting")
 def resolved(settings: Settings, *, allow_embedded: bool = True) -> Iterator[Settings]:
     """``settings`` with both URLs set: embedded servers are started for the missing ones
     (stopped on exit). With ``allow_embedded`` False a missing URL exits with an error."""
-    need_pg, need_redis = settings.database_url is None, settings.redis_url is None
+    need_pg, need_redis = settings.database.url is None, settings.redis.url is None
     if (need_pg or need_redis) and not allow_embedded:
         sys.exit("error: VOTING_DATABASE_URL and VOTING_REDIS_URL must be set for this command")
-    servers = embedded.start(settings.data_dir, postgres=need_pg, redis=need_redis)
+    servers = embedded.start(settings.server.data_dir, postgres=need_pg, redis=need_redis)
     try:
-        yield dataclasses.replace(
-            settings,
-            database_url=settings.database_url or servers.database_url,
-            redis_url=settings.redis_url or servers.redis_url,
+        yield settings.replace(
+            database_url=settings.database.url or servers.database_url,
+            redis_url=settings.redis.url or servers.redis_url,
         )
     finally:
         servers.stop()
@@ -60,13 +58,13 @@ async def _ensure_admin(settings: Settings) -> str | None:
     from admin.auth import create_user, user_exists
     from voting.record.db import make_engine
 
-    engine = make_engine(settings.database_url or "")
+    engine = make_engine(settings.database.url or "")
     try:
         if await user_exists(engine, "admin"):
             return None
-        password = settings.admin_password or secrets.token_urlsafe(12)
+        password = settings.keys.admin_password or secrets.token_urlsafe(12)
         await create_user(engine, "admin", password, "admin")
-        return None if settings.admin_password else password
+        return None if settings.keys.admin_password else password
     finally:
         await engine.dispose()
 
@@ -79,7 +77,7 @@ async def _demo_round(settings: Settings, csv: bytes) -> int:
     from voting.record import tables
     from voting.services.container import open_services
 
-    s = dataclasses.replace(settings, run_persister=False)
+    s = settings.replace(run_persister=False)
     async with open_services(s) as services:
         async with services.engine.connect() as conn:
             existing = await conn.scalar(
@@ -118,8 +116,8 @@ def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
     app = create_app(settings, public=public, admin=admin)
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -129,13 +127,13 @@ def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if args.port is not None:
-        settings = dataclasses.replace(settings, port=args.port)
+        settings = settings.replace(port=args.port)
     if args.host is not None:
-        settings = dataclasses.replace(settings, host=args.host)
+        settings = settings.replace(host=args.host)
     with resolved(settings) as s:
-        migrate(s.database_url or "")
+        migrate(s.database.url or "")
         generated = asyncio.run(_ensure_admin(s))
-        base = f"http://{s.host}:{s.port}"
+        base = f"http://{s.server.host}:{s.server.port}"
         print(f"Voting service on {base}/   (API docs: {base}/schema)")
         if args.demo:
             round_id = asyncio.run(_demo_round(s, Path(args.demo).read_bytes()))
@@ -165,8 +163,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             uvicorn.run(
                 "voting.app:app_from_env",
                 factory=True,
-                host=s.host,
-                port=s.port,
+                host=s.server.host,
+                port=s.server.port,
                 workers=args.workers,
                 log_level="warning",
                 access_log=False,
@@ -186,7 +184,7 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         # the persister and the round schedule run inside open_services until stop
-        async with open_services(dataclasses.replace(s, run_persister=True)):
+        async with open_services(s.replace(run_persister=True)):
             await stop.wait()
 
     with resolved(settings, allow_embedded=False) as s:
@@ -196,7 +194,7 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with resolved(settings) as s:
-        migrate(s.database_url or "")
+        migrate(s.database.url or "")
     print("migrations applied")
     return 0
 
@@ -215,9 +213,9 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     with resolved(settings) as s:
-        migrate(s.database_url or "")
+        migrate(s.database.url or "")
         try:
-            asyncio.run(run(s.database_url or ""))
+            asyncio.run(run(s.database.url or ""))
         except (ValueError, UserExists) as exc:
             msg = f"user {exc} already exists" if isinstance(exc, UserExists) else str(exc)
             print(f"error: {msg}", file=sys.stderr)
@@ -231,7 +229,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(s: Settings) -> int:
         failed = 0
-        async with open_services(dataclasses.replace(s, run_persister=False)) as services:
+        async with open_services(s.replace(run_persister=False)) as services:
             ids = [args.round] if args.round else await services.rounds.published_ids()
             for round_id in ids:
                 rec = await services.rounds.reconcile(round_id)
@@ -254,7 +252,7 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     from voting.services.container import open_services
 
     async def run(s: Settings) -> int:
-        async with open_services(dataclasses.replace(s, run_persister=False)) as services:
+        async with open_services(s.replace(run_persister=False)) as services:
             ids = [args.round] if args.round else await services.rounds.published_ids()
             for round_id in ids:
                 try:
@@ -276,7 +274,7 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from voting.record.db import make_engine
     from voting.record.purge import purge
 
-    days = settings.retention_days if args.days is None else args.days
+    days = settings.privacy.retention_days if args.days is None else args.days
 
     async def run(url: str) -> int:
         engine = make_engine(url)
@@ -291,7 +289,7 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     with resolved(settings) as s:
-        return asyncio.run(run(s.database_url or ""))
+        return asyncio.run(run(s.database.url or ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,246 +1,78 @@
-"""Settings, read once from ``VOTING_*`` environment variables into a frozen object.
+"""Settings, read once from ``VOTING_*`` environment variables into frozen groups.
 
-Secrets (signing keys, identity key, admin password) are kept in fields whose ``repr``
-is suppressed, so printing or logging a :class:`Settings` never shows them.
+Each group is a frozen dataclass of one concern (database, redis, server, keys, tokens,
+limits, persister, challenge, otp, email, sms, privacy). Every field is declared once, with
+its type and constraints (``msgspec.Meta``), its default, its environment variable and what
+it means; :meth:`Settings.from_env` converts the variables with ``msgspec.convert`` and
+reports a bad one by name (:class:`SettingsError`). Secrets are fields with ``repr=False``:
+printing or logging settings never shows them. README's configuration table is checked
+against :func:`variables` by a test.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import secrets
 import string
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class SettingsError(ValueError):
     """A ``VOTING_*`` variable holds a value that cannot be used; the message names it."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
+def _var(
+    name: str,
+    doc: str,
+    default: Any,
+    *,
+    secret: bool = False,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
+    """A settings field read from the variable ``name`` (``doc``: what it means)."""
+    meta = {"env": name, "doc": doc, "parse": parse}
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple default")
+    return field(default=default, repr=not secret, metadata=meta)
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
+def _words(raw: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``."""
+    return tuple(w.strip() for w in raw.split(",") if w.strip())
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of the service.
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
 
-    Environment variables (all optional):
 
-    ``VOTING_DATABASE_URL``
-        SQLAlchemy URL of Postgres (``postgresql+asyncpg://...``; ``postgresql://`` is accepted
-        and rewritten). Unset: an embedded Postgres under ``VOTING_DATA_DIR``.
-    ``VOTING_REDIS_URL``
-        ``redis://`` URL. Unset: an embedded Valkey (AOF on) under ``VOTING_DATA_DIR``.
-    ``VOTING_REDIS_PREFIX``
-        Prefix of every Redis key (default ``voting``); lets tests share one server.
-    ``VOTING_SECRET_KEYS``
-        Comma-separated signing keys, **newest first**: the first signs, all verify.
-        Unset: a random key is generated and stored in ``VOTING_DATA_DIR/secret_key``.
-    ``VOTING_IDENTITY_KEY``
-        Key of the HMAC that turns voter identities into stored hashes; never rotated
-        within a round. Unset: derived file next to the secret key.
-    ``VOTING_DATA_DIR``
-        Folder for embedded servers' data and generated keys (default ``./.voting``).
-    ``VOTING_HOST`` / ``VOTING_PORT``
-        Bind address (default ``127.0.0.1:8000``).
-    ``VOTING_ADMIN_PASSWORD``
-        Password of the bootstrap ``admin`` user made by ``voting up``.
-    ``VOTING_VOTER_TOKEN_TTL``
-        Seconds a voter credential stays valid (default 30 days).
-    ``VOTING_ADMIN_TOKEN_TTL``
-        Seconds an admin session stays valid (default 12 hours).
-    ``VOTING_BALLOT_RATE`` / ``VOTING_BALLOT_PERIOD`` / ``VOTING_BALLOT_BURST``
-        Per client-IP-prefix ballot limit: ``RATE`` ballots per ``PERIOD`` seconds with bursts
-        of ``BURST`` (GCRA). Defaults 600 per 60 s, burst 100: one office behind a NAT can cast
-        about ten ballots a second.
-    ``VOTING_IPV4_PREFIX`` / ``VOTING_IPV6_PREFIX``
-        Prefix lengths that group client addresses (default 24 and 64).
-    ``VOTING_IDEMPOTENCY_TTL``
-        Seconds an ``Idempotency-Key`` result is kept (default 86400).
-    ``VOTING_MAX_BACKLOG``
-        Most ballots allowed to wait in a round's stream for the persister (default 200000);
-        past it ballots get 503 with Retry-After instead of growing Redis without limit.
-    ``VOTING_DURABLE_ACK``
-        Answer 201 only after Redis has fsynced the ballot (``WAITAOF``, group commit; needs
-        Redis/Valkey >= 7.2 with AOF on; default false).
-    ``VOTING_COOKIE_SECURE``
-        Mark cookies ``Secure`` (default false; set true behind HTTPS in production).
-    ``VOTING_PERSIST_BATCH`` / ``VOTING_PERSIST_INTERVAL_MS``
-        Persister batch size (default 1000 ballots) and wait (default 200 ms).
-    ``VOTING_RUN_PERSISTER``
-        Whether the app process runs the persister in its lifespan (default true).
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
 
-    Voter credentials and privacy (see README "Identity modes"):
 
-    ``VOTING_TRUSTED_PROXIES``
-        Comma-separated CIDRs or addresses of reverse proxies (default none). Only when the
-        socket peer is one of them is the right-most untrusted ``X-Forwarded-For`` address
-        taken as the client's.
-    ``VOTING_CHALLENGE_REQUIRED``
-        Device mode needs a solved ALTCHA proof of work (default true; tests turn it off).
-    ``VOTING_POW_COST`` / ``VOTING_POW_DIFFICULTY``
-        PBKDF2-SHA-256 iterations per attempt (default 5000) and the counter base ``D``: the
-        secret counter is drawn from ``[D, 2D)``, so a client derives about ``1.5 D`` keys
-        (default 1000).
-    ``VOTING_CHALLENGE_TTL``
-        Seconds a challenge can be solved and redeemed (default 300).
-    ``VOTING_CREDENTIAL_RATE`` / ``VOTING_CREDENTIAL_PERIOD`` / ``VOTING_CREDENTIAL_BURST``
-        Per client IP prefix, for each of ``GET /challenge``, ``POST /voters`` and
-        ``POST /voters/otp``: RATE requests per PERIOD seconds, bursts of BURST (GCRA;
-        default 300 per 60 s, burst 50).
-    ``VOTING_OTP_TTL`` / ``VOTING_OTP_ATTEMPTS`` / ``VOTING_OTP_RESEND_INTERVAL``
-        One-time passwords live 300 s, allow 5 wrong attempts, and a new one can be sent to
-        the same address 60 s after the last.
-    ``VOTING_OTP_SEND_RATE`` / ``VOTING_OTP_SEND_PERIOD`` / ``VOTING_OTP_SEND_BURST``
-        Per email address or phone number: sends per period (GCRA; default 5 per 3600 s,
-        burst 3).
-    ``VOTING_EMAIL_SENDER``
-        ``none`` (default: email mode cannot send), ``console`` (development: logged) or
-        ``smtp``.
-    ``VOTING_SMTP_HOST`` / ``VOTING_SMTP_PORT`` / ``VOTING_SMTP_TLS`` /
-    ``VOTING_SMTP_USERNAME`` / ``VOTING_SMTP_PASSWORD`` / ``VOTING_SMTP_FROM``
-        The SMTP server (port default 587; TLS ``starttls`` (default), ``tls`` or ``none``),
-        its login and the sender address.
-    ``VOTING_SMS_SENDER``
-        ``none`` (default), ``console`` or ``webhook``.
-    ``VOTING_SMS_WEBHOOK_URL`` / ``VOTING_SMS_WEBHOOK_AUTH_HEADER`` /
-    ``VOTING_SMS_WEBHOOK_AUTH`` / ``VOTING_SMS_TEMPLATE``
-        The SMS gateway: ``POST {"to": "+84...", "message": ...}`` to the URL with the auth
-        header (name default ``Authorization``; value secret); the message template has
-        ``{code}`` and ``{minutes}``.
-    ``VOTING_RETENTION_DAYS``
-        ``voting purge`` erases ballots' IP prefixes and the round's voting codes this many
-        days after a round closes (default 30).
-    """
+def _bool(raw: str) -> Any:
+    return _BOOLS.get(raw.strip().lower(), raw)
 
-    database_url: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "voting"
-    secret_keys: tuple[str, ...] = field(default=(), repr=False)
-    identity_key: str = field(default="", repr=False)
-    data_dir: Path = Path(".voting")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    admin_password: str | None = field(default=None, repr=False)
-    voter_token_ttl: int = 30 * 24 * 3600
-    admin_token_ttl: int = 12 * 3600
-    ballot_rate: int = 600
-    ballot_period: int = 60
-    ballot_burst: int = 100
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 64
-    idempotency_ttl: int = 86400
-    cookie_secure: bool = False
-    max_backlog: int = 200_000
-    durable_ack: bool = False
-    persist_batch: int = 1000
-    persist_interval_ms: int = 200
-    run_persister: bool = True
-    # voter credentials and privacy (parsed by _identity_settings)
-    trusted_proxies: tuple[str, ...] = ()
-    challenge_required: bool = True
-    pow_cost: int = 5000
-    pow_difficulty: int = 1000
-    challenge_ttl: int = 300
-    credential_rate: int = 300
-    credential_period: int = 60
-    credential_burst: int = 50
-    otp_ttl: int = 300
-    otp_attempts: int = 5
-    otp_resend_interval: int = 60
-    otp_send_rate: int = 5
-    otp_send_period: int = 3600
-    otp_send_burst: int = 3
-    email_sender: str = "none"
-    smtp_host: str = "localhost"
-    smtp_port: int = 587
-    smtp_tls: str = "starttls"
-    smtp_username: str | None = None
-    smtp_password: str | None = field(default=None, repr=False)
-    smtp_from: str = "no-reply@localhost"
-    sms_sender: str = "none"
-    sms_webhook_url: str | None = None
-    sms_webhook_auth_header: str = "Authorization"
-    sms_webhook_auth: str | None = field(default=None, repr=False)
-    sms_template: str = "Ma xac thuc binh chon: {code}. Ma co hieu luc {minutes} phut."
-    retention_days: int = 30
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from ``env`` (default ``os.environ``).
-
-        Raises :class:`SettingsError` naming the variable when a value is invalid.
-        Generated keys are written under the data folder with mode 0600 so that every
-        process of one installation signs and verifies alike.
-        """
-        env = os.environ if env is None else env
-        data_dir = Path(env.get("VOTING_DATA_DIR") or ".voting")
-        keys = tuple(
-            k.strip() for k in (env.get("VOTING_SECRET_KEYS") or "").split(",") if k.strip()
-        )
-        if not keys:
-            keys = (_stored_secret(data_dir, "secret_key"),)
-        identity_key = env.get("VOTING_IDENTITY_KEY") or _stored_secret(data_dir, "identity_key")
-        database_url = env.get("VOTING_DATABASE_URL") or None
-        if database_url is not None:
-            database_url = normalise_database_url(database_url)
-        ipv4 = _int(env, "VOTING_IPV4_PREFIX", 24, 8)
-        ipv6 = _int(env, "VOTING_IPV6_PREFIX", 64, 16)
-        if ipv4 > 32:
-            raise SettingsError("VOTING_IPV4_PREFIX must be <= 32")
-        if ipv6 > 128:
-            raise SettingsError("VOTING_IPV6_PREFIX must be <= 128")
-        return cls(
-            database_url=database_url,
-            redis_url=env.get("VOTING_REDIS_URL") or None,
-            redis_prefix=env.get("VOTING_REDIS_PREFIX") or "voting",
-            secret_keys=keys,
-            identity_key=identity_key,
-            data_dir=data_dir,
-            host=env.get("VOTING_HOST") or "127.0.0.1",
-            port=_int(env, "VOTING_PORT", 8000, 0),
-            admin_password=env.get("VOTING_ADMIN_PASSWORD") or None,
-            voter_token_ttl=_int(env, "VOTING_VOTER_TOKEN_TTL", 30 * 24 * 3600, 1),
-            admin_token_ttl=_int(env, "VOTING_ADMIN_TOKEN_TTL", 12 * 3600, 1),
-            ballot_rate=_int(env, "VOTING_BALLOT_RATE", 600, 1),
-            ballot_period=_int(env, "VOTING_BALLOT_PERIOD", 60, 1),
-            ballot_burst=_int(env, "VOTING_BALLOT_BURST", 100, 1),
-            ipv4_prefix=ipv4,
-            ipv6_prefix=ipv6,
-            idempotency_ttl=_int(env, "VOTING_IDEMPOTENCY_TTL", 86400, 1),
-            cookie_secure=_bool(env, "VOTING_COOKIE_SECURE", False),
-            max_backlog=_int(env, "VOTING_MAX_BACKLOG", 200_000, 1),
-            durable_ack=_bool(env, "VOTING_DURABLE_ACK", False),
-            persist_batch=_int(env, "VOTING_PERSIST_BATCH", 1000, 1),
-            persist_interval_ms=_int(env, "VOTING_PERSIST_INTERVAL_MS", 200, 1),
-            run_persister=_bool(env, "VOTING_RUN_PERSISTER", True),
-            **_identity_settings(env),
-        )
+def _cidrs(raw: str) -> tuple[str, ...]:
+    """Comma-separated networks or addresses, normalised (``10.0.0.7`` → ``10.0.0.7/32``)."""
+    out = []
+    for item in _words(raw):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a CIDR or address") from None
+    return tuple(out)
 
 
 def normalise_database_url(url: str) -> str:
@@ -249,6 +81,320 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+asyncpg://" + url[len(plain) :]
     return url
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str | None = _var(
+        "VOTING_DATABASE_URL",
+        "`postgresql://user:pass@host:5432/db`; unset: an embedded Postgres",
+        None,
+        parse=normalise_database_url,
+    )
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str | None = _var(
+        "VOTING_REDIS_URL", "`redis://host:6379/0`; unset: an embedded Valkey", None
+    )
+    prefix: str = _var("VOTING_REDIS_PREFIX", "prefix of every Redis key", "voting")
+    durable_ack: bool = _var(
+        "VOTING_DURABLE_ACK",
+        "answer 201 only after Redis fsynced the ballot (WAITAOF)",
+        False,
+        parse=_bool,
+    )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _var("VOTING_HOST", "bind address", "127.0.0.1")
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = _var("VOTING_PORT", "bind port", 8000)
+    data_dir: Path = _var(
+        "VOTING_DATA_DIR", "embedded servers' data and generated keys", Path(".voting")
+    )
+    cookie_secure: bool = _var(
+        "VOTING_COOKIE_SECURE", "mark cookies Secure (behind HTTPS)", False, parse=_bool
+    )
+    trusted_proxies: tuple[str, ...] = _var(
+        "VOTING_TRUSTED_PROXIES",
+        "CIDRs of the reverse proxies whose X-Forwarded-For is believed",
+        (),
+        parse=_cidrs,
+    )
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    secret_keys: tuple[str, ...] = _var(
+        "VOTING_SECRET_KEYS",
+        "signing keys, newest first; unset: generated in the data folder",
+        (),
+        secret=True,
+        parse=_words,
+    )
+    identity_key: str = _var(
+        "VOTING_IDENTITY_KEY",
+        "HMAC key of voter identities; unset: generated in the data folder",
+        "",
+        secret=True,
+    )
+    admin_password: str | None = _var(
+        "VOTING_ADMIN_PASSWORD", "password of the bootstrap admin user", None, secret=True
+    )
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    voter_ttl: Positive = _var(
+        "VOTING_VOTER_TOKEN_TTL", "seconds a voter credential is valid", 30 * 24 * 3600
+    )
+    admin_ttl: Positive = _var(
+        "VOTING_ADMIN_TOKEN_TTL", "seconds an admin session is valid", 12 * 3600
+    )
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    ballot_rate: Positive = _var("VOTING_BALLOT_RATE", "ballots per period per IP prefix", 600)
+    ballot_period: Positive = _var("VOTING_BALLOT_PERIOD", "seconds of the ballot limit", 60)
+    ballot_burst: Positive = _var("VOTING_BALLOT_BURST", "ballots at once per IP prefix", 100)
+    credential_rate: Positive = _var(
+        "VOTING_CREDENTIAL_RATE", "credential requests per period per IP prefix", 300
+    )
+    credential_period: Positive = _var(
+        "VOTING_CREDENTIAL_PERIOD", "seconds of the credential limit", 60
+    )
+    credential_burst: Positive = _var(
+        "VOTING_CREDENTIAL_BURST", "credential requests at once per IP prefix", 50
+    )
+    otp_send_rate: Positive = _var("VOTING_OTP_SEND_RATE", "codes sent per period per address", 5)
+    otp_send_period: Positive = _var(
+        "VOTING_OTP_SEND_PERIOD", "seconds of the code sending limit", 3600
+    )
+    otp_send_burst: Positive = _var("VOTING_OTP_SEND_BURST", "codes sent at once per address", 3)
+    idempotency_ttl: Positive = _var(
+        "VOTING_IDEMPOTENCY_TTL", "seconds an Idempotency-Key result is kept", 86400
+    )
+    max_backlog: Positive = _var(
+        "VOTING_MAX_BACKLOG", "ballots allowed to wait per round for the persister", 200_000
+    )
+
+
+@dataclass(frozen=True)
+class PersisterSettings:
+    run: bool = _var(
+        "VOTING_RUN_PERSISTER", "run the persister inside the app process", True, parse=_bool
+    )
+    batch: Positive = _var("VOTING_PERSIST_BATCH", "ballots per insert", 1000)
+    interval_ms: Positive = _var("VOTING_PERSIST_INTERVAL_MS", "idle wait, milliseconds", 200)
+
+
+@dataclass(frozen=True)
+class ChallengeSettings:
+    required: bool = _var(
+        "VOTING_CHALLENGE_REQUIRED", "device mode needs a solved proof of work", True, parse=_bool
+    )
+    pow_cost: Positive = _var("VOTING_POW_COST", "PBKDF2-SHA-256 iterations per attempt", 5000)
+    pow_difficulty: Positive = _var(
+        "VOTING_POW_DIFFICULTY", "counter base D: the counter is in [D, 2D)", 1000
+    )
+    ttl: Annotated[int, msgspec.Meta(ge=10)] = _var(
+        "VOTING_CHALLENGE_TTL", "seconds a challenge can be solved and redeemed", 300
+    )
+
+
+@dataclass(frozen=True)
+class OtpSettings:
+    ttl: Annotated[int, msgspec.Meta(ge=30)] = _var(
+        "VOTING_OTP_TTL", "seconds a one-time code lives", 300
+    )
+    attempts: Positive = _var("VOTING_OTP_ATTEMPTS", "wrong attempts before a lock", 5)
+    resend_interval: NonNegative = _var(
+        "VOTING_OTP_RESEND_INTERVAL", "seconds before a new code can be sent", 60
+    )
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    sender: Literal["none", "console", "smtp"] = _var(
+        "VOTING_EMAIL_SENDER", "how codes are mailed", "none", parse=_lower
+    )
+    smtp_host: str = _var("VOTING_SMTP_HOST", "SMTP server", "localhost")
+    smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = _var(
+        "VOTING_SMTP_PORT", "SMTP port", 587
+    )
+    smtp_tls: Literal["starttls", "tls", "none"] = _var(
+        "VOTING_SMTP_TLS", "SMTP transport security", "starttls", parse=_lower
+    )
+    smtp_username: str | None = _var("VOTING_SMTP_USERNAME", "SMTP login", None)
+    smtp_password: str | None = _var("VOTING_SMTP_PASSWORD", "SMTP password", None, secret=True)
+    smtp_from: str = _var("VOTING_SMTP_FROM", "sender address", "no-reply@localhost")
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    sender: Literal["none", "console", "webhook"] = _var(
+        "VOTING_SMS_SENDER", "how codes are texted", "none", parse=_lower
+    )
+    webhook_url: str | None = _var("VOTING_SMS_WEBHOOK_URL", "the SMS gateway's URL", None)
+    webhook_auth_header: str = _var(
+        "VOTING_SMS_WEBHOOK_AUTH_HEADER", "name of the gateway's auth header", "Authorization"
+    )
+    webhook_auth: str | None = _var(
+        "VOTING_SMS_WEBHOOK_AUTH", "value of the gateway's auth header", None, secret=True
+    )
+    template: str = _var(
+        "VOTING_SMS_TEMPLATE",
+        "the SMS text: {code} required, {minutes} optional",
+        "Ma xac thuc binh chon: {code}. Ma co hieu luc {minutes} phut.",
+    )
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    ipv4_prefix: Annotated[int, msgspec.Meta(ge=8, le=32)] = _var(
+        "VOTING_IPV4_PREFIX", "IPv4 prefix length clients are grouped and stored by", 24
+    )
+    ipv6_prefix: Annotated[int, msgspec.Meta(ge=16, le=128)] = _var(
+        "VOTING_IPV6_PREFIX", "IPv6 prefix length clients are grouped and stored by", 64
+    )
+    retention_days: NonNegative = _var(
+        "VOTING_RETENTION_DAYS", "days after close before IP prefixes and codes are erased", 30
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service, by concern (see the module and README's table)."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    server: ServerSettings = ServerSettings()
+    keys: KeySettings = KeySettings()
+    tokens: TokenSettings = TokenSettings()
+    limits: LimitSettings = LimitSettings()
+    persister: PersisterSettings = PersisterSettings()
+    challenge: ChallengeSettings = ChallengeSettings()
+    otp: OtpSettings = OtpSettings()
+    email: EmailSettings = EmailSettings()
+    sms: SmsSettings = SmsSettings()
+    privacy: PrivacySettings = PrivacySettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``); unset or empty variables
+        take their defaults.
+
+        Raises :class:`SettingsError` naming the variable when a value is invalid. Generated
+        keys are written under the data folder with mode 0600 so that every process of one
+        installation signs and verifies alike.
+        """
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        settings = cls(**{f.name: _group(hints[f.name], env) for f in dataclasses.fields(cls)})
+        keys = settings.keys
+        data_dir = settings.server.data_dir
+        settings = settings.replace(
+            secret_keys=keys.secret_keys or (_stored_secret(data_dir, "secret_key"),),
+            identity_key=keys.identity_key or _stored_secret(data_dir, "identity_key"),
+        )
+        _check(settings)
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, named by their variable without ``VOTING_`` in
+        lower case (``run_persister=False``, ``port=8001``). Raises TypeError for a name that
+        is no setting."""
+        by_group: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            group, attr = _FIELD_OF.get(name, (None, None))
+            if group is None or attr is None:
+                raise TypeError(f"no setting VOTING_{name.upper()}")
+            by_group.setdefault(group, {})[attr] = value
+        return dataclasses.replace(
+            self,
+            **{g: dataclasses.replace(getattr(self, g), **v) for g, v in by_group.items()},
+        )
+
+
+def variables() -> Iterator[tuple[str, dataclasses.Field[Any]]]:
+    """Every ``(VOTING_* name, field)`` of :class:`Settings`, in declaration order."""
+    hints = typing.get_type_hints(Settings)
+    for group in dataclasses.fields(Settings):
+        for f in dataclasses.fields(hints[group.name]):
+            yield f.metadata["env"], f
+
+
+def _group(cls: Any, env: Mapping[str, str]) -> Any:
+    """The settings group ``cls`` converted from the variables of ``env`` (msgspec, not
+    strict: ``"600"`` → 600). Raises :class:`SettingsError`."""
+    raw: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = env.get(f.metadata["env"])
+        if value is None or value == "":
+            continue
+        parse = f.metadata["parse"]
+        try:
+            raw[f.name] = parse(value) if parse is not None else value
+        except ValueError as exc:
+            raise SettingsError(f"{f.metadata['env']}: {exc}") from None
+    try:
+        return msgspec.convert(raw, cls, strict=False, dec_hook=_decode)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(cls, raw, str(exc))) from None
+
+
+def _decode(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
+
+
+def _explain(cls: Any, raw: dict[str, Any], error: str) -> str:
+    """A msgspec error about ``$.<field>`` as a sentence naming the variable."""
+    name = error.rsplit("$.", 1)[-1].rstrip("`") if "$." in error else ""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        return error
+    f, value = fields[name], raw.get(name)
+    var = f.metadata["env"]
+    kind = typing.get_type_hints(cls, include_extras=True)[name]
+    base: Any = kind
+    metas: tuple[msgspec.Meta, ...] = ()
+    if typing.get_origin(kind) is Annotated:
+        base, *rest = typing.get_args(kind)
+        metas = tuple(m for m in rest if isinstance(m, msgspec.Meta))
+    if base is bool:
+        return f"{var} must be a boolean (true/false), got {value!r}"
+    if typing.get_origin(base) is Literal:
+        return f"{var} must be one of {', '.join(typing.get_args(base))}, got {value!r}"
+    if base is int:
+        try:
+            number = int(str(value))
+        except ValueError:
+            return f"{var} must be an integer, got {value!r}"
+        for m in metas:
+            if m.ge is not None and number < m.ge:
+                return f"{var} must be >= {m.ge}, got {number}"
+            if m.le is not None and number > m.le:
+                return f"{var} must be <= {m.le}, got {number}"
+    return f"{var}: {error}"
+
+
+def _check(settings: Settings) -> None:
+    """Rules across fields; raises :class:`SettingsError`."""
+    template = settings.sms.template
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        names = {"?"}
+    if "code" not in names or not names <= {"code", "minutes"}:
+        raise SettingsError("VOTING_SMS_TEMPLATE must contain {code} and only {code}/{minutes}")
+    url = settings.sms.webhook_url or ""
+    if settings.sms.sender == "webhook" and not url.startswith(("http://", "https://")):
+        raise SettingsError("VOTING_SMS_WEBHOOK_URL must be an http(s) URL with the webhook sender")
 
 
 def _stored_secret(data_dir: Path, name: str) -> str:
@@ -269,68 +415,8 @@ def _stored_secret(data_dir: Path, name: str) -> str:
     return value
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw not in allowed:
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-    return raw
-
-
-def _cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Comma-separated networks or addresses, normalised (``10.0.0.7`` → ``10.0.0.7/32``)."""
-    out = []
-    for item in (env.get(name) or "").split(","):
-        if item.strip():
-            try:
-                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
-            except ValueError:
-                raise SettingsError(f"{name}: {item.strip()!r} is not a CIDR or address") from None
-    return tuple(out)
-
-
-def _identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The voter-credential and privacy settings of :class:`Settings` (``VOTING_TRUSTED_PROXIES``
-    to ``VOTING_RETENTION_DAYS``), validated; raises :class:`SettingsError` naming the variable."""
-    template = env.get("VOTING_SMS_TEMPLATE") or Settings.sms_template
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError:
-        fields = {"?"}
-    if "code" not in fields or not fields <= {"code", "minutes"}:
-        raise SettingsError("VOTING_SMS_TEMPLATE must contain {code} and only {code}/{minutes}")
-    values: dict[str, Any] = {
-        "trusted_proxies": _cidrs(env, "VOTING_TRUSTED_PROXIES"),
-        "challenge_required": _bool(env, "VOTING_CHALLENGE_REQUIRED", True),
-        "pow_cost": _int(env, "VOTING_POW_COST", 5000, 1),
-        "pow_difficulty": _int(env, "VOTING_POW_DIFFICULTY", 1000, 1),
-        "challenge_ttl": _int(env, "VOTING_CHALLENGE_TTL", 300, 10),
-        "credential_rate": _int(env, "VOTING_CREDENTIAL_RATE", 300, 1),
-        "credential_period": _int(env, "VOTING_CREDENTIAL_PERIOD", 60, 1),
-        "credential_burst": _int(env, "VOTING_CREDENTIAL_BURST", 50, 1),
-        "otp_ttl": _int(env, "VOTING_OTP_TTL", 300, 30),
-        "otp_attempts": _int(env, "VOTING_OTP_ATTEMPTS", 5, 1),
-        "otp_resend_interval": _int(env, "VOTING_OTP_RESEND_INTERVAL", 60, 0),
-        "otp_send_rate": _int(env, "VOTING_OTP_SEND_RATE", 5, 1),
-        "otp_send_period": _int(env, "VOTING_OTP_SEND_PERIOD", 3600, 1),
-        "otp_send_burst": _int(env, "VOTING_OTP_SEND_BURST", 3, 1),
-        "email_sender": _choice(env, "VOTING_EMAIL_SENDER", "none", ("none", "console", "smtp")),
-        "smtp_host": env.get("VOTING_SMTP_HOST") or "localhost",
-        "smtp_port": _int(env, "VOTING_SMTP_PORT", 587, 1),
-        "smtp_tls": _choice(env, "VOTING_SMTP_TLS", "starttls", ("starttls", "tls", "none")),
-        "smtp_username": env.get("VOTING_SMTP_USERNAME") or None,
-        "smtp_password": env.get("VOTING_SMTP_PASSWORD") or None,
-        "smtp_from": env.get("VOTING_SMTP_FROM") or "no-reply@localhost",
-        "sms_sender": _choice(env, "VOTING_SMS_SENDER", "none", ("none", "console", "webhook")),
-        "sms_webhook_url": env.get("VOTING_SMS_WEBHOOK_URL") or None,
-        "sms_webhook_auth_header": env.get("VOTING_SMS_WEBHOOK_AUTH_HEADER") or "Authorization",
-        "sms_webhook_auth": env.get("VOTING_SMS_WEBHOOK_AUTH") or None,
-        "sms_template": template,
-        "retention_days": _int(env, "VOTING_RETENTION_DAYS", 30, 0),
-    }
-    if values["sms_sender"] == "webhook" and not (values["sms_webhook_url"] or "").startswith(
-        ("http://", "https://")
-    ):
-        raise SettingsError("VOTING_SMS_WEBHOOK_URL must be an http(s) URL with the webhook sender")
-    return values
+#: ``ballot_rate`` → ``("limits", "ballot_rate")``: the short names of :meth:`Settings.replace`.
+_FIELD_OF: dict[str, tuple[str, str]] = {}
+for _group_field in dataclasses.fields(Settings):
+    for _f in dataclasses.fields(typing.get_type_hints(Settings)[_group_field.name]):
+        _FIELD_OF[_f.metadata["env"].removeprefix("VOTING_").lower()] = (_group_field.name, _f.name)

@@ -413,7 +413,7 @@ class Stack:
         self.database_url = database_url
         self.valkey = valkey
         self.settings = settings
-        self.signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
+        self.signers = Signers.from_keys(settings.keys.secret_keys, settings.keys.identity_key)
         self.processes: list[ServiceProcess] = []
         self._services: Services | None = None
         self._exit = contextlib.AsyncExitStack()
@@ -427,7 +427,7 @@ class Stack:
         process stopped) on exit, also on failure."""
         database_url = await postgres.create_database(f"chaos_{secrets.token_hex(4)}")
         valkey = PrivateValkey(root / "valkey", **valkey_config)
-        settings = Settings(
+        settings = Settings().replace(
             database_url=database_url,
             redis_url=valkey.url,
             redis_prefix="chaos",
@@ -459,7 +459,7 @@ class Stack:
 
     def keys(self, round_id: int) -> RoundKeys:
         """The Redis keys of ``round_id``."""
-        return RoundKeys(self.settings.redis_prefix, round_id)
+        return RoundKeys(self.settings.redis.prefix, round_id)
 
     def env(self, port: int = 0, **extra: str) -> dict[str, str]:
         """Environment of a service process: this stack's servers, keys and prefix, limits set
@@ -469,10 +469,10 @@ class Stack:
         env.update(
             VOTING_DATABASE_URL=self.database_url,
             VOTING_REDIS_URL=self.valkey.url,
-            VOTING_REDIS_PREFIX=s.redis_prefix,
-            VOTING_SECRET_KEYS=",".join(s.secret_keys),
-            VOTING_IDENTITY_KEY=s.identity_key,
-            VOTING_DATA_DIR=str(s.data_dir),
+            VOTING_REDIS_PREFIX=s.redis.prefix,
+            VOTING_SECRET_KEYS=",".join(s.keys.secret_keys),
+            VOTING_IDENTITY_KEY=s.keys.identity_key,
+            VOTING_DATA_DIR=str(s.server.data_dir),
             VOTING_PORT=str(port),
             VOTING_BALLOT_RATE="1000000",
             VOTING_BALLOT_BURST="1000000",

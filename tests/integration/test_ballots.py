@@ -15,7 +15,7 @@ from voting.live.keys import RoundKeys
 
 
 async def tally_of(services, round_id):
-    return await live.tally(services.redis, RoundKeys(services.settings.redis_prefix, round_id))
+    return await live.tally(services.redis, RoundKeys(services.settings.redis.prefix, round_id))
 
 
 def error_code(r) -> str:

@@ -101,7 +101,7 @@ async def test_reconcile_command(settings, client, make_round, services):
     assert clean.returncode == 0, clean.stderr
     assert "(1 persisted, 0 in the backlog)" in clean.stdout
     # a tally Redis holds that the record does not: exit 1 with the difference
-    keys = RoundKeys(settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(settings.redis.prefix, rnd["id"])
     await services.redis.hincrby(keys.tally, str(rnd["candidate_ids"][5]), 1)
     bad = await asyncio.to_thread(voting, settings, "reconcile", str(rnd["id"]))
     assert bad.returncode == 1
@@ -132,21 +132,21 @@ def test_settings_from_env_and_secrets_never_shown(tmp_path):
             "VOTING_PORT": "9000",
         }
     )
-    assert s.secret_keys == ("new-secret", "old-secret")
-    assert s.database_url == "postgresql+asyncpg://u@h/db"
-    assert s.cookie_secure is True and s.port == 9000
+    assert s.keys.secret_keys == ("new-secret", "old-secret")
+    assert s.database.url == "postgresql+asyncpg://u@h/db"
+    assert s.server.cookie_secure is True and s.server.port == 9000
     text = repr(s) + str(s)
     for secret in ("new-secret", "old-secret", "identity-secret", "admin-secret"):
         assert secret not in text
     with pytest.raises(dataclasses.FrozenInstanceError):
-        s.port = 1  # type: ignore[misc]
+        s.server.port = 1  # type: ignore[misc]
 
 
 def test_generated_keys_are_stored_once(tmp_path):
     a = Settings.from_env({"VOTING_DATA_DIR": str(tmp_path)})
     b = Settings.from_env({"VOTING_DATA_DIR": str(tmp_path)})
-    assert a.secret_keys == b.secret_keys and len(a.secret_keys[0]) == 64
-    assert a.identity_key == b.identity_key != a.secret_keys[0]
+    assert a.keys.secret_keys == b.keys.secret_keys and len(a.keys.secret_keys[0]) == 64
+    assert a.keys.identity_key == b.keys.identity_key != a.keys.secret_keys[0]
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 

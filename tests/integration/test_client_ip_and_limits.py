@@ -68,7 +68,7 @@ def test_resolve_client(peer, headers, trusted, client):
 def test_trusted_proxies_setting(tmp_path):
     env = {"VOTING_DATA_DIR": str(tmp_path)}
     s = Settings.from_env({**env, "VOTING_TRUSTED_PROXIES": "10.1.2.3, 172.16.0.0/12 ,::1"})
-    assert s.trusted_proxies == ("10.1.2.3/32", "172.16.0.0/12", "::1/128")
+    assert s.server.trusted_proxies == ("10.1.2.3/32", "172.16.0.0/12", "::1/128")
     with pytest.raises(SettingsError, match="VOTING_TRUSTED_PROXIES"):
         Settings.from_env({**env, "VOTING_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"})
 
@@ -77,7 +77,7 @@ def test_trusted_proxies_setting(tmp_path):
 
 
 async def test_gcra_limiter(services):
-    limiter = Limiter(services.redis, f"{services.settings.redis_prefix}:iso-gcra")
+    limiter = Limiter(services.redis, f"{services.settings.redis.prefix}:iso-gcra")
     rate = Rate(rate=2, period=10, burst=3)  # one every 5 s, three at once
     waits = [await limiter.wait_ms("t", "s", rate) for _ in range(4)]
     assert waits[:3] == [0, 0, 0]
@@ -220,6 +220,6 @@ async def test_forwarded_for_from_a_trusted_proxy_is_used(
     )
     assert r.status_code == 201, r.text
     entries = await services.redis.xrange(
-        RoundKeys(services.settings.redis_prefix, rnd["id"]).stream
+        RoundKeys(services.settings.redis.prefix, rnd["id"]).stream
     )
     assert [fields["ip"] for _, fields in entries] == [f"198.51.{net}.0/24"]

@@ -72,14 +72,14 @@ async def test_backlog_bound_answers_503_until_persisted(backends, make_round, s
         await services.persister.drain(rnd["id"])
         assert (await c.post(url, json=body, headers=await new_voter(c))).status_code == 201
     _, total = await live.tally(
-        services.redis, RoundKeys(services.settings.redis_prefix, rnd["id"])
+        services.redis, RoundKeys(services.settings.redis.prefix, rnd["id"])
     )
     assert total == 4
 
 
 async def test_missing_round_state_is_503_not_404(client, make_round, services):
     rnd = await make_round()
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     await services.redis.delete(keys.meta)  # Redis lost this round's state
     r = await client.post(
         f"/api/v1/rounds/{rnd['id']}/ballots",
@@ -131,7 +131,7 @@ async def test_full_redis_refuses_whole_and_marks_no_voter(private):
     c, redis = private["client"], private["redis"]
     rnd = await private["make_round"]()
     url = f"/api/v1/rounds/{rnd['id']}/ballots"
-    keys = RoundKeys(c.app.state.services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(c.app.state.services.settings.redis.prefix, rnd["id"])
     await redis.set("filler", "x" * 400_000)
     used = int((await redis.info("memory"))["used_memory"])
     await redis.config_set("maxmemory", used - 100_000)  # Redis is now over maxmemory
@@ -177,7 +177,7 @@ async def test_durable_ack_start_up_error_without_aof(backends, valkey):
 async def test_durable_ack_detects_the_server(backends, settings):
     """On the suite's own server: Redis 7.0 (the CI machine's) has no WAITAOF; Valkey 8 (the
     embedded default) has it, and then AOF decides."""
-    redis = Redis.from_url(settings.redis_url or "", decode_responses=True)
+    redis = Redis.from_url(settings.redis.url or "", decode_responses=True)
     info = await redis.info("server")
     aof = (await redis.config_get("appendonly"))["appendonly"]
     await redis.aclose()

@@ -39,7 +39,7 @@ async def persisted_ids(services, round_id: int) -> list[str]:
 
 
 def persister(services, **kw) -> Persister:
-    return Persister(services.redis, services.engine, services.settings.redis_prefix, **kw)
+    return Persister(services.redis, services.engine, services.settings.redis.prefix, **kw)
 
 
 async def test_batches_of_configured_size(client, make_round, services):
@@ -49,7 +49,7 @@ async def test_batches_of_configured_size(client, make_round, services):
     sizes = [await p.step(rnd["id"]) for _ in range(4)]
     assert sizes == [10, 10, 5, 0]
     assert await persisted_ids(services, rnd["id"]) == sorted(ids)
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     assert await services.redis.xlen(keys.stream) == 0  # trimmed once persisted
     pending = await services.redis.xpending(keys.stream, PERSIST_GROUP)
     assert pending["pending"] == 0
@@ -70,7 +70,7 @@ async def test_restart_resumes_where_the_last_one_stopped(client, make_round, se
 async def test_consumer_killed_mid_batch_loses_and_doubles_nothing(client, make_round, services):
     rnd = await make_round()
     ids = await cast_many(client, rnd, 20)
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     # consumer "dead-1" read 8 entries and died before inserting them
     await services.redis.xreadgroup(PERSIST_GROUP, "dead-1", {keys.stream: ">"}, count=8)
     # consumer "dead-2" read 6 more, inserted and committed them, and died before XACK
@@ -94,7 +94,7 @@ async def test_consumer_killed_mid_batch_loses_and_doubles_nothing(client, make_
 async def test_drain_claims_everything(client, make_round, services):
     rnd = await make_round()
     ids = await cast_many(client, rnd, 9)
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     await services.redis.xreadgroup(PERSIST_GROUP, "busy", {keys.stream: ">"}, count=4)
     assert await persister(services).drain(rnd["id"]) == 9
     assert await persisted_ids(services, rnd["id"]) == sorted(ids)
@@ -129,7 +129,7 @@ async def test_second_ballot_of_a_voter_in_postgres_is_refused_loudly(
     )
     assert r.status_code == 201
     await persister(services).drain(rnd["id"])
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     voter_hash = services.signers.load_voter(voter["Authorization"].split()[1], 3600).voter_hash
     await services.redis.hdel(keys.voters, voter_hash)  # simulate lost dedup state
     again = await client.post(
@@ -203,6 +203,6 @@ async def test_close_while_ballots_stream_in(client, make_round, services, admin
     assert sorted(accepted) == await persisted_ids(services, rnd["id"])
     assert closed.json()["final_at"] is not None
     _, redis_total = await live.tally(
-        services.redis, RoundKeys(services.settings.redis_prefix, rnd["id"])
+        services.redis, RoundKeys(services.settings.redis.prefix, rnd["id"])
     )
     assert redis_total == len(accepted)

@@ -91,15 +91,24 @@ async def test_purge_erases_prefixes_and_codes_after_retention(
 def test_identity_settings(tmp_path):
     env = {"VOTING_DATA_DIR": str(tmp_path)}
     s = Settings.from_env(env)
-    assert (s.challenge_required, s.pow_cost, s.pow_difficulty, s.challenge_ttl) == (
+    assert (
+        s.challenge.required,
+        s.challenge.pow_cost,
+        s.challenge.pow_difficulty,
+        s.challenge.ttl,
+    ) == (
         True,
         5000,
         1000,
         300,
     )
-    assert (s.credential_rate, s.credential_period, s.credential_burst) == (300, 60, 50)
-    assert (s.otp_ttl, s.otp_attempts, s.otp_resend_interval) == (300, 5, 60)
-    assert (s.email_sender, s.sms_sender, s.retention_days) == ("none", "none", 30)
+    assert (s.limits.credential_rate, s.limits.credential_period, s.limits.credential_burst) == (
+        300,
+        60,
+        50,
+    )
+    assert (s.otp.ttl, s.otp.attempts, s.otp.resend_interval) == (300, 5, 60)
+    assert (s.email.sender, s.sms.sender, s.privacy.retention_days) == ("none", "none", 30)
     s = Settings.from_env(
         {
             **env,
@@ -111,7 +120,7 @@ def test_identity_settings(tmp_path):
             "VOTING_EMAIL_SENDER": "SMTP",
         }
     )
-    assert s.email_sender == "smtp" and s.challenge_required is False
+    assert s.email.sender == "smtp" and s.challenge.required is False
     text = repr(s) + str(s)
     assert "smtp-secret-pw" not in text and "sms-secret-token" not in text
 

@@ -22,7 +22,7 @@ async def cast(client, rnd, voter, i=0):
 
 async def wipe(services, round_id: int) -> None:
     """What a Redis that lost its data looks like for one round."""
-    keys = RoundKeys(services.settings.redis_prefix, round_id)
+    keys = RoundKeys(services.settings.redis.prefix, round_id)
     found = [k async for k in services.redis.scan_iter(match=f"{keys.tag}:*")]
     await services.redis.delete(*found)
 
@@ -63,7 +63,7 @@ async def test_recover_persists_the_stream_first_and_refuses_meanwhile(
     rnd = await make_round()
     for i in range(3):
         assert (await cast(client, rnd, await new_voter(client), i)).status_code == 201
-    keys = RoundKeys(services.settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
     await services.redis.delete(keys.tally, keys.voters)  # partial loss; stream survived
     await live.set_status(services.redis, keys, "recovering")
     r = await cast(client, rnd, await new_voter(client))

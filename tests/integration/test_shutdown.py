@@ -68,6 +68,6 @@ async def test_sigterm_under_load_loses_nothing(settings, make_round, services):
                 select(tables.ballots.c.ballot_id).where(tables.ballots.c.round_id == rnd["id"])
             )
         }
-    keys = RoundKeys(settings.redis_prefix, rnd["id"])
+    keys = RoundKeys(settings.redis.prefix, rnd["id"])
     assert await services.redis.xlen(keys.stream) == 0  # the persister flushed before exit
     assert accepted <= persisted

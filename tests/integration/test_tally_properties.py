@@ -8,7 +8,6 @@ persister drains the stream Postgres counts the same tally.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -74,7 +73,7 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
                 expected.update(choices)
             else:  # only an idempotent replay of the voter's first key can succeed again
                 assert key is not None
-        keys = RoundKeys(settings.redis_prefix, rnd.id)
+        keys = RoundKeys(settings.redis.prefix, rnd.id)
         tally, total = await live.tally(services.redis, keys)
         assert tally == dict(expected)
         assert total == len(accepted)
@@ -92,4 +91,4 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
 )
 @given(plan=attempts)
 def test_tally_equals_accepted_choices(settings: Settings, plan) -> None:
-    asyncio.run(scenario(dataclasses.replace(settings, run_persister=False), plan))
+    asyncio.run(scenario(settings.replace(run_persister=False), plan))

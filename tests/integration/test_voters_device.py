@@ -69,7 +69,7 @@ async def test_device_mode_end_to_end(pow_client, make_round, services):
     ballot = await cast(pow_client, rnd["id"], body["voter_token"], rnd["candidate_ids"][:2])
     assert ballot.status_code == 201, ballot.text
     _, total = await live.tally(
-        services.redis, RoundKeys(services.settings.redis_prefix, rnd["id"])
+        services.redis, RoundKeys(services.settings.redis.prefix, rnd["id"])
     )
     assert total == 1
     # the credential is bound to its round

@@ -259,7 +259,7 @@ async def test_no_address_or_number_in_clear_in_redis_or_postgres(otp_app, make_
     needles = [email, "privacy.check", phone, "84911222333", "911222333"]
     redis = services.redis
     dump = []
-    async for key in redis.scan_iter(match=f"{services.settings.redis_prefix}:*", count=1000):
+    async for key in redis.scan_iter(match=f"{services.settings.redis.prefix}:*", count=1000):
         kind = await redis.type(key)
         dump.append(key)
         if kind == "string":
@@ -269,7 +269,7 @@ async def test_no_address_or_number_in_clear_in_redis_or_postgres(otp_app, make_
         elif kind == "stream":
             dump.append(repr(await redis.xrange(key)))
     blob = "\n".join(dump)
-    assert f"{services.settings.redis_prefix}:{{otp:" in blob  # the OTP state is there...
+    assert f"{services.settings.redis.prefix}:{{otp:" in blob  # the OTP state is there...
     for needle in needles:
         assert needle not in blob, needle  # ...but never the address or number
     async with services.engine.connect() as conn:

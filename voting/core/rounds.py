@@ -96,12 +96,10 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
         return self.results_visibility == "live" or self.status == "closed"
 
 
-class Candidate(msgspec.Struct, frozen=True, kw_only=True):
-    """One shortlisted profile of a round. ``has_photo``: a photo is stored;
-    ``achievements`` is long text, loaded only where it is shown."""
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """What a shortlist says of one person (the columns of the sample CSV but
+    ``achievements``): ``code`` as voters see it, ``field`` one of the round's fields."""
 
-    id: int
-    round_id: int
     code: str
     full_name: str
     gender: str
@@ -111,6 +109,14 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     nominated_by: str
     field: str
     summary: str
+
+
+class Candidate(Profile, frozen=True, kw_only=True):
+    """One shortlisted profile of a round. ``has_photo``: a photo is stored;
+    ``achievements`` is long text, shown in the single-candidate view."""
+
+    id: int
+    round_id: int
     achievements: str = ""
     has_photo: bool = False
 

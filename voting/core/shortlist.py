@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NoReturn
 
+from voting.core.rounds import Profile
+
 #: The ten columns of a shortlist, in the order of the sample file.
 COLUMNS: tuple[str, ...] = (
     "code",
@@ -66,8 +68,7 @@ _DIGITS = re.compile(r"[0-9]{1,6}")
 _INVALID_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-@dataclass(frozen=True)
-class CandidateRow:
+class CandidateRow(Profile, frozen=True, kw_only=True):
     """One valid candidate of a shortlist.
 
     Every text cell is stripped of surrounding whitespace and normalised to Unicode NFC; line
@@ -75,15 +76,6 @@ class CandidateRow:
     the round's field labels exactly as the round spells it, ``achievements`` may be ``""``.
     """
 
-    code: str
-    full_name: str
-    gender: str
-    birth_year: int
-    position: str
-    workplace: str
-    nominated_by: str
-    field: str
-    summary: str
     achievements: str
 
 

@@ -105,5 +105,5 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxies: tuple[str, ...])
 def client_prefix(request: Request[Any, Any, Any], settings: Settings) -> str:
     """The client's network prefix (IPv4 /24, IPv6 /64 by default) under the settings' trusted
     proxies: what limits count and what ballots store instead of the address."""
-    client = client_ip(request, settings.trusted_proxies)
-    return ip_prefix(client, settings.ipv4_prefix, settings.ipv6_prefix)
+    client = client_ip(request, settings.server.trusted_proxies)
+    return ip_prefix(client, settings.privacy.ipv4_prefix, settings.privacy.ipv6_prefix)

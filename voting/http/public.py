@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from voting.core.ballot import AcceptedBallot, check_idempotency_key
 from voting.core.errors import Forbidden, Invalid, Unauthenticated, unavailable
 from voting.core.results import Results
-from voting.core.rounds import Candidate, Round
+from voting.core.rounds import Candidate, Profile, Round
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.voters import ROUTES as VOTER_ROUTES
@@ -62,19 +62,10 @@ class RoundOut(msgspec.Struct):
     identity_mode: str
 
 
-class CandidateOut(msgspec.Struct):
+class CandidateOut(Profile, frozen=True, kw_only=True):
     """A candidate; ``achievements`` only in the single-candidate view."""
 
     id: int
-    code: str
-    full_name: str
-    gender: str
-    birth_year: int
-    position: str
-    workplace: str
-    nominated_by: str
-    field: str
-    summary: str
     photo_url: str | None
     achievements: str | msgspec.UnsetType = msgspec.UNSET
 
@@ -119,17 +110,10 @@ def round_out(rnd: Round) -> RoundOut:
 def candidate_out(c: Candidate, *, achievements: bool) -> CandidateOut:
     """The public view of a candidate (``photo_url`` null when it has no photo)."""
     photo = f"/api/v1/rounds/{c.round_id}/candidates/{c.id}/photo" if c.has_photo else None
+    profile = {f: getattr(c, f) for f in Profile.__struct_fields__}
     return CandidateOut(
+        **profile,
         id=c.id,
-        code=c.code,
-        full_name=c.full_name,
-        gender=c.gender,
-        birth_year=c.birth_year,
-        position=c.position,
-        workplace=c.workplace,
-        nominated_by=c.nominated_by,
-        field=c.field,
-        summary=c.summary,
         photo_url=photo,
         achievements=c.achievements if achievements else msgspec.UNSET,
     )
@@ -225,7 +209,7 @@ def _voter(request: Request[Any, Any, Any], services: Services) -> VoterCredenti
             "voter_token_required", "get a voter credential from POST /api/v1/voters"
         )
     try:
-        return services.signers.load_voter(token, services.settings.voter_token_ttl)
+        return services.signers.load_voter(token, services.settings.tokens.voter_ttl)
     except TokenInvalid as exc:
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
 
@@ -281,7 +265,7 @@ async def public_results(services: ServicesDep, round_id: FromPath[int]) -> Resu
         raise Forbidden("results_hidden", "results are published after the round closes")
     try:
         return await round_results(
-            services.engine, services.redis, services.settings.redis_prefix, rnd
+            services.engine, services.redis, services.settings.redis.prefix, rnd
         )
     except RedisError:
         raise unavailable("live results are unavailable; try again shortly") from None
@@ -308,7 +292,7 @@ async def _receipt_status(services: Services, round_id: int, ballot_id: uuid.UUI
         if await queries.ballot_recorded(conn, ballot_id):
             return "recorded"
         try:
-            keys = RoundKeys(services.settings.redis_prefix, round_id)
+            keys = RoundKeys(services.settings.redis.prefix, round_id)
             if await live.in_backlog(services.redis, keys, str(ballot_id)):
                 return "pending"
         except RedisError:

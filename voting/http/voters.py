@@ -97,10 +97,10 @@ async def issue_voter(
     cookie = Cookie(
         key="voter",
         value=out.voter_token,
-        max_age=s.voter_token_ttl,
+        max_age=s.tokens.voter_ttl,
         httponly=True,
         samesite="lax",
-        secure=s.cookie_secure,
+        secure=s.server.cookie_secure,
         path="/api/",
     )
     return Response(out, status_code=201, cookies=[cookie])
@@ -133,11 +133,11 @@ async def privacy(services: ServicesDep) -> PrivacyOut:
     """The retention and minimisation settings the public page's privacy notice quotes."""
     s = services.settings
     return PrivacyOut(
-        ip_retention_days=s.retention_days,
-        ipv4_prefix=s.ipv4_prefix,
-        ipv6_prefix=s.ipv6_prefix,
-        otp_ttl_seconds=s.otp_ttl,
-        voter_token_ttl_seconds=s.voter_token_ttl,
+        ip_retention_days=s.privacy.retention_days,
+        ipv4_prefix=s.privacy.ipv4_prefix,
+        ipv6_prefix=s.privacy.ipv6_prefix,
+        otp_ttl_seconds=s.otp.ttl,
+        voter_token_ttl_seconds=s.tokens.voter_ttl,
     )
 
 

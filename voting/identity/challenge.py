@@ -53,16 +53,16 @@ class Challenges:
 
     def used_key(self, signature: str) -> str:
         """The Redis key that marks a challenge (by its signature) as redeemed."""
-        return challenge_used_key(self.settings.redis_prefix, signature)
+        return challenge_used_key(self.settings.redis.prefix, signature)
 
     def _create(self) -> dict[str, Any]:
         s = self.settings
         secret, key_secret = self.keys[0]
         challenge = altcha.create_challenge(
             algorithm=ALGORITHM,
-            cost=s.pow_cost,
-            counter=s.pow_difficulty + secrets.randbelow(s.pow_difficulty),
-            expires_at=int(time.time()) + s.challenge_ttl,
+            cost=s.challenge.pow_cost,
+            counter=s.challenge.pow_difficulty + secrets.randbelow(s.challenge.pow_difficulty),
+            expires_at=int(time.time()) + s.challenge.ttl,
             data={"purpose": PURPOSE},
             hmac_secret=secret,
             hmac_key_secret=key_secret,

@@ -49,7 +49,11 @@ class OtpStore:
         self.redis = redis
         self.settings = settings
         self.signers = signers
-        self.sends = Rate(settings.otp_send_rate, settings.otp_send_period, settings.otp_send_burst)
+        self.sends = Rate(
+            settings.limits.otp_send_rate,
+            settings.limits.otp_send_period,
+            settings.limits.otp_send_burst,
+        )
         self._issue = redis.register_script(load("otp_issue"))
         self._check = redis.register_script(load("otp_check"))
         self._forget = redis.register_script(load("otp_forget"))
@@ -60,14 +64,14 @@ class OtpStore:
 
     def keys(self, ident: str) -> list[str]:
         """``[state, sends]`` keys of an identity hash (one hash tag)."""
-        return list(otp_keys(self.settings.redis_prefix, ident))
+        return list(otp_keys(self.settings.redis.prefix, ident))
 
     def _code_hash(self, ident: str, code: str) -> str:
         return self.signers.voter_hash(f"otp-code:{ident}:{code}")
 
     def _args(self) -> list[int]:
         s = self.settings
-        return [s.otp_resend_interval * 1000, self.sends.interval_ms, self.sends.burst]
+        return [s.otp.resend_interval * 1000, self.sends.interval_ms, self.sends.burst]
 
     async def issue(self, ident: str) -> tuple[str | None, int]:
         """A new code for identity hash ``ident``: ``(code, 0)``, or ``(None, ms to wait)``
@@ -75,7 +79,7 @@ class OtpStore:
         code = f"{secrets.randbelow(1_000_000):06d}"
         wait: Any = await self._issue(
             keys=self.keys(ident),
-            args=[self._code_hash(ident, code), self.settings.otp_ttl * 1000, *self._args()],
+            args=[self._code_hash(ident, code), self.settings.otp.ttl * 1000, *self._args()],
         )
         return (code, 0) if int(wait) == 0 else (None, int(wait))
 
@@ -87,7 +91,7 @@ class OtpStore:
         """Check ``code`` for identity hash ``ident`` atomically (see the module)."""
         reply: Any = await self._check(
             keys=self.keys(ident),
-            args=[self._code_hash(ident, code), self.settings.otp_attempts, *self._args()],
+            args=[self._code_hash(ident, code), self.settings.otp.attempts, *self._args()],
         )
         status = str(reply[0])
         if status == "invalid":

@@ -92,21 +92,21 @@ class SmtpSender:
         :class:`SendError` when the server refuses or cannot be reached."""
         s = self.settings
         message = EmailMessage()
-        message["From"] = s.smtp_from
+        message["From"] = s.email.smtp_from
         message["To"] = to
         message["Subject"] = EMAIL_SUBJECT
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=s.smtp_from.rpartition("@")[2] or None)
+        message["Message-ID"] = make_msgid(domain=s.email.smtp_from.rpartition("@")[2] or None)
         message.set_content(EMAIL_BODY.format(code=code, minutes=minutes))
         try:
             await aiosmtplib.send(
                 message,
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password,
-                use_tls=s.smtp_tls == "tls",
-                start_tls=s.smtp_tls == "starttls",
+                hostname=s.email.smtp_host,
+                port=s.email.smtp_port,
+                username=s.email.smtp_username,
+                password=s.email.smtp_password,
+                use_tls=s.email.smtp_tls == "tls",
+                start_tls=s.email.smtp_tls == "starttls",
                 timeout=SEND_TIMEOUT,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
@@ -127,12 +127,12 @@ class WebhookSmsSender:
         """One POST (10 s timeout); :class:`SendError` on a transport error or a non-2xx."""
         s = self.settings
         headers = {}
-        if s.sms_webhook_auth:
-            headers[s.sms_webhook_auth_header] = s.sms_webhook_auth
-        body = {"to": to, "message": s.sms_template.format(code=code, minutes=minutes)}
+        if s.sms.webhook_auth:
+            headers[s.sms.webhook_auth_header] = s.sms.webhook_auth
+        body = {"to": to, "message": s.sms.template.format(code=code, minutes=minutes)}
         try:
             async with httpx.AsyncClient(timeout=SEND_TIMEOUT) as client:
-                reply = await client.post(s.sms_webhook_url or "", json=body, headers=headers)
+                reply = await client.post(s.sms.webhook_url or "", json=body, headers=headers)
         except httpx.HTTPError as exc:
             logger.warning("sms send to %s failed: %s", mask("phone", to), type(exc).__name__)
             raise SendError("the SMS gateway could not be reached") from None
@@ -146,12 +146,12 @@ class WebhookSmsSender:
 def make_senders(settings: Settings) -> dict[str, Sender]:
     """The configured sender of each channel (a channel set to ``none`` is absent)."""
     senders: dict[str, Sender] = {}
-    if settings.email_sender == "console":
+    if settings.email.sender == "console":
         senders["email"] = ConsoleSender("email", EMAIL_BODY)
-    elif settings.email_sender == "smtp":
+    elif settings.email.sender == "smtp":
         senders["email"] = SmtpSender(settings)
-    if settings.sms_sender == "console":
-        senders["phone"] = ConsoleSender("phone", settings.sms_template)
-    elif settings.sms_sender == "webhook":
+    if settings.sms.sender == "console":
+        senders["phone"] = ConsoleSender("phone", settings.sms.template)
+    elif settings.sms.sender == "webhook":
         senders["phone"] = WebhookSmsSender(settings)
     return senders

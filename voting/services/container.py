@@ -76,42 +76,44 @@ def _redis(url: str) -> Redis:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
-    ``settings.run_persister``, run the persister and the round schedule until the context
-    exits; then flush and close. The Redis guard runs always; with ``settings.durable_ack``
+    ``settings.persister.run``, run the persister and the round schedule until the context
+    exits; then flush and close. The Redis guard runs always; with ``settings.redis.durable_ack``
     the group commit too.
 
     Raises ValueError when a URL is missing,
     :class:`voting.live.durable.DurableAckUnsupported` when durable acknowledgement is asked
     of a server that cannot give it.
     """
-    if not settings.database_url or not settings.redis_url:
+    if not settings.database.url or not settings.redis.url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
-    redis = _redis(settings.redis_url)
-    engine = make_engine(settings.database_url)
-    signers = Signers.from_keys(settings.secret_keys, settings.identity_key)
+    redis = _redis(settings.redis.url)
+    engine = make_engine(settings.database.url)
+    signers = Signers.from_keys(settings.keys.secret_keys, settings.keys.identity_key)
     persister = Persister(
         redis,
         engine,
-        settings.redis_prefix,
-        batch=settings.persist_batch,
-        interval=settings.persist_interval_ms / 1000,
+        settings.redis.prefix,
+        batch=settings.persister.batch,
+        interval=settings.persister.interval_ms / 1000,
     )
-    rounds = RoundService(engine, redis, settings.redis_prefix, persister)
+    rounds = RoundService(engine, redis, settings.redis.prefix, persister)
 
     async def published() -> frozenset[int]:
         async with engine.connect() as conn:
             return frozenset(await queries.round_ids(conn))
 
-    ballot_rate = Rate(settings.ballot_rate, settings.ballot_period, settings.ballot_burst)
+    ballot_rate = Rate(
+        settings.limits.ballot_rate, settings.limits.ballot_period, settings.limits.ballot_burst
+    )
     box = BallotBox(
         redis,
-        settings.redis_prefix,
+        settings.redis.prefix,
         receipt=signers.issue_receipt,
         published=published,
         interval_ms=ballot_rate.interval_ms,
         burst=ballot_rate.burst,
-        max_backlog=settings.max_backlog,
-        idempotency_ttl=settings.idempotency_ttl,
+        max_backlog=settings.limits.max_backlog,
+        idempotency_ttl=settings.limits.idempotency_ttl,
     )
     services = Services(
         settings=settings,
@@ -126,14 +128,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        if settings.durable_ack:
+        if settings.redis.durable_ack:
             await durable.check_support(redis)  # a clear start-up error where unsupported
             box.group_commit = durable.GroupCommit(redis, box.script)
             box.group_commit.start()
         with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
             await guard.check(redis, box)
         tasks.append(asyncio.create_task(guard.run(redis, box, stop)))
-        if settings.run_persister:
+        if settings.persister.run:
             tasks.append(asyncio.create_task(persister.run(stop)))
             tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
         yield services

@@ -36,7 +36,7 @@ async def readiness(services: Services) -> dict[str, Any]:
                 if not await services.redis.exists(keys.meta):
                     missing.append(round_id)
                 length = await live.backlog(services.redis, keys)
-                if length >= services.settings.max_backlog:
+                if length >= services.settings.limits.max_backlog:
                     over[str(round_id)] = length
             checks["round_state"] = "ok" if not missing else {"missing": missing}
             checks["backlog"] = "ok" if not over else {"over_bound": over}

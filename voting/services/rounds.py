@@ -149,7 +149,8 @@ class RoundService:
             await self._draft(conn, round_id, "candidates can only be imported while in draft")
             c = tables.candidates
             await conn.execute(delete(c).where(c.c.round_id == round_id))
-            await conn.execute(c.insert(), [{"round_id": round_id, **r.__dict__} for r in rows])
+            values = [{"round_id": round_id, **msgspec.structs.asdict(r)} for r in rows]
+            await conn.execute(c.insert(), values)
             await audit(conn, actor, "candidates_import", round_id, {"count": len(rows)})
             return await queries.list_candidates(conn, round_id)
 

@@ -125,8 +125,10 @@ class VoterDesk:
         self.signers = signers
         self.box = box
         s = settings
-        self.limiter = Limiter(redis, s.redis_prefix)
-        self.credential_rate = Rate(s.credential_rate, s.credential_period, s.credential_burst)
+        self.limiter = Limiter(redis, s.redis.prefix)
+        self.credential_rate = Rate(
+            s.limits.credential_rate, s.limits.credential_period, s.limits.credential_burst
+        )
         self.challenges = Challenges(redis, s, signers)
         self.otp = OtpStore(redis, s, signers)
         self.codes = RoundCodes(signers)
@@ -178,7 +180,7 @@ class VoterDesk:
         if mode == "device":
             if data.altcha is not None:
                 await self.challenges.redeem(data.altcha)
-            elif self.settings.challenge_required:
+            elif self.settings.challenge.required:
                 raise Invalid(
                     "challenge_required",
                     "solve the proof of work from GET /api/v1/challenge and send it as altcha",
@@ -250,7 +252,7 @@ class VoterDesk:
         if code is None:
             raise rate_limited(wait, "codes requested for this address")
         try:
-            await sender.send(identity, code, math.ceil(s.otp_ttl / 60))
+            await sender.send(identity, code, math.ceil(s.otp.ttl / 60))
         except SendError as exc:
             await self.otp.forget(ident, code)
             raise Unavailable(
@@ -258,7 +260,7 @@ class VoterDesk:
                 f"the code could not be sent ({exc}); try again later",
                 retry_after=SEND_FAILED_RETRY,
             ) from None
-        return OtpSentOut(channel, mask(channel, identity), s.otp_ttl, s.otp_resend_interval)
+        return OtpSentOut(channel, mask(channel, identity), s.otp.ttl, s.otp.resend_interval)
 
 
 def _infer_mode(present: set[str]) -> IdentityMode:
@@ -273,5 +275,3 @@ def _normalise(channel: str, raw: str) -> str:
         return normalise_email(raw) if channel == "email" else normalise_phone(raw)
     except IdentityInvalid as exc:
         raise Invalid(f"{channel}_invalid", str(exc)) from None
-
-

@@ -30,6 +30,7 @@ from voting.core.errors import (
 )
 from voting.live.durable import GroupCommit
 from voting.live.keys import RoundKeys
+from voting.live.limits import Rate
 from voting.live.scripts import load
 from voting.live.stream import encode_choices
 
@@ -46,9 +47,9 @@ class BallotBox:
     ``redis``: a client with ``decode_responses=True``; ``prefix``: the key prefix;
     ``receipt``: signs the receipt of an accepted ballot; ``published``: returns the ids of
     every round out of draft in the record, asked only when a round's state is missing from
-    Redis (to fail closed with 503, not 404, for a round Redis lost). Limits: ``interval_ms``
-    and ``burst`` of the per-IP-prefix GCRA, ``max_backlog`` ballots waiting for the
-    persister, ``idempotency_ttl`` seconds a replayable answer is kept.
+    Redis (to fail closed with 503, not 404, for a round Redis lost). Limits: ``rate``, the
+    per-IP-prefix GCRA; ``max_backlog`` ballots waiting for the persister;
+    ``idempotency_ttl`` seconds a replayable answer is kept.
 
     ``safe``: set False by the Redis guard (:mod:`voting.live.guard`) when Redis may evict
     keys; ballots are then refused. ``group_commit``: set when durable acknowledgement is on.
@@ -61,19 +62,13 @@ class BallotBox:
         *,
         receipt: ReceiptSigner,
         published: Callable[[], Awaitable[frozenset[int]]] | None = None,
-        interval_ms: int,
-        burst: int,
+        rate: Rate,
         max_backlog: int,
         idempotency_ttl: int,
     ) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.receipt = receipt
-        self.published = published
-        self.interval_ms = interval_ms
-        self.burst = burst
-        self.max_backlog = max_backlog
-        self.idempotency_ttl = idempotency_ttl
+        self.redis, self.prefix = redis, prefix
+        self.receipt, self.published = receipt, published
+        self.rate, self.max_backlog, self.idempotency_ttl = rate, max_backlog, idempotency_ttl
         self.safe = True
         self.unsafe_reason = ""
         self.group_commit: GroupCommit | None = None
@@ -182,8 +177,8 @@ class BallotBox:
             body,
             self.idempotency_ttl * 1000,
             "1" if idempotency_key else "0",
-            self.interval_ms,
-            self.burst,
+            self.rate.interval_ms,
+            self.rate.burst,
             self.max_backlog,
         ]
         if self.group_commit is not None:

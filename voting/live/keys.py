@@ -9,7 +9,7 @@ hashes, never addresses, emails or phone numbers in clear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Name of the persisters' consumer group on every round stream.
 PERSIST_GROUP = "persisters"
@@ -17,44 +17,31 @@ PERSIST_GROUP = "persisters"
 
 @dataclass(frozen=True)
 class RoundKeys:
-    """The Redis keys of one round.
+    """The Redis keys of one round, all under ``tag`` = ``<prefix>:{round:<id>}``.
 
     ``meta``: hash ``status``, ``min_choices``, ``max_choices``, ``candidates`` (comma-separated
     ids), ``identity_mode``, ``closes_at`` (ms), ``ballots`` (accepted so far); ``tally``: hash
     candidate id → votes; ``voters``: hash voter hash → ballot id (the dedup set); ``stream``:
     the ballots stream read by the persister (its entries are the backlog);
-    ``backlog_index``: the backlog's ballot ids.
+    ``backlog_index``: hash ballot id → ``1`` of the backlog, written by the cast script and
+    emptied by the persister once the ballots are in Postgres (receipts look here).
     """
 
     prefix: str
     round_id: int
+    tag: str = field(init=False)
+    meta: str = field(init=False)
+    tally: str = field(init=False)
+    voters: str = field(init=False)
+    stream: str = field(init=False)
+    backlog_index: str = field(init=False)
 
-    @property
-    def tag(self) -> str:
-        """The shared part ``<prefix>:{round:<id>}``."""
-        return f"{self.prefix}:{{round:{self.round_id}}}"
-
-    @property
-    def meta(self) -> str:
-        return f"{self.tag}:meta"
-
-    @property
-    def tally(self) -> str:
-        return f"{self.tag}:tally"
-
-    @property
-    def voters(self) -> str:
-        return f"{self.tag}:voters"
-
-    @property
-    def stream(self) -> str:
-        return f"{self.tag}:ballots"
-
-    @property
-    def backlog_index(self) -> str:
-        """Hash ballot id → ``1`` of the ballots in the stream: written by the cast script,
-        emptied by the persister once they are in Postgres (receipts look here)."""
-        return f"{self.tag}:backlog"
+    def __post_init__(self) -> None:
+        tag = f"{self.prefix}:{{round:{self.round_id}}}"
+        names = {"tag": "", "meta": ":meta", "tally": ":tally", "voters": ":voters"}
+        names |= {"stream": ":ballots", "backlog_index": ":backlog"}
+        for name, suffix in names.items():
+            object.__setattr__(self, name, tag + suffix)
 
     def idempotency(self, voter_hash: str, key: str) -> str:
         """The stored 201 body of ``voter_hash``'s request with this ``Idempotency-Key``."""

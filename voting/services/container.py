@@ -102,18 +102,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         async with engine.connect() as conn:
             return frozenset(await queries.round_ids(conn))
 
-    ballot_rate = Rate(
-        settings.limits.ballot_rate, settings.limits.ballot_period, settings.limits.ballot_burst
-    )
+    limits = settings.limits
     box = BallotBox(
         redis,
         settings.redis.prefix,
         receipt=signers.issue_receipt,
         published=published,
-        interval_ms=ballot_rate.interval_ms,
-        burst=ballot_rate.burst,
-        max_backlog=settings.limits.max_backlog,
-        idempotency_ttl=settings.limits.idempotency_ttl,
+        rate=Rate(limits.ballot_rate, limits.ballot_period, limits.ballot_burst),
+        max_backlog=limits.max_backlog,
+        idempotency_ttl=limits.idempotency_ttl,
     )
     services = Services(
         settings=settings,

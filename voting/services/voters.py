@@ -120,10 +120,7 @@ class VoterDesk:
         signers: Signers,
         box: BallotBox,
     ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.signers = signers
-        self.box = box
+        self.engine, self.settings, self.signers, self.box = engine, settings, signers, box
         s = settings
         self.limiter = Limiter(redis, s.redis.prefix)
         self.credential_rate = Rate(

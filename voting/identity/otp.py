@@ -1,6 +1,6 @@
 """One-time passwords for the email and phone modes, kept in Redis only.
 
-A 6-digit code (``secrets``, uniform over 000000-999999) is sent to the voter's address or
+A one-time password (OTP: 6 digits, ``secrets``, uniform over 000000-999999) is sent to the voter's address or
 number and must come back within ``VOTING_OTP_TTL`` seconds (300). Redis holds, under keys
 named by the keyed hash of the identity (never the address in clear; see
 :func:`voting.live.keys.otp_keys`) and driven by ``lua/otp_*.lua``, a hash ``c`` (keyed hash
@@ -66,32 +66,33 @@ class OtpStore:
         """``[state, sends]`` keys of an identity hash (one hash tag)."""
         return list(otp_keys(self.settings.redis.prefix, ident))
 
-    def _code_hash(self, ident: str, code: str) -> str:
-        return self.signers.voter_hash(f"otp-code:{ident}:{code}")
+    def _otp_hash(self, ident: str, otp: str) -> str:
+        return self.signers.voter_hash(f"otp-code:{ident}:{otp}")
 
     def _args(self) -> list[int]:
         s = self.settings
         return [s.otp.resend_interval * 1000, self.sends.interval_ms, self.sends.burst]
 
     async def issue(self, ident: str) -> tuple[str | None, int]:
-        """A new code for identity hash ``ident``: ``(code, 0)``, or ``(None, ms to wait)``
+        """A new one-time password for identity hash ``ident``: ``(otp, 0)``, or ``(None, ms to
+        wait)``
         when the resend interval or the send limit refuses. Redis errors propagate."""
-        code = f"{secrets.randbelow(1_000_000):06d}"
+        otp = f"{secrets.randbelow(1_000_000):06d}"
         wait: Any = await self._issue(
             keys=self.keys(ident),
-            args=[self._code_hash(ident, code), self.settings.otp.ttl * 1000, *self._args()],
+            args=[self._otp_hash(ident, otp), self.settings.otp.ttl * 1000, *self._args()],
         )
-        return (code, 0) if int(wait) == 0 else (None, int(wait))
+        return (otp, 0) if int(wait) == 0 else (None, int(wait))
 
-    async def forget(self, ident: str, code: str) -> None:
-        """Withdraw ``code`` (its delivery failed) unless a newer code replaced it."""
-        await self._forget(keys=self.keys(ident)[:1], args=[self._code_hash(ident, code)])
+    async def forget(self, ident: str, otp: str) -> None:
+        """Withdraw ``otp`` (its delivery failed) unless a newer one replaced it."""
+        await self._forget(keys=self.keys(ident)[:1], args=[self._otp_hash(ident, otp)])
 
-    async def check(self, ident: str, code: str) -> CheckResult:
-        """Check ``code`` for identity hash ``ident`` atomically (see the module)."""
+    async def check(self, ident: str, otp: str) -> CheckResult:
+        """Check ``otp`` for identity hash ``ident`` atomically (see the module)."""
         reply: Any = await self._check(
             keys=self.keys(ident),
-            args=[self._code_hash(ident, code), self.settings.otp.attempts, *self._args()],
+            args=[self._otp_hash(ident, otp), self.settings.otp.attempts, *self._args()],
         )
         status = str(reply[0])
         if status == "invalid":

@@ -245,13 +245,13 @@ class VoterDesk:
             raise Unavailable("otp_unavailable", f"this service cannot send codes by {channel}")
         s = self.settings
         ident = self.otp.identity_hash(channel, identity)
-        code, wait = await self.otp.issue(ident)
-        if code is None:
+        otp, wait = await self.otp.issue(ident)
+        if otp is None:
             raise rate_limited(wait, "codes requested for this address")
         try:
-            await sender.send(identity, code, math.ceil(s.otp.ttl / 60))
+            await sender.send(identity, otp, math.ceil(s.otp.ttl / 60))
         except SendError as exc:
-            await self.otp.forget(ident, code)
+            await self.otp.forget(ident, otp)
             raise Unavailable(
                 "otp_send_failed",
                 f"the code could not be sent ({exc}); try again later",

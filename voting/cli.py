@@ -126,6 +126,7 @@ def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting up``: embedded servers when no URLs, migrations, admin user, demo round, app."""
     if args.port is not None:
         settings = settings.replace(port=args.port)
     if args.host is not None:
@@ -151,6 +152,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting serve``: the app alone (URLs required); ``--workers`` processes."""
     with resolved(settings, allow_embedded=False) as s:
         public = not args.admin or args.public
         admin = not args.public or args.admin
@@ -176,6 +178,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting persister``: the persister and the round schedule until SIGTERM."""
     from voting.services.container import open_services
 
     async def run(s: Settings) -> None:
@@ -193,6 +196,7 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting migrate``: apply the database migrations."""
     with resolved(settings) as s:
         migrate(s.database.url or "")
     print("migrations applied")
@@ -200,6 +204,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting admin create-user``: password from VOTING_ADMIN_PASSWORD or stdin; 2 on error."""
     from admin.auth import UserExists, create_user
     from voting.record.db import make_engine
 
@@ -225,6 +230,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting reconcile``: Redis against Postgres + backlog; exit 1 on a difference."""
     from voting.services.container import open_services
 
     async def run(s: Settings) -> int:
@@ -248,6 +254,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting recover``: rebuild Redis state from Postgres; exit 2 when it cannot."""
     from voting.core.errors import DomainError
     from voting.services.container import open_services
 
@@ -271,6 +278,7 @@ def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting purge``: erase IP prefixes and voting codes of long-closed rounds."""
     from voting.record.db import make_engine
     from voting.record.purge import purge
 

@@ -85,6 +85,8 @@ def normalise_database_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
+    """Postgres, the record."""
+
     url: str | None = _var(
         "VOTING_DATABASE_URL",
         "`postgresql://user:pass@host:5432/db`; unset: an embedded Postgres",
@@ -95,6 +97,8 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
+    """Redis or Valkey, the live state; ``durable_ack`` waits for its fsync."""
+
     url: str | None = _var(
         "VOTING_REDIS_URL", "`redis://host:6379/0`; unset: an embedded Valkey", None
     )
@@ -109,6 +113,8 @@ class RedisSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """The HTTP server: where it listens, its data folder, cookies, proxies."""
+
     host: str = _var("VOTING_HOST", "bind address", "127.0.0.1")
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = _var("VOTING_PORT", "bind port", 8000)
     data_dir: Path = _var(
@@ -127,6 +133,9 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class KeySettings:
+    """Secrets (never printed): signing keys newest first, the identity HMAC key, the
+    bootstrap admin password."""
+
     secret_keys: tuple[str, ...] = _var(
         "VOTING_SECRET_KEYS",
         "signing keys, newest first; unset: generated in the data folder",
@@ -147,6 +156,8 @@ class KeySettings:
 
 @dataclass(frozen=True)
 class TokenSettings:
+    """Lifetimes of signed tokens, in seconds."""
+
     voter_ttl: Positive = _var(
         "VOTING_VOTER_TOKEN_TTL", "seconds a voter credential is valid", 30 * 24 * 3600
     )
@@ -157,6 +168,8 @@ class TokenSettings:
 
 @dataclass(frozen=True)
 class LimitSettings:
+    """GCRA limits (requests per period in seconds, bursts) and bounds of the hot path."""
+
     ballot_rate: Positive = _var("VOTING_BALLOT_RATE", "ballots per period per IP prefix", 600)
     ballot_period: Positive = _var("VOTING_BALLOT_PERIOD", "seconds of the ballot limit", 60)
     ballot_burst: Positive = _var("VOTING_BALLOT_BURST", "ballots at once per IP prefix", 100)
@@ -184,6 +197,8 @@ class LimitSettings:
 
 @dataclass(frozen=True)
 class PersisterSettings:
+    """The persister: whether the app runs it, its batch and idle wait."""
+
     run: bool = _var(
         "VOTING_RUN_PERSISTER", "run the persister inside the app process", True, parse=_bool
     )
@@ -193,6 +208,8 @@ class PersisterSettings:
 
 @dataclass(frozen=True)
 class ChallengeSettings:
+    """The device mode's proof of work (ALTCHA PBKDF2)."""
+
     required: bool = _var(
         "VOTING_CHALLENGE_REQUIRED", "device mode needs a solved proof of work", True, parse=_bool
     )
@@ -207,6 +224,8 @@ class ChallengeSettings:
 
 @dataclass(frozen=True)
 class OtpSettings:
+    """One-time passwords of the email and phone modes."""
+
     ttl: Annotated[int, msgspec.Meta(ge=30)] = _var(
         "VOTING_OTP_TTL", "seconds a one-time code lives", 300
     )
@@ -218,6 +237,8 @@ class OtpSettings:
 
 @dataclass(frozen=True)
 class EmailSettings:
+    """How one-time passwords are mailed."""
+
     sender: Literal["none", "console", "smtp"] = _var(
         "VOTING_EMAIL_SENDER", "how codes are mailed", "none", parse=_lower
     )
@@ -235,6 +256,8 @@ class EmailSettings:
 
 @dataclass(frozen=True)
 class SmsSettings:
+    """How one-time passwords are texted (an HTTP gateway webhook)."""
+
     sender: Literal["none", "console", "webhook"] = _var(
         "VOTING_SMS_SENDER", "how codes are texted", "none", parse=_lower
     )
@@ -254,6 +277,8 @@ class SmsSettings:
 
 @dataclass(frozen=True)
 class PrivacySettings:
+    """What is kept of client addresses, and for how long (Law 91/2025/QH15)."""
+
     ipv4_prefix: Annotated[int, msgspec.Meta(ge=8, le=32)] = _var(
         "VOTING_IPV4_PREFIX", "IPv4 prefix length clients are grouped and stored by", 24
     )

@@ -27,7 +27,7 @@ from admin.auth import (
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
 from voting.core.errors import Conflict, Invalid
-from voting.core.rounds import Action, IdentityMode, Round
+from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
 from voting.live import state as live
 from voting.live.keys import RoundKeys
@@ -89,27 +89,6 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
 
 
-class AdminRoundOut(msgspec.Struct):
-    """A round as admins see it (every column but the stored final tally)."""
-
-    id: int
-    slug: str
-    title: str
-    description: str
-    status: str
-    min_choices: int
-    max_choices: int
-    winners: int
-    results_visibility: str
-    identity_mode: str
-    fields: list[str]
-    opens_at: datetime | None
-    closes_at: datetime | None
-    created_at: datetime
-    closed_at: datetime | None
-    final_at: datetime | None
-
-
 class ProgressOut(msgspec.Struct):
     """Live progress: ballots accepted (Redis), persisted (Postgres) and the backlog
     (accepted, waiting in the stream for the persister)."""
@@ -133,9 +112,13 @@ class ReconcileOut(msgspec.Struct):
     differences: dict[str, Any]
 
 
+#: A round as admins see it: every recorded setting and time (the final tally is in the results).
+AdminRoundOut = RoundRecord
+
+
 def admin_round(rnd: Round) -> AdminRoundOut:
     """The admin view of a round."""
-    return AdminRoundOut(**{f: getattr(rnd, f) for f in AdminRoundOut.__struct_fields__})
+    return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
 
 
 @post("/login", summary="Log in", status_code=200)

@@ -59,9 +59,9 @@ class FinalTally(msgspec.Struct, frozen=True):
     ballots: int
 
 
-class Round(msgspec.Struct, frozen=True, kw_only=True):
-    """One round of the record. Times are aware datetimes (UTC); ``winners`` is the number
-    of seats (N = 16 by default); ``final_tally`` is set once the round is final."""
+class RoundRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A round's settings and history as recorded (what admins see of it). Times are aware
+    datetimes (UTC); ``winners`` is the number of seats (N = 16 by default)."""
 
     id: int
     slug: str
@@ -79,6 +79,11 @@ class Round(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     closed_at: datetime | None
     final_at: datetime | None
+
+
+class Round(RoundRecord, frozen=True, kw_only=True):
+    """One round of the record, with the count stored when it became final."""
+
     final_tally: FinalTally | None = None
 
     @property

@@ -16,10 +16,10 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
-from voting.core.rounds import Action, Candidate, FinalTally, Round
+from voting.core.rounds import Action, Candidate, FinalTally, Round, RoundRecord
 from voting.record import tables
 
-_ROUND_FIELDS = tuple(f for f in Round.__struct_fields__ if f != "final_tally")
+_ROUND_FIELDS = RoundRecord.__struct_fields__
 _CANDIDATE_COLUMNS = [c for c in tables.candidates.c if c.name != "photo"]
 
 

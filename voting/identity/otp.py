@@ -1,8 +1,8 @@
 """One-time passwords for the email and phone modes, kept in Redis only.
 
 A one-time password (OTP: 6 digits, ``secrets``, uniform over 000000-999999) is sent to the
-voter's address or number and must come back within ``VOTING_OTP_TTL`` seconds (300). Redis holds, under keys
-named by the keyed hash of the identity (never the address in clear; see
+voter's address or number and must come back within ``VOTING_OTP_TTL`` seconds (300). Redis
+holds, under keys named by the keyed hash of the identity (never the address in clear; see
 :func:`voting.live.keys.otp_keys`) and driven by ``lua/otp_*.lua``, a hash ``c`` (keyed hash
 of the code, not the code), ``n`` (wrong attempts), ``s`` (sent at, ms) and ``l`` (locked),
 and the GCRA state of the identity's sends. Both keys share the hash tag ``{otp:<hash>}`` so

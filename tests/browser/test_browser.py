@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.conftest import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
+from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CANDIDATES = 28

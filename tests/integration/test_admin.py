@@ -8,7 +8,8 @@ import io
 import openpyxl
 from sqlalchemy import func, select
 
-from tests.conftest import ADMIN_PASSWORD, SAMPLE_CSV, new_voter, unique_slug
+from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
+from tests.support.voters import new_voter
 from voting.record import tables
 
 

@@ -8,7 +8,8 @@ import uuid
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import make_settings, new_voter
+from tests.support.app import make_settings
+from tests.support.voters import new_voter
 from voting.app import create_app
 from voting.live import state as live
 from voting.live.keys import RoundKeys

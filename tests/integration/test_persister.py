@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from tests.conftest import new_voter
+from tests.support.voters import new_voter
 from voting.live import state as live
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.stream import StreamBallot

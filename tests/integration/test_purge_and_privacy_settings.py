@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.conftest import new_voter
 from tests.integration.test_cli_and_settings import voting as run_voting
+from tests.support.voters import new_voter
 from voting.record import tables
 from voting.record.purge import purge
 from voting.settings import Settings, SettingsError

@@ -6,8 +6,8 @@ import asyncio
 
 import msgspec
 
-from tests.conftest import new_voter
 from tests.integration.test_cli_and_settings import voting
+from tests.support.voters import new_voter
 from voting.live import state as live
 from voting.live.keys import RoundKeys
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import new_voter, unique_slug
+from tests.support.app import unique_slug
+from tests.support.voters import new_voter
 from voting.services import schedule
 
 

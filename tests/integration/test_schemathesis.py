@@ -20,7 +20,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-from tests.conftest import free_port, server_env, wait_http
+from tests.support.servers import free_port, server_env, wait_http
 from voting.settings import Settings
 
 MAX_EXAMPLES = 25  # per operation and kind of data: about 20 s in all here

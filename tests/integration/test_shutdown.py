@@ -12,7 +12,7 @@ import time
 import httpx
 from sqlalchemy import select
 
-from tests.conftest import free_port, server_env, wait_http
+from tests.support.servers import free_port, server_env, wait_http
 from voting.live.keys import RoundKeys
 from voting.record import tables
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.conftest import SAMPLE_CSV, unique_slug
+from tests.support.app import SAMPLE_CSV, unique_slug
 from voting.core.errors import DomainError
 from voting.core.rounds import DEFAULT_FIELDS
 from voting.core.shortlist import parse_shortlist

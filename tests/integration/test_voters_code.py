@@ -9,8 +9,7 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import new_voter
-from tests.support.voters import error_code
+from tests.support.voters import error_code, new_voter
 from voting.identity.codes import (
     ALPHABET,
     CHECK_ALPHABET,

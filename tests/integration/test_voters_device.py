@@ -15,8 +15,8 @@ import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import make_settings, new_voter
-from tests.support.voters import encode, error_code, fetch_and_solve, solve
+from tests.support.app import make_settings
+from tests.support.voters import encode, error_code, fetch_and_solve, new_voter, solve
 from voting.app import create_app
 from voting.identity.tokens import Signers
 from voting.live import state as live

@@ -23,7 +23,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
-from tests.conftest import free_port, make_settings
+from tests.support.app import make_settings
+from tests.support.servers import free_port
 from tests.support.voters import error_code
 from voting.app import create_app
 

@@ -1,4 +1,5 @@
-"""Helpers of the voter-credential tests: solving ALTCHA challenges like a client does."""
+"""Helpers of the voter-credential tests: a fresh credential, solving ALTCHA challenges like a
+client does."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import json
 from typing import Any
 
 import altcha
+import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+
+async def new_voter(client: AsyncTestClient[Litestar] | httpx.AsyncClient) -> dict[str, str]:
+    """Headers carrying a fresh voter credential."""
+    r = await client.post("/api/v1/voters", json={})
+    assert r.status_code == 201, r.text
+    client.cookies.clear()  # the bearer token is the credential under test, not the cookie
+    return {"Authorization": f"Bearer {r.json()['voter_token']}"}
 
 
 def error_code(r: Any) -> str:

@@ -50,9 +50,11 @@ import json
 import logging
 import os
 import random
+import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from locust import HttpUser, between, events, task
@@ -61,9 +63,15 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+try:
+    from loadtest import client as shared
+except ImportError:  # ``locust -f loadtest/locustfile.py`` puts only loadtest/ on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from loadtest import client as shared
+
 logger = logging.getLogger("loadtest")
 
-API = "/api/v1"
+API = shared.API
 BAD_KINDS = ("duplicate", "unknown", "too_many", "too_few", "malformed")
 #: Expected error code of each bad-ballot kind.
 BAD_CODES = {
@@ -126,13 +134,7 @@ class Round:
 
 def error_code(resp: ResponseContextManager) -> str:
     """The contract's error code of an error response (``error.code``), or ``"-"`` if none."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return "-"
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return str(body["error"].get("code", "-"))
-    return "-"
+    return shared.error_code(resp.content)
 
 
 def describe(resp: ResponseContextManager) -> str:
@@ -248,8 +250,7 @@ class Voter(HttpUser):
     def random_choices(self) -> list[int]:
         """A valid ballot: ``min_choices..max_choices`` distinct candidate ids, random order."""
         r = self.round
-        hi = min(r.max_choices, len(r.candidates))
-        return random.sample(r.candidates, random.randint(min(r.min_choices, hi), hi))
+        return shared.random_choices(r.candidates, r.min_choices, r.max_choices)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class Voter(HttpUser):
         if not self._fresh_voter():
             return
         choices = self.random_choices()
-        body = json.dumps({"choices": choices}).encode()
+        body = shared.ballot_body(choices)
         key = uuid.uuid4().hex
         for name in ("POST ballots [new]", "POST ballots [recover]"):
             with self._post_ballot(body, key, name) as resp:
@@ -318,7 +319,7 @@ class Voter(HttpUser):
         last = self.last
         if last is None:
             return
-        body = json.dumps({"choices": self.random_choices()}).encode()
+        body = shared.ballot_body(self.random_choices())
         with self._post_ballot(body, uuid.uuid4().hex, "POST ballots [again]") as resp:
             if resp.status_code == 409 and error_code(resp) == "already_voted":
                 if resp.json()["error"].get("ballot_id") == last.ballot_id:
@@ -380,7 +381,7 @@ class Voter(HttpUser):
             choices = random.sample(r.candidates, r.min_choices - 1)
         else:
             raise ValueError(f"unknown bad ballot kind {kind!r}")
-        return json.dumps({"choices": choices}).encode()
+        return shared.ballot_body(choices)
 
 
 # -- counters across processes and at the end -------------------------------------------------

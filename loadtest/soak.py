@@ -1,7 +1,8 @@
 """Soak: the real service under a fixed ballot rate for a long time (default 15 minutes).
 
-Starts ``voting up --demo`` like :mod:`loadtest.bench` (embedded servers, or the configured
-``VOTING_DATABASE_URL`` / ``VOTING_REDIS_URL`` with a scratch database and key prefix), then
+Starts ``voting up --demo`` like :mod:`loadtest.bench` (:mod:`loadtest.service`: embedded
+servers, or the configured ``VOTING_DATABASE_URL`` / ``VOTING_REDIS_URL`` with a scratch
+database and key prefix), then
 sends ballots at a fixed rate (open loop: a ballot is started every ``1/rate`` seconds whatever
 the answers do, at most ``--max-in-flight`` at once), each from a fresh voter. Reports, per
 minute, the ballots sent, 201s, errors by status and p50/p99 latency (ms); and the resident
@@ -27,22 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
-from loadtest.bench import (
-    ADMIN,
-    API,
-    Backends,
+from loadtest import service
+from loadtest.client import (
+    TRANSPORT_ERRORS,
     RawClient,
-    Server,
-    backends,
-    close_round,
+    SignedVoters,
     percentile,
-    record_counts,
-    server,
+    post_ballot,
+    rounded,
+    run_open_loop,
 )
-from voting.identity.tokens import Signers
+from loadtest.report import render_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 STALE_AFTER = 2.0  # seconds an idle keep-alive connection may be reused
@@ -67,13 +65,9 @@ class Minute:
             "errors": {str(k): v for k, v in sorted(self.statuses.items()) if k != 201},
             "no_answer": self.failures,
             "retried": self.retries,
-            "p50_ms": _round(percentile(lat, 50)),
-            "p99_ms": _round(percentile(lat, 99)),
+            "p50_ms": rounded(percentile(lat, 50), 1),
+            "p99_ms": rounded(percentile(lat, 99), 1),
         }
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 1)
 
 
 def _pid_from(path: Path) -> int | None:
@@ -109,7 +103,7 @@ async def drive(
     base: str,
     round_id: int,
     candidates: list[int],
-    signers: Signers,
+    voters: SignedVoters,
     rate: float,
     seconds: float,
     max_in_flight: int,
@@ -121,8 +115,6 @@ async def drive(
     skipped = 0
     idle: list[tuple[float, RawClient]] = []  # (last used, client), most recent last
     in_flight = 0
-    start = time.perf_counter()
-    path = f"{API}/rounds/{round_id}/ballots"
 
     async def connection() -> RawClient:
         # uvicorn closes keep-alive connections idle for 5 s; never reuse one idle for 2 s
@@ -138,88 +130,63 @@ async def drive(
         client = await connection()
         k = 1 + i % 16
         body = json.dumps({"choices": candidates[i % len(candidates) :][:k] or candidates[:k]})
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {signers.issue_voter()}",
-            "Idempotency-Key": secrets.token_hex(8),
-        }
         t0 = time.perf_counter()
         try:
-            try:
-                status, answer = await client.request("POST", path, headers, body.encode())
-            except (OSError, asyncio.IncompleteReadError):
-                # as a real client does: retry once with the same Idempotency-Key, which is
-                # safe whether or not the first attempt reached the server
-                slot.retries += 1
-                status, answer = await client.request("POST", path, headers, body.encode())
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            # as a real client does: retry once with the same Idempotency-Key, which is safe
+            # whether or not the first attempt reached the server
+            answer = await post_ballot(
+                client, round_id, voters.issue(), secrets.token_hex(8), body.encode(), retries=1
+            )
+        except TRANSPORT_ERRORS:
+            slot.retries += 1
             slot.failures += 1
             await client.aclose()
         else:
-            slot.statuses[status] += 1
+            slot.retries += answer.tries - 1
+            slot.statuses[answer.status] += 1
             slot.latencies.append((time.perf_counter() - t0) * 1000)
-            if status == 201:
-                accepted.add(json.loads(answer)["ballot_id"])
+            if answer.status == 201:
+                accepted.add(str(answer.ballot_id))
             idle.append((time.perf_counter(), client))
         finally:
             in_flight -= 1
 
-    tasks: set[asyncio.Task[None]] = set()
-    i = 0
-    while True:
-        due = start + i / rate
-        now = time.perf_counter()
-        if due - start >= seconds:
-            break
-        if due > now:
-            await asyncio.sleep(due - now)
-        slot = minutes[int((due - start) // 60)]
+    def launch(i: int, due: float) -> asyncio.Task[None] | None:
+        nonlocal in_flight, skipped
+        slot = minutes[int(due // 60)]
         slot.sent += 1
         if in_flight >= max_in_flight:
             skipped += 1
-        else:
-            in_flight += 1
-            task = asyncio.create_task(one(slot, i))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        i += 1
-    if tasks:
-        await asyncio.wait(tasks, timeout=60)
+            return None
+        in_flight += 1
+        return asyncio.create_task(one(slot, i))
+
+    await run_open_loop(rate, seconds, launch, drain_within=60)
     for _, c in idle:
         await c.aclose()
     return [m for m in minutes if m.sent], accepted, skipped
 
 
 async def soak(
-    args: argparse.Namespace, b: Backends, srv: Server, data_dir: Path
+    args: argparse.Namespace, b: service.Backends, srv: service.Server, data_dir: Path
 ) -> dict[str, Any]:
     """Run the soak against a started server; the report."""
-    keys = (data_dir / "secret_key").read_text().strip()
-    identity = (data_dir / "identity_key").read_text().strip()
-    signers = Signers.from_keys((keys,), identity)
-    async with httpx.AsyncClient(base_url=srv.base_url, timeout=30) as client:
-        rounds = (await client.get(f"{API}/rounds")).json()
-        round_id = max(r["id"] for r in rounds if r["status"] == "open")
-        detail = (await client.get(f"{API}/rounds/{round_id}")).json()
-        token = (
-            await client.post(
-                f"{ADMIN}/login", json={"username": "admin", "password": srv.admin_password}
-            )
-        ).json()["token"]
-    candidates = [c["id"] for c in detail["candidates"]]
-    mem_start = memory(srv.pid, data_dir.parent / "servers")
+    voters = SignedVoters.from_data_dir(data_dir)
+    demo = await service.demo_round(srv.base_url, srv.admin_password)
+    round_id, token, candidates = demo.id, demo.admin_token, demo.candidates
+    mem_start = memory(srv.pid, b.servers_dir or data_dir)
     minutes, accepted, skipped = await drive(
         srv.base_url,
         round_id,
         candidates,
-        signers,
+        voters,
         args.rate,
         args.minutes * 60,
         args.max_in_flight,
     )
-    mem_end = memory(srv.pid, data_dir.parent / "servers")
-    closed = await close_round(srv.base_url, round_id, token, 120)
-    counts = await record_counts(srv.base_url, b, round_id, token)
+    mem_end = memory(srv.pid, b.servers_dir or data_dir)
+    closed = await service.close_round(srv.base_url, round_id, token, 120)
+    counts = await service.record_counts(srv.base_url, b, round_id, token)
     rows = [m.row(i) for i, m in enumerate(minutes)]
     five_xx = sum(v for m in minutes for k, v in m.statuses.items() if k >= 500)
     no_answer = sum(m.failures for m in minutes)
@@ -239,33 +206,6 @@ async def soak(
     }
 
 
-def render(report: dict[str, Any]) -> str:
-    """The report as a text table."""
-    lines = [
-        f"soak: {report['rate_per_s']}/s for {report['minutes']} min",
-        f"{'min':>4} {'sent':>7} {'201':>7} {'p50 ms':>8} {'p99 ms':>8}  errors",
-    ]
-    for r in report["per_minute"]:
-        lines.append(
-            f"{r['minute']:>4} {r['sent']:>7} {r['created']:>7} {r['p50_ms']!s:>8} "
-            f"{r['p99_ms']!s:>8}  {r['errors'] or ''} "
-            + (f"no answer: {r['no_answer']} " if r["no_answer"] else "")
-            + (f"retried: {r['retried']}" if r["retried"] else "")
-        )
-    mem = report["memory_mib"]
-    for name in sorted(set(mem["start"]) | set(mem["end"])):
-        lines.append(
-            f"RSS {name}: {mem['start'].get(name)} MiB at start, {mem['end'].get(name)} MiB at end"
-        )
-    lines.append(
-        f"201s seen {report['accepted_201']}, ballots in Postgres {report['postgres_ballots']}, "
-        f"close to final {report['close_to_final_s']} s, "
-        f"skipped {report['skipped_over_max_in_flight']}"
-    )
-    lines.append("PASS" if report["ok"] else "FAIL")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see the module docstring."""
     p = argparse.ArgumentParser(
@@ -281,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="voting-soak-") as tmp:
         work = Path(tmp)
-        with backends(work) as b, server(b, args.csv, work, 120) as srv:
+        with service.backends(work, "soak") as b, service.server(b, args.csv, work, 120) as srv:
             report = asyncio.run(soak(args, b, srv, work / "app"))
-    print(render(report))
+    print(render_soak(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1

@@ -4,7 +4,7 @@ Each scenario runs the service as processes (``voting serve`` without persister,
 persister``) on its own database (private embedded Postgres) and its own Valkey (AOF on,
 everysec, noeviction), casts a steady stream of ballots from fresh voters while it injects one
 fault, settles the unknown outcomes by retrying with the same ``Idempotency-Key``, and judges
-the run with :func:`tests.faults.chaos.check`: nothing acknowledged lost, nothing
+the run with :func:`tests.faults.verdict.check`: nothing acknowledged lost, nothing
 unexpected, nothing doubled, ``voting reconcile`` clean, no voter with two ballots.
 
 Every scenario prints one line (``FAULT ...``) and adds a row to a JSON report written under
@@ -30,16 +30,10 @@ import pytest_asyncio
 from redis.exceptions import OutOfMemoryError
 from sqlalchemy import select
 
-from tests.faults.chaos import (
-    Attempt,
-    LoadClient,
-    PrivatePostgres,
-    ServiceProcess,
-    Stack,
-    Verdict,
-    check,
-    wait_for,
-)
+from tests.faults.chaos import Attempt, LoadClient
+from tests.faults.stack import PrivatePostgres, Stack, wait_for
+from tests.faults.verdict import Verdict, check
+from tests.support.servers import VotingProcess as ServiceProcess
 from voting.record import tables
 
 pytestmark = pytest.mark.faults  # deselect with -m "not faults" for a quick run

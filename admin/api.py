@@ -29,6 +29,7 @@ from admin.export import results_csv, results_xlsx
 from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
+from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
@@ -38,12 +39,15 @@ from voting.services.results import round_results
 
 MAX_CSV_BYTES = 5_000_000
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+Title = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=300)]
+Description = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, max_length=20_000)]
+FieldLabel = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=200)]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /login`` body."""
 
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    username: Annotated[str, msgspec.Meta(pattern=USERNAME_PATTERN, min_length=1, max_length=64)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
@@ -57,15 +61,15 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /rounds`` body: a new round in draft (defaults of BRIEF §3)."""
 
     slug: Annotated[str, msgspec.Meta(pattern=SLUG, min_length=1, max_length=80)]
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-    description: Annotated[str, msgspec.Meta(max_length=20_000)] = ""
+    title: Title
+    description: Description = ""
     min_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 1
     max_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
     winners: Annotated[int, msgspec.Meta(ge=1, le=200)] = 16
     opens_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     results_visibility: Literal["live", "after_close"] = "after_close"
-    fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
+    fields: list[FieldLabel] | None = None
     identity_mode: IdentityMode = "device"
 
 
@@ -73,19 +77,15 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     """``PATCH /rounds/{id}`` body: the settings to change (draft only); ``null`` clears a
     date."""
 
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=300)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
-    description: Annotated[str, msgspec.Meta(max_length=20_000)] | msgspec.UnsetType = msgspec.UNSET
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
     min_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
     max_choices: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
     winners: Annotated[int, msgspec.Meta(ge=1, le=200)] | msgspec.UnsetType = msgspec.UNSET
     opens_at: Annotated[datetime, msgspec.Meta(tz=True)] | None | msgspec.UnsetType = msgspec.UNSET
     closes_at: Annotated[datetime, msgspec.Meta(tz=True)] | None | msgspec.UnsetType = msgspec.UNSET
     results_visibility: Literal["live", "after_close"] | msgspec.UnsetType = msgspec.UNSET
-    fields: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    fields: list[FieldLabel] | msgspec.UnsetType = msgspec.UNSET
     identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -153,7 +153,7 @@ async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
-    values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+    values = {k: nfc(v) for k, v in msgspec.structs.asdict(data).items() if v is not None}
     return admin_round(await services.rounds.create(admin.username, values))
 
 
@@ -163,7 +163,9 @@ async def update_round(
 ) -> AdminRoundOut:
     """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
     values = {
-        f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET
+        f: nfc(getattr(data, f))
+        for f in data.__struct_fields__
+        if getattr(data, f) is not msgspec.UNSET
     }
     if not values:
         raise Invalid("malformed", "nothing to change")

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -117,10 +118,12 @@ def results_xlsx(results: Mapping[str, Any]) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = SHEET_TITLE
-    workbook.properties.title = str(results["title"])
+    workbook.properties.title = ILLEGAL_CHARACTERS_RE.sub("", str(results["title"]))
     bold = Font(bold=True)
 
     def put(row: int, column: int, value: str | int, font: Font | None = None) -> None:
+        if isinstance(value, str):  # XML 1.0 has no control characters: drop them
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
         cell = sheet.cell(row=row, column=column, value=value)
         if isinstance(value, str):
             cell.data_type = "s"  # openpyxl would store "=..." as a formula

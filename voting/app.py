@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from voting.http import errors
 from voting.http import public as public_api
 from voting.http.health import healthz, readyz
+from voting.http.paths import canonical_ids
 from voting.services.container import Services, open_services
 from voting.settings import Settings
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         lifespan=[lifespan],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
+        before_request=canonical_ids,
         openapi_config=OpenAPIConfig(
             title="Voting service",
             version="1.0.0",

@@ -137,3 +137,14 @@ def test_xlsx_stores_formula_like_text_as_text() -> None:
     assert sheet["C5"].value == "=1+1"
     assert sheet["C5"].data_type == "s"
     assert sheet["A1"].data_type == "s"
+
+
+def test_xlsx_drops_control_characters_it_cannot_store():
+    doc = results()
+    doc["title"] = "Vòng\x07 1\x00"
+    doc["candidates"][0]["full_name"] = "Nguyễn\x1b Văn A"
+    book = load_workbook(io.BytesIO(results_xlsx(doc)))
+    sheet = book[SHEET_TITLE]
+    assert sheet.cell(row=1, column=1).value == "Vòng 1"
+    names = [row[2] for row in sheet.iter_rows(values_only=True)]
+    assert "Nguyễn Văn A" in names

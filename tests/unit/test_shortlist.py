@@ -303,6 +303,14 @@ def test_control_character() -> None:
     assert error.message == "invalid character U+0000"
 
 
+@pytest.mark.parametrize("char", ["\u200b", "\u202e", "\ufeff", "\u2028", "\u2066"])
+def test_invisible_character_in_a_name(char: str) -> None:
+    # "Nguyễn An" and "Nguyễn\u200bAn" look alike: two candidates must not
+    [error] = errors_of(make_csv(row(full_name=f"Nguyễn{char} An")))
+    assert (error.row, error.column) == (2, "full_name")
+    assert error.message == f"invalid character U+{ord(char):04X}"
+
+
 def test_too_many_rows(sample: str) -> None:
     errors = errors_of(sample, max_rows=5)
     assert where(errors) == [(line_of(sample, "DH06,"), None)]

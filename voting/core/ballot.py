@@ -73,3 +73,26 @@ def check_idempotency_key(key: str | None) -> str | None:
             "malformed", "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 - _ . :"
         )
     return key
+
+
+_BALLOT = msgspec.json.Decoder(type=dict[str, list[int]])
+
+
+def parse_ballot(raw: bytes) -> list[int]:
+    """The choices of a ballot body ``{"choices": [candidate_id, ...]}``, read strictly.
+
+    Strict where a lax reader would guess: the one key is ``choices`` and appears once (no
+    duplicate whose last copy would win, no escaped spelling of it), ids are JSON integers
+    (not ``"1"``, ``1.0`` or ``true``). Raises :class:`Invalid` ``malformed``.
+    """
+    if b"\\" in raw or raw.count(b'"choices"') != 1:
+        raise Invalid("malformed", 'a ballot is {"choices": [candidate_id, ...]}, once')
+    try:
+        body = _BALLOT.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise Invalid(
+            "malformed", f'a ballot is {{"choices": [candidate_id, ...]}}: {exc}'
+        ) from None
+    if body.keys() != {"choices"}:
+        raise Invalid("malformed", 'a ballot is {"choices": [candidate_id, ...]} and nothing else')
+    return body["choices"]

@@ -25,6 +25,7 @@ from datetime import date
 from typing import NoReturn
 
 from voting.core.rounds import Profile
+from voting.core.text import INVISIBLE
 
 #: The ten columns of a shortlist, in the order of the sample file.
 COLUMNS: tuple[str, ...] = (
@@ -64,8 +65,9 @@ _BLANKS = re.compile(r"[ \t]*")
 _BLANK_LINES = re.compile(r"(?:[ \t,]*\n)*")
 _DIGITS = re.compile(r"[0-9]{1,6}")
 # C0/C1 control characters other than tab and line feed (carriage returns are already gone),
-# and lone surrogates (only possible in ``str`` input; Postgres cannot store them).
-_INVALID_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# invisible or reordering characters (look-alike names: see voting.core.text), and lone
+# surrogates (only possible in ``str`` input; Postgres cannot store them).
+_INVALID_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff" + INVISIBLE + "]")
 
 
 class CandidateRow(Profile, frozen=True, kw_only=True):

@@ -114,6 +114,12 @@ def _validation_error(
     return error_response(400, "malformed", message)
 
 
+def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    # msgspec refuses JSON nested deeper than the interpreter's recursion limit this way
+    logger.info("refused a request: %s", exc)
+    return error_response(400, "malformed", "the JSON body is nested too deeply")
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal", "internal server error")
@@ -123,5 +129,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }

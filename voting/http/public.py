@@ -15,10 +15,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from redis.exceptions import RedisError
 
-from voting.core.ballot import AcceptedBallot, check_idempotency_key
+from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ballot
 from voting.core.errors import Forbidden, Invalid, Unauthenticated, unavailable
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
@@ -138,9 +139,7 @@ def _cache(services: Services, key: str, body: bytes) -> bytes:
     return body
 
 
-@get(
-    "/rounds", summary="List the rounds that are not in draft", response_model=list[RoundOut]
-)
+@get("/rounds", summary="List the rounds that are not in draft", response_model=list[RoundOut])
 async def list_rounds(services: ServicesDep) -> Response[bytes]:
     """Every non-draft round, newest first, served from a 5-second cache."""
     body = _cached(services, "rounds")
@@ -233,14 +232,18 @@ async def cast_ballot(
     Errors: 400 malformed / too_many_choices / too_few_choices / duplicate_choice /
     unknown_candidate; 401 voter_token_required / voter_token_invalid; 404 round_not_found;
     409 already_voted (with ballot_id) / round_not_open; 413 payload_too_large;
-    422 idempotency_key_reused; 429 rate_limited (Retry-After); 503 unavailable (Retry-After).
+    415 (not application/json); 422 idempotency_key_reused; 429 rate_limited (Retry-After);
+    503 unavailable (Retry-After). ``data`` documents the body; it is read again strictly.
     """
+    if request.content_type[0] != "application/json":
+        raise HTTPException(status_code=415, detail="a ballot is sent as application/json")
+    choices = parse_ballot(await request.body())  # strict: see voting.core.ballot
     key = check_idempotency_key(idempotency_key)
     voter = _voter(request, services)  # no I/O before the credential is known good
     box = services.ballot_box
     try:
         rules = await box.rules(round_id)
-        rules.check(data.choices)
+        rules.check(choices)
         try:
             voter.check_round(round_id, rules.identity_mode)
         except TokenInvalid as exc:
@@ -248,7 +251,7 @@ async def cast_ballot(
         body = await box.cast(
             round_id,
             voter.voter_hash,
-            data.choices,
+            choices,
             client_prefix(request, services.settings),
             key,
         )

@@ -3,6 +3,8 @@ never gives 5xx")."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.support.voters import error_code, new_voter
@@ -148,3 +150,22 @@ async def test_a_ballot_in_another_content_type_is_refused(client, make_round):
     )
     assert r.status_code == 415, r.text
     assert error_code(r) == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("path", ["/static/vendor/", "/static/js/", "/static/nope.js"])
+async def test_not_found_names_no_install_path(client, path):
+    r = await client.get(path)
+    assert r.status_code == 404
+    assert "/" not in r.json()["error"]["message"]
+
+
+async def test_client_errors_leave_no_traceback_in_the_log(client, admin_headers, caplog):
+    caplog.set_level(logging.DEBUG)
+    await client.post("/admin/api/v1/rounds", content=DEEP, headers=admin_headers)
+    await client.post(
+        "/admin/api/v1/rounds", json={"slug": "x", "title": f"a{NUL}"}, headers=admin_headers
+    )
+    await client.post("/admin/api/v1/login", json={"username": f"a{NUL}", "password": "x"})
+    await client.get(f"/api/v1/rounds/{2**40}")
+    await client.post("/api/v1/rounds/1/ballots", content=b"{", headers={"Content-Type": "x"})
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []

@@ -10,6 +10,7 @@ traceback; only an unexpected exception is.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from litestar import Request, Response
@@ -94,6 +95,8 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     message = str(exc.detail) if exc.detail else code
     if status == 413:
         message = "request body is too large"
+    elif status == 404:
+        message = "no such resource"  # Litestar's own 404 texts may name install paths
     return error_response(status, code, message, headers=dict(exc.headers or {}))
 
 
@@ -120,9 +123,13 @@ def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[s
     return error_response(400, "malformed", "the JSON body is nested too deeply")
 
 
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal", "internal server error")
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # once, with an id the client can quote; no request data (headers, body, query)
+    request_id = secrets.token_hex(8)
+    logger.error(
+        "unhandled error %s on %s %s", request_id, request.method, request.url.path, exc_info=exc
+    )
+    return error_response(500, "internal", "internal server error", {"request_id": request_id})
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

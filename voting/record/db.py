@@ -16,8 +16,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An asyncpg-backed SQLAlchemy engine for ``url`` (``postgresql+asyncpg://...``)."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+    """An asyncpg-backed SQLAlchemy engine for ``url`` (``postgresql+asyncpg://...``);
+    ``pool_size`` connections kept open (5 more on demand)."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=5,
+        pool_pre_ping=True,
+        hide_parameters=True,  # errors and logs never carry the values of a statement
+    )
 
 
 def alembic_config(url: str) -> Config:

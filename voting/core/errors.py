@@ -88,6 +88,17 @@ def unavailable(message: str, retry_after: int = 5) -> Unavailable:
     return Unavailable("unavailable", message, retry_after=retry_after)
 
 
+def outcome_unknown() -> Unavailable:
+    """``outcome_unknown``: the store stopped answering after it was asked to record the
+    ballot, so it may be recorded. Retrying with the same ``Idempotency-Key`` returns the
+    original answer (without a key: ``already_voted`` with the ballot's id if it was)."""
+    return Unavailable(
+        "outcome_unknown",
+        "the ballot may have been recorded; retry with the same Idempotency-Key to know",
+        retry_after=2,
+    )
+
+
 def round_not_found(round_id: int) -> NotFound:
     """``round_not_found``: no such round, or a draft (drafts are not public)."""
     return NotFound("round_not_found", f"round {round_id} does not exist")

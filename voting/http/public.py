@@ -17,10 +17,18 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, HeaderParameter, JSONBody
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ballot
-from voting.core.errors import Forbidden, Invalid, Unauthenticated, unavailable
+from voting.core.errors import (
+    Forbidden,
+    Invalid,
+    Unauthenticated,
+    outcome_unknown,
+    unavailable,
+)
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
 from voting.http.client_ip import client_prefix
@@ -28,6 +36,7 @@ from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
 from voting.live import state as live
+from voting.live.durable import DurableAckFailed
 from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.services.container import Services, ServicesDep
@@ -233,7 +242,9 @@ async def cast_ballot(
     unknown_candidate; 401 voter_token_required / voter_token_invalid; 404 round_not_found;
     409 already_voted (with ballot_id) / round_not_open; 413 payload_too_large;
     415 (not application/json); 422 idempotency_key_reused; 429 rate_limited (Retry-After);
-    503 unavailable (Retry-After). ``data`` documents the body; it is read again strictly.
+    503 unavailable (Retry-After: nothing changed) or outcome_unknown (Retry-After: the
+    ballot may be recorded; retry with the same Idempotency-Key). ``data`` documents the
+    body; it is read again strictly.
     """
     if request.content_type[0] != "application/json":
         raise HTTPException(status_code=415, detail="a ballot is sent as application/json")
@@ -243,19 +254,20 @@ async def cast_ballot(
     box = services.ballot_box
     try:
         rules = await box.rules(round_id)
-        rules.check(choices)
-        try:
-            voter.check_round(round_id, rules.identity_mode)
-        except TokenInvalid as exc:
-            raise Unauthenticated("voter_token_invalid", str(exc)) from None
-        body = await box.cast(
-            round_id,
-            voter.voter_hash,
-            choices,
-            client_prefix(request, services.settings),
-            key,
-        )
     except RedisError:
+        raise unavailable("the vote store is unavailable; try again shortly") from None
+    rules.check(choices)
+    try:
+        voter.check_round(round_id, rules.identity_mode)
+    except TokenInvalid as exc:
+        raise Unauthenticated("voter_token_invalid", str(exc)) from None
+    try:
+        body = await box.cast(
+            round_id, voter.voter_hash, choices, client_prefix(request, services.settings), key
+        )
+    except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
+        raise outcome_unknown() from None  # asked, no answer: it may be recorded
+    except RedisError:  # refused before it ran (full, read-only, ...): nothing changed
         raise unavailable("the vote store is unavailable; try again shortly") from None
     return _json_response(body, 201)
 

@@ -6,12 +6,8 @@
 set -eu
 VERSION="${1:-5.35.0}"
 DEST="$(cd "$(dirname "$0")/.." && pwd)/voting/static/vendor/swagger-ui"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
-npm init -y >/dev/null
-npm install --ignore-scripts --no-audit --no-fund "swagger-ui-dist@$VERSION" >/dev/null
-PKG="$TMP/node_modules/swagger-ui-dist"
+. "$(dirname "$0")/npm_package.sh"
+npm_package swagger-ui-dist "$VERSION"
 rm -rf "$DEST"
 mkdir -p "$DEST"
 cp "$PKG/swagger-ui-bundle.js" "$PKG/swagger-ui-standalone-preset.js" "$DEST/"

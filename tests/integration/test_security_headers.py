@@ -211,3 +211,17 @@ async def test_cookies_are_secure_unless_on_loopback(settings, admin_users, chan
         assert_security_headers(login, ADMIN_ANCESTORS, hsts=secure)
         r = await c.get("/api/v1/no-such-route")
         assert_security_headers(r, PUBLIC_ANCESTORS, hsts=secure)
+
+
+async def test_admin_only_app_serves_the_docs_files_and_nothing_public(settings):
+    async with AsyncTestClient(app=create_app(settings, public=False)) as c:
+        for path in (
+            "/schema",
+            "/static/docs/swagger-init.js",
+            "/static/vendor/swagger-ui/swagger-ui.css",
+        ):
+            r = await c.get(path)
+            assert r.status_code == 200, path
+            assert_security_headers(r, PUBLIC_ANCESTORS)
+        for path in ("/", "/static/style.css", "/static/vendor/altcha.min.js"):
+            assert (await c.get(path)).status_code == 404, path

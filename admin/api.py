@@ -136,7 +136,7 @@ async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[Logi
         samesite="strict",
         path="/admin",
         max_age=services.settings.tokens.admin_ttl,
-        secure=services.settings.server.cookie_secure,
+        secure=services.settings.server.secure,
     )
     return Response(LoginOut(token=token, username=who.username, role=who.role), cookies=[cookie])
 

@@ -4,12 +4,8 @@
 set -eu
 VERSION="${1:-3.2.2}"
 DEST="$(cd "$(dirname "$0")/.." && pwd)/voting/static/vendor"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-cd "$TMP"
-npm init -y >/dev/null
-npm install --no-audit --no-fund "altcha@$VERSION" >/dev/null
-PKG="$TMP/node_modules/altcha"
+. "$(dirname "$0")/npm_package.sh"
+npm_package altcha "$VERSION"
 mkdir -p "$DEST"
 cp "$PKG/dist/main/altcha.min.js" "$DEST/altcha.min.js"      # widget, styles and workers inlined
 cp "$PKG/dist/i18n/vi.js" "$DEST/altcha.i18n.vi.js"          # Vietnamese strings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,15 @@ from litestar import Litestar, Response, Router, get
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from voting.http import errors
 from voting.http import public as public_api
+from voting.http.docs import SwaggerDocs
+from voting.http.headers import SecurityHeaders, policy
 from voting.http.health import healthz, readyz
 from voting.http.paths import canonical_ids
-from voting.services.container import Services, open_services
+from voting.services.container import Services, ServicesDep, open_services
 from voting.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -32,12 +34,27 @@ def _services(state: State) -> Services:
 
 
 @get("/", include_in_schema=False, media_type="text/html")
-async def index() -> Response[bytes]:
-    """The public voting page."""
+async def index(services: ServicesDep) -> Response[bytes]:
+    """The public voting page, with a fresh CSP nonce for the ALTCHA widget's stylesheet (the
+    widget reads it from ``<meta name="csp-nonce">``)."""
+    nonce = secrets.token_urlsafe(16)
+    page = (STATIC / "index.html").read_bytes().replace(b"{{csp_nonce}}", nonce.encode())
+    csp = policy(services.settings.server.frame_ancestors, style_nonce=nonce)
     return Response(
-        (STATIC / "index.html").read_bytes(),
+        page,
         media_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-cache"},
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp},
+    )
+
+
+def _static(path: str, directory: Path) -> Router:
+    """Static files at ``path``; revalidated, so that the modules of one page never mix
+    versions after a deploy."""
+    return create_static_files_router(
+        path=path,
+        directories=[directory],
+        include_in_schema=False,
+        cache_control=CacheControlHeader(no_cache=True),
     )
 
 
@@ -61,13 +78,12 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         handlers += [
             index,
             Router("/api/v1", route_handlers=public_api.ROUTES, tags=["public"]),
-            create_static_files_router(
-                path="/static",
-                directories=[STATIC],
-                include_in_schema=False,
-                # modules of one page must not mix versions after a deploy: revalidate
-                cache_control=CacheControlHeader(no_cache=True),
-            ),
+            _static("/static", STATIC),
+        ]
+    else:  # the API docs' own files (see voting.http.docs)
+        handlers += [
+            _static("/static/docs", STATIC / "docs"),
+            _static("/static/vendor/swagger-ui", STATIC / "vendor" / "swagger-ui"),
         ]
     if admin:
         from admin.api import ADMIN_DEPENDENCIES, ADMIN_GUARDS, ROUTES, login  # admin is above
@@ -92,8 +108,9 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
             title="Voting service",
             version="1.0.0",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[SwaggerDocs()],
         ),
+        before_send=[SecurityHeaders.from_settings(settings.server)],
         request_max_body_size=1_000_000,
         logging_config=None,  # logging is the process's business (see voting.cli)
         debug=False,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 import string
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +77,36 @@ def _cidrs(raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether the bind address ``host`` is a loopback one (``127.0.0.0/8``, ``::1``,
+    ``localhost``)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+#: CSP source expressions a frame-ancestors list may hold: keywords, schemes, hosts
+_FRAME_SOURCE = re.compile(r"'self'|'none'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?[^\s;,']+")
+
+
+def _frame_ancestors(raw: str) -> str:
+    """``"'self', https://bloc.example.vn"`` → ``"'self' https://bloc.example.vn"`` (commas or
+    spaces between sources); ``'none'`` stands alone."""
+    sources = raw.replace(",", " ").split()
+    for source in sources:
+        if not _FRAME_SOURCE.fullmatch(source):
+            raise ValueError(f"{source!r} is not a CSP source ('self', 'none', a scheme or host)")
+    if not sources:
+        raise ValueError("no source given")
+    if "'none'" in sources and len(sources) > 1:
+        raise ValueError("'none' cannot be combined with other sources")
+    return " ".join(sources)
+
+
 def normalise_database_url(url: str) -> str:
     """Return ``url`` with the asyncpg driver: ``postgresql://`` → ``postgresql+asyncpg://``."""
     for plain in ("postgres://", "postgresql://"):
@@ -120,8 +152,17 @@ class ServerSettings:
     data_dir: Path = _var(
         "VOTING_DATA_DIR", "embedded servers' data and generated keys", Path(".voting")
     )
-    cookie_secure: bool = _var(
-        "VOTING_COOKIE_SECURE", "mark cookies Secure (behind HTTPS)", False, parse=_bool
+    cookie_secure: bool | None = _var(
+        "VOTING_COOKIE_SECURE",
+        "mark cookies Secure and send HSTS (behind HTTPS); unset: unless the host is loopback",
+        None,
+        parse=_bool,
+    )
+    frame_ancestors: str = _var(
+        "VOTING_FRAME_ANCESTORS",
+        "CSP frame-ancestors of the public page: who may embed it",
+        "'self'",
+        parse=_frame_ancestors,
     )
     trusted_proxies: tuple[str, ...] = _var(
         "VOTING_TRUSTED_PROXIES",
@@ -129,6 +170,15 @@ class ServerSettings:
         (),
         parse=_cidrs,
     )
+
+    @property
+    def secure(self) -> bool:
+        """Whether the service is reached over HTTPS: its cookies are ``Secure`` and it sends
+        HSTS. ``VOTING_COOKIE_SECURE`` when set; otherwise true unless ``host`` is a loopback
+        address (a bind on loopback is a developer's machine or sits behind a local proxy)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return not is_loopback(self.host)
 
 
 @dataclass(frozen=True)
@@ -391,6 +441,8 @@ def _explain(cls: Any, raw: dict[str, Any], error: str) -> str:
     if typing.get_origin(kind) is Annotated:
         base, *rest = typing.get_args(kind)
         metas = tuple(m for m in rest if isinstance(m, msgspec.Meta))
+    if typing.get_origin(base) in (typing.Union, types.UnionType):  # X | None
+        base = next(a for a in typing.get_args(base) if a is not type(None))
     if base is bool:
         return f"{var} must be a boolean (true/false), got {value!r}"
     if typing.get_origin(base) is Literal:

@@ -100,7 +100,7 @@ async def issue_voter(
         max_age=s.tokens.voter_ttl,
         httponly=True,
         samesite="lax",
-        secure=s.server.cookie_secure,
+        secure=s.server.secure,
         path="/api/",
     )
     return Response(out, status_code=201, cookies=[cookie])

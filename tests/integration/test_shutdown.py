@@ -30,7 +30,11 @@ async def test_sigterm_under_load_loses_nothing(settings, make_round, services):
         url = f"http://127.0.0.1:{port}/api/v1/rounds/{rnd['id']}/ballots"
         async with httpx.AsyncClient(timeout=10) as http:
 
+            answered = asyncio.Event()
+            done = 0
+
             async def cast(i: int) -> httpx.Response | Exception:
+                nonlocal done
                 await asyncio.sleep(i * 0.002)
                 try:
                     return await http.post(
@@ -40,9 +44,14 @@ async def test_sigterm_under_load_loses_nothing(settings, make_round, services):
                     )
                 except httpx.HTTPError as exc:
                     return exc
+                finally:
+                    done += 1
+                    if done >= 60:
+                        answered.set()
 
             tasks = [asyncio.create_task(cast(i)) for i in range(400)]
-            await asyncio.sleep(0.4)
+            # stop it mid-load: once 60 answers are in (however slow this machine is today)
+            await asyncio.wait_for(answered.wait(), 30)
             proc.send_signal(signal.SIGTERM)
             replies = await asyncio.gather(*tasks)
         started = time.monotonic()

@@ -255,8 +255,8 @@ def _join(
             silent_since = silent_since or time.monotonic()
             if time.monotonic() - silent_since > ANSWER_GRACE:
                 raise EmbeddedError(
-                    f"the embedded servers of {data_dir} are locked by {owner} but "
-                    f"{' and '.join(silent)} do not answer; stop that process and retry"
+                    f"the embedded servers of {data_dir} are locked by {owner} but these do "
+                    f"not answer: {', '.join(silent)}; stop that process and retry"
                 )
         else:
             silent_since = None

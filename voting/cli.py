@@ -37,13 +37,26 @@ logger = logging.getLogger("voting")
 
 
 @contextlib.contextmanager
-def resolved(settings: Settings, *, allow_embedded: bool = True) -> Iterator[Settings]:
-    """``settings`` with both URLs set: embedded servers are started for the missing ones
-    (stopped on exit). With ``allow_embedded`` False a missing URL exits with an error."""
+def resolved(
+    settings: Settings, *, allow_embedded: bool = True, share: bool = True
+) -> Iterator[Settings]:
+    """``settings`` with both URLs set: the embedded servers of the data folder for the missing
+    ones, those already running (left running on exit) or started here (stopped on exit).
+
+    With ``allow_embedded`` False a missing URL exits with an error; with ``share`` False
+    (``voting up``) the servers must be this process's own. When the folder's servers are run
+    by another process and cannot be used (:class:`embedded.EmbeddedError`), exits with code 2
+    and a one-line error."""
     need_pg, need_redis = settings.database.url is None, settings.redis.url is None
     if (need_pg or need_redis) and not allow_embedded:
         sys.exit("error: VOTING_DATABASE_URL and VOTING_REDIS_URL must be set for this command")
-    servers = embedded.start(settings.server.data_dir, postgres=need_pg, redis=need_redis)
+    try:
+        servers = embedded.start(
+            settings.server.data_dir, postgres=need_pg, redis=need_redis, share=share
+        )
+    except embedded.EmbeddedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         yield settings.replace(
             database_url=settings.database.url or servers.database_url,
@@ -131,7 +144,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.replace(port=args.port)
     if args.host is not None:
         settings = settings.replace(host=args.host)
-    with resolved(settings) as s:
+    # the servers live as long as the app: never borrowed from a process that may stop first
+    with resolved(settings, share=False) as s:
         migrate(s.database.url or "")
         generated = asyncio.run(_ensure_admin(s))
         base = f"http://{s.server.host}:{s.server.port}"

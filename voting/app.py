@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         lifespan=[lifespan],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
-        before_request=canonical_ids,
+        middleware=[canonical_ids],
         openapi_config=OpenAPIConfig(
             title="Voting service",
             version="1.0.0",

@@ -16,9 +16,8 @@ WebAssembly); no plugins, no ``<base>``, forms post to our origin. Who may frame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 from voting.settings import ServerSettings
@@ -58,10 +57,33 @@ def _frame_options(frame_ancestors: str) -> str | None:
 
 @dataclass(frozen=True)
 class SecurityHeaders:
-    """The ``before_send`` hook that adds the security headers (see the module)."""
+    """The ``before_send`` hook that adds the security headers (see the module).
+
+    The headers of the public side and of ``/admin`` are encoded once; each answer gets those
+    its handler did not set (a case-insensitive look at the names it set).
+    """
 
     frame_ancestors: str
     hsts: bool
+    _public: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False)
+    _admin: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_public", self._encoded(self.frame_ancestors))
+        object.__setattr__(self, "_admin", self._encoded("'none'"))
+
+    def _encoded(self, ancestors: str) -> tuple[tuple[bytes, bytes], ...]:
+        pairs = [
+            ("content-security-policy", policy(ancestors)),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+        ]
+        frame_options = _frame_options(ancestors)
+        if frame_options is not None:
+            pairs.append(("x-frame-options", frame_options))
+        if self.hsts:
+            pairs.append(("strict-transport-security", HSTS))
+        return tuple((k.encode(), v.encode()) for k, v in pairs)
 
     @classmethod
     def from_settings(cls, server: ServerSettings) -> SecurityHeaders:
@@ -79,13 +101,10 @@ class SecurityHeaders:
         """Add the headers to an ``http.response.start`` message (other messages pass)."""
         if message["type"] != "http.response.start":
             return
-        headers = MutableScopeHeaders.from_message(message)
-        ancestors = self.frame_ancestors_for(scope["path"])
-        headers.setdefault("Content-Security-Policy", policy(ancestors))
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        frame_options = _frame_options(ancestors)
-        if frame_options is not None:
-            headers.setdefault("X-Frame-Options", frame_options)
-        if self.hsts:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        path = scope["path"]
+        admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+        extra = self._admin if admin else self._public
+        headers = list(message.get("headers") or ())
+        present = {name.lower() for name, _ in headers}
+        headers.extend(pair for pair in extra if pair[0] not in present)
+        message["headers"] = headers

@@ -7,16 +7,20 @@ instead, so that caches, logs and audit trails see each resource under one path.
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from litestar import Request
 from litestar.exceptions import NotFoundException
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 _NOT_CANONICAL = re.compile(r"/(?:0\d+|[+-]\d+)(?=/|$)")
 
 
-def canonical_ids(request: Request[Any, Any, Any]) -> None:
-    """``before_request`` hook: raise NotFoundException (404 ``not_found``) for a path whose
-    numeric segment is not written canonically."""
-    if _NOT_CANONICAL.search(request.url.path):
-        raise NotFoundException(detail="no such resource")
+def canonical_ids(app: ASGIApp) -> ASGIApp:
+    """Middleware: raise NotFoundException (404 ``not_found``) for a path whose numeric
+    segment is not written canonically; anything else passes untouched."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if _NOT_CANONICAL.search(scope["path"]):
+            raise NotFoundException(detail="no such resource")
+        await app(scope, receive, send)
+
+    return middleware

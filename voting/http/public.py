@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, HeaderParameter, RawBody
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -49,10 +51,23 @@ VOTER_COOKIE = "voter"
 _json = msgspec.json.Encoder()
 
 
-class BallotIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Request body of ``POST /rounds/{round_id}/ballots``: ``{"choices": [candidate_id, ...]}``."""
+@dataclass
+class BallotOperation(Operation):
+    """The OpenAPI operation of casting: the handler takes the raw body (decoded once, strictly,
+    by :func:`voting.core.ballot.parse_ballot`), so the body's schema is written here."""
 
-    choices: list[int]
+    def __post_init__(self) -> None:
+        choices = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER))
+        body = Schema(
+            type=OpenAPIType.OBJECT,
+            properties={"choices": choices},
+            required=["choices"],
+            additional_properties=False,
+            description="min_choices to max_choices distinct candidate ids of the round",
+        )
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=body)}, required=True
+        )
 
 
 class RoundOut(msgspec.Struct):
@@ -228,12 +243,13 @@ def _voter(request: Request[Any, Any, Any], services: Services) -> VoterCredenti
     status_code=201,
     response_model=AcceptedBallot,
     request_max_body_size=MAX_BALLOT_BODY,
+    operation_class=BallotOperation,
 )
 async def cast_ballot(
     request: Request[Any, Any, Any],
     services: ServicesDep,
     round_id: FromPath[int],
-    data: JSONBody[BallotIn],
+    body: RawBody,
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Response[bytes]:
     """Cast one ballot ``{"choices": [candidate_id, ...]}`` (BRIEF §3 rules).
@@ -243,12 +259,11 @@ async def cast_ballot(
     409 already_voted (with ballot_id) / round_not_open; 413 payload_too_large;
     415 (not application/json); 422 idempotency_key_reused; 429 rate_limited (Retry-After);
     503 unavailable (Retry-After: nothing changed) or outcome_unknown (Retry-After: the
-    ballot may be recorded; retry with the same Idempotency-Key). ``data`` documents the
-    body; it is read again strictly.
+    ballot may be recorded; retry with the same Idempotency-Key). ``body`` is the raw body.
     """
     if request.content_type[0] != "application/json":
         raise HTTPException(status_code=415, detail="a ballot is sent as application/json")
-    choices = parse_ballot(await request.body())  # strict: see voting.core.ballot
+    choices = parse_ballot(body)  # decoded once, strictly: see voting.core.ballot
     key = check_idempotency_key(idempotency_key)
     voter = _voter(request, services)  # no I/O before the credential is known good
     box = services.ballot_box
@@ -262,14 +277,14 @@ async def cast_ballot(
     except TokenInvalid as exc:
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
     try:
-        body = await box.cast(
+        answer = await box.cast(
             round_id, voter.voter_hash, choices, client_prefix(request, services.settings), key
         )
     except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
         raise outcome_unknown() from None  # asked, no answer: it may be recorded
     except RedisError:  # refused before it ran (full, read-only, ...): nothing changed
         raise unavailable("the vote store is unavailable; try again shortly") from None
-    return _json_response(body, 201)
+    return _json_response(answer, 201)
 
 
 @get("/rounds/{round_id:int}/results", summary="Results of a round")

@@ -91,17 +91,13 @@ class SecurityHeaders:
         HTTPS (:attr:`ServerSettings.secure`: the same switch as ``Secure`` cookies)."""
         return cls(frame_ancestors=server.frame_ancestors, hsts=server.secure)
 
-    def frame_ancestors_for(self, path: str) -> str:
-        """``'none'`` under ``/admin`` (the admin side is never framed), else the setting."""
-        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            return "'none'"
-        return self.frame_ancestors
 
     async def __call__(self, message: Message, scope: Scope) -> None:
         """Add the headers to an ``http.response.start`` message (other messages pass)."""
         if message["type"] != "http.response.start":
             return
         path = scope["path"]
+        # the admin side is never framed
         admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
         extra = self._admin if admin else self._public
         headers = list(message.get("headers") or ())

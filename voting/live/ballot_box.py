@@ -74,14 +74,16 @@ class BallotBox:
         self.group_commit: GroupCommit | None = None
         self.script = redis.register_script(load("cast_ballot"))
         self._rules: dict[int, tuple[float, BallotRules]] = {}
+        self._keys: dict[int, RoundKeys] = {}
         self._published: frozenset[int] = frozenset()
         self._published_until = 0.0
         self._published_lock = asyncio.Lock()
         self._encoder = msgspec.json.Encoder()
 
     def keys(self, round_id: int) -> RoundKeys:
-        """The Redis keys of ``round_id``."""
-        return RoundKeys(self.prefix, round_id)
+        """The Redis keys of ``round_id`` (kept once the round is known to exist, so that
+        unknown ids cost no memory)."""
+        return self._keys.get(round_id) or RoundKeys(self.prefix, round_id)
 
     async def rules(self, round_id: int) -> BallotRules:
         """The round's rules from the process cache or Redis's ``meta`` hash.
@@ -94,9 +96,11 @@ class BallotBox:
         cached = self._rules.get(round_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        meta: Any = await self.redis.hgetall(self.keys(round_id).meta)
+        keys = self.keys(round_id)
+        meta: Any = await self.redis.hgetall(keys.meta)
         if not meta:
             await self._missing(round_id)
+        self._keys[round_id] = keys
         rules = BallotRules(
             min_choices=int(meta["min_choices"]),
             max_choices=int(meta["max_choices"]),

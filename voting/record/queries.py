@@ -20,7 +20,11 @@ from voting.core.rounds import Action, Candidate, FinalTally, Round, RoundRecord
 from voting.record import tables
 
 _ROUND_FIELDS = RoundRecord.__struct_fields__
-_CANDIDATE_COLUMNS = [c for c in tables.candidates.c if c.name != "photo"]
+#: Candidates without their photo bytes, telling whether they have one.
+_CANDIDATES = select(
+    *(c for c in tables.candidates.c if c.name != "photo"),
+    tables.candidates.c.photo.isnot(None).label("has_photo"),
+)
 
 
 def round_of(row: Any) -> Round:
@@ -96,21 +100,10 @@ async def round_ids(conn: AsyncConnection, *statuses: str, not_final: bool = Fal
     return [int(i) for (i,) in rows]
 
 
-async def round_status(conn: AsyncConnection, round_id: int) -> str | None:
-    """The recorded status of ``round_id`` (None when there is no such round)."""
-    if not valid_id(round_id):
-        return None
-    return await conn.scalar(select(tables.rounds.c.status).where(tables.rounds.c.id == round_id))
-
-
 async def list_candidates(conn: AsyncConnection, round_id: int) -> list[Candidate]:
     """The round's candidates ordered by code (photos not loaded, ``has_photo`` told)."""
     c = tables.candidates
-    rows = await conn.execute(
-        select(*_CANDIDATE_COLUMNS, c.c.photo.isnot(None).label("has_photo"))
-        .where(c.c.round_id == round_id)
-        .order_by(c.c.code)
-    )
+    rows = await conn.execute(_CANDIDATES.where(c.c.round_id == round_id).order_by(c.c.code))
     return [_candidate(r) for r in rows.mappings()]
 
 
@@ -122,9 +115,7 @@ async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int)
         row = (
             (
                 await conn.execute(
-                    select(*_CANDIDATE_COLUMNS, c.c.photo.isnot(None).label("has_photo")).where(
-                        c.c.round_id == round_id, c.c.id == candidate_id
-                    )
+                    _CANDIDATES.where(c.c.round_id == round_id, c.c.id == candidate_id)
                 )
             )
             .mappings()

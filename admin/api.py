@@ -4,22 +4,25 @@ changes, progress, reconciliation and results exports; one-time voting codes are
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, get, patch, post
+from litestar import Litestar, Request, Response, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from admin import sessions
 from admin.auth import (
     SESSION_COOKIE,
     AdminDep,
-    authenticate,
+    LoginDesk,
     authenticated,
     current_admin,
     writer,
@@ -30,6 +33,7 @@ from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
+from voting.http.client_ip import client_prefix
 from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
@@ -52,9 +56,23 @@ class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LoginOut(msgspec.Struct):
+    """A new session: ``token`` (also set as the HttpOnly cookie ``admin_session``), the CSRF
+    token that changes made with the cookie send as ``X-CSRF-Token``, and the expiry."""
+
     token: str
+    csrf_token: str
     username: str
     role: str
+    expires_at: datetime
+
+
+class SessionOut(msgspec.Struct):
+    """The caller's session: who, with which role now, its CSRF token and expiry."""
+
+    username: str
+    role: str
+    csrf_token: str
+    expires_at: datetime
 
 
 class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -121,24 +139,52 @@ def admin_round(rnd: Round) -> AdminRoundOut:
     return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
 
 
-@post("/login", summary="Log in", status_code=200)
-async def login(services: ServicesDep, data: JSONBody[LoginIn]) -> Response[LoginOut]:
-    """Check the password; return a bearer token and set the HttpOnly session cookie.
-    401 ``invalid_credentials`` on a wrong username or password."""
-    who = await authenticate(services.engine, data.username, data.password)
-    token = services.signers.issue_admin(who.username, who.role)
-    async with services.engine.begin() as conn:
-        await audit(conn, who.username, "login", None)
-    cookie = Cookie(
+def _session_cookie(value: str, max_age: int, secure: bool) -> Cookie:
+    return Cookie(
         key=SESSION_COOKIE,
-        value=token,
+        value=value,
         httponly=True,
         samesite="strict",
         path="/admin",
-        max_age=services.settings.tokens.admin_ttl,
-        secure=services.settings.server.secure,
+        max_age=max_age,
+        secure=secure,
     )
-    return Response(LoginOut(token=token, username=who.username, role=who.role), cookies=[cookie])
+
+
+@post("/login", summary="Log in", status_code=200)
+async def login(
+    request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[LoginIn]
+) -> Response[LoginOut]:
+    """Check the password; start a session: a bearer token, the HttpOnly session cookie and
+    the CSRF token. 401 ``invalid_credentials`` on a wrong username or password (the same for
+    an unknown or disabled user); 429 ``rate_limited`` (``Retry-After``) past the login limits
+    per network and per username; 503 ``busy`` when too many passwords are being checked."""
+    desk: LoginDesk = request.app.state.login_desk
+    network = client_prefix(request, services.settings)
+    who = await desk.login(data.username, data.password, network)
+    cookie = _session_cookie(
+        who.token, services.settings.tokens.admin_ttl, services.settings.server.secure
+    )
+    out = LoginOut(who.token, who.csrf_token, who.username, who.role, who.expires_at)
+    return Response(out, cookies=[cookie])
+
+
+@post("/logout", summary="End this session", status_code=204)
+async def logout(services: ServicesDep, admin: AdminDep) -> Response[None]:
+    """End the caller's session (its token and cookie stop working at once) and clear the
+    cookie. With the cookie, send ``X-CSRF-Token`` too."""
+    await sessions.end(services.engine, admin.session_id)
+    async with services.engine.begin() as conn:
+        await audit(conn, admin.username, "logout", None)
+    return Response(
+        None, status_code=204, cookies=[_session_cookie("", 0, services.settings.server.secure)]
+    )
+
+
+@get("/session", summary="The caller's session")
+async def current_session(admin: AdminDep) -> SessionOut:
+    """Who is logged in, the role they have now, the CSRF token and when the session ends."""
+    return SessionOut(admin.username, admin.role, admin.csrf_token, admin.expires_at)
 
 
 @get("/rounds", summary="All rounds, drafts included")
@@ -335,6 +381,8 @@ async def admin_results(
 
 ROUTES = [
     *CODE_ROUTES,
+    logout,
+    current_session,
     admin_list_rounds,
     create_round,
     update_round,
@@ -348,6 +396,20 @@ ROUTES = [
     reconcile,
     admin_results,
 ]
+
+
+@contextlib.asynccontextmanager
+async def admin_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Lifespan of the admin part (after the services'): the process's :class:`LoginDesk`."""
+    services = app.state.services
+    desk = LoginDesk(services.redis, services.engine, services.settings, services.signers)
+    app.state.login_desk = desk
+    try:
+        yield
+    finally:
+        desk.close()
+
+
 ADMIN_DEPENDENCIES = {"admin": Provide(current_admin, sync_to_thread=False)}
 #: Guards of the admin router (login is outside it); changes also need :func:`writer`.
 ADMIN_GUARDS = [authenticated]

@@ -20,7 +20,7 @@ import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from admin.auth import create_user
+from admin.users import create_user
 from tests.support.app import (
     ADMIN_PASSWORD,
     OBSERVER_PASSWORD,

@@ -17,9 +17,11 @@ from litestar.static_files import create_static_files_router
 
 from voting.http import errors
 from voting.http import public as public_api
+from voting.http.bodies import StrictRequest, json_only
 from voting.http.docs import SwaggerDocs
 from voting.http.headers import SecurityHeaders, policy
 from voting.http.health import healthz, readyz
+from voting.http.origin import same_origin_only
 from voting.http.paths import canonical_ids
 from voting.services.container import Services, ServicesDep, open_services
 from voting.settings import Settings
@@ -74,6 +76,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
             yield
 
     handlers: list[Any] = [healthz, readyz]
+    lifespans: list[Any] = [lifespan]
     if public:
         handlers += [
             index,
@@ -86,7 +89,15 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
             _static("/static/vendor/swagger-ui", STATIC / "vendor" / "swagger-ui"),
         ]
     if admin:
-        from admin.api import ADMIN_DEPENDENCIES, ADMIN_GUARDS, ROUTES, login  # admin is above
+        from admin.api import (  # admin is the layer above
+            ADMIN_DEPENDENCIES,
+            ADMIN_GUARDS,
+            ROUTES,
+            admin_lifespan,
+            login,
+        )
+
+        lifespans.append(admin_lifespan)
 
         handlers += [
             Router("/admin/api/v1", route_handlers=[login], tags=["admin"]),
@@ -100,10 +111,11 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         ]
     return Litestar(
         route_handlers=handlers,
-        lifespan=[lifespan],
+        lifespan=lifespans,
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
-        middleware=[canonical_ids],
+        middleware=[canonical_ids, same_origin_only, json_only],
+        request_class=StrictRequest,
         openapi_config=OpenAPIConfig(
             title="Voting service",
             version="1.0.0",

@@ -8,6 +8,10 @@ voting persister                               the persister and round schedule 
 voting migrate                                 run database migrations
 voting admin create-user NAME --role admin|observer   password from stdin or
                                                VOTING_ADMIN_PASSWORD
+voting admin list | set-role NAME ROLE | disable NAME | enable NAME | delete NAME |
+             reset-password NAME               manage admin users; changing a role or
+                                               password, disabling and deleting end the
+                                               user's sessions at once
 voting reconcile [ROUND]                       compare Redis with Postgres + stream; exit 1
                                                on a mismatch (default: every round)
 voting recover [ROUND]                         rebuild Redis state from Postgres after Redis
@@ -68,7 +72,7 @@ def resolved(
 
 async def _ensure_admin(settings: Settings) -> str | None:
     """Create user ``admin`` if missing; return the generated password (None otherwise)."""
-    from admin.auth import create_user, user_exists
+    from admin.users import create_user, user_exists
     from voting.record.db import make_engine
 
     engine = make_engine(settings.database.url or "")
@@ -217,29 +221,64 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
-    """``voting admin create-user``: password from VOTING_ADMIN_PASSWORD or stdin; 2 on error."""
-    from admin.auth import UserExists, create_user
+def _read_password() -> str:
+    return os.environ.get("VOTING_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
+
+
+def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting admin create-user|list|set-role|disable|enable|delete|reset-password``: manage
+    admin users (passwords from VOTING_ADMIN_PASSWORD or stdin). Changing a password or a role,
+    disabling and deleting end the user's sessions at once. Exit 2 on a bad name, role or
+    password, or an unknown user."""
+    from admin import users
     from voting.record.db import make_engine
 
-    password = os.environ.get("VOTING_ADMIN_PASSWORD") or sys.stdin.readline().rstrip("\n")
+    command = args.admin_cmd
+    password = _read_password() if command in ("create-user", "reset-password") else ""
 
-    async def run(url: str) -> None:
+    async def run(url: str) -> str:
         engine = make_engine(url)
         try:
-            await create_user(engine, args.name, password, args.role)
+            if command == "create-user":
+                await users.create_user(engine, args.name, password, args.role)
+                return f"user {args.name} created with role {args.role}"
+            if command == "list":
+                rows = await users.list_users(engine)
+                lines = [f"{'name':<24} {'role':<9} {'state':<9} sessions  created"]
+                for u in rows:
+                    state = "disabled" if u.disabled_at else "active"
+                    created = u.created_at.strftime("%Y-%m-%d %H:%M")
+                    lines.append(
+                        f"{u.username:<24} {u.role:<9} {state:<9} {u.sessions:>8}  {created}"
+                    )
+                return "\n".join(lines)
+            if command == "set-role":
+                ended = await users.set_role(engine, args.name, args.role)
+                return f"user {args.name} now has role {args.role}; {ended} session(s) ended"
+            if command in ("disable", "enable"):
+                ended = await users.set_disabled(engine, args.name, command == "disable")
+                return f"user {args.name} {command}d; {ended} session(s) ended"
+            if command == "delete":
+                await users.delete_user(engine, args.name)
+                return f"user {args.name} deleted; its sessions ended"
+            ended = await users.reset_password(engine, args.name, password)
+            return f"password of {args.name} changed; {ended} session(s) ended"
         finally:
             await engine.dispose()
 
     with resolved(settings) as s:
         migrate(s.database.url or "")
         try:
-            asyncio.run(run(s.database.url or ""))
-        except (ValueError, UserExists) as exc:
-            msg = f"user {exc} already exists" if isinstance(exc, UserExists) else str(exc)
-            print(f"error: {msg}", file=sys.stderr)
+            print(asyncio.run(run(s.database.url or "")))
+        except users.UserExists as exc:
+            print(f"error: user {exc} already exists", file=sys.stderr)
             return 2
-    print(f"user {args.name} created with role {args.role}")
+        except users.UserNotFound as exc:
+            print(f"error: no user named {exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -335,10 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     adm = sub.add_parser("admin", help="admin users").add_subparsers(
         dest="admin_cmd", required=True
     )
-    cu = adm.add_parser("create-user", help="create an admin user")
+    cu = adm.add_parser("create-user", help="create an admin user (password from stdin)")
     cu.add_argument("name")
     cu.add_argument("--role", choices=["admin", "observer"], default="admin")
-    cu.set_defaults(func=cmd_create_user)
+    adm.add_parser("list", help="list admin users, their roles and open sessions")
+    sr = adm.add_parser("set-role", help="change a user's role (ends its sessions)")
+    sr.add_argument("name")
+    sr.add_argument("role", choices=["admin", "observer"])
+    for verb, text in (
+        ("disable", "forbid a user to log in (ends its sessions)"),
+        ("enable", "allow a disabled user to log in again"),
+        ("delete", "delete a user (ends its sessions)"),
+        ("reset-password", "set a new password from stdin (ends the user's sessions)"),
+    ):
+        adm.add_parser(verb, help=text).add_argument("name")
+    sub.choices["admin"].set_defaults(func=cmd_admin)
     rec = sub.add_parser("reconcile", help="compare Redis with Postgres + stream; 1 on mismatch")
     rec.add_argument("round", type=int, nargs="?", help="one round (default: every round)")
     rec.set_defaults(func=cmd_reconcile)

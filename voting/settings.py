@@ -243,6 +243,25 @@ class LimitSettings:
     max_backlog: Positive = _var(
         "VOTING_MAX_BACKLOG", "ballots allowed to wait per round for the persister", 200_000
     )
+    login_rate: Positive = _var(
+        "VOTING_LOGIN_RATE", "admin login attempts per period per client network", 10
+    )
+    login_period: Positive = _var("VOTING_LOGIN_PERIOD", "seconds of the login limit", 60)
+    login_burst: Positive = _var(
+        "VOTING_LOGIN_BURST", "admin login attempts at once per client network", 10
+    )
+    login_user_rate: Positive = _var(
+        "VOTING_LOGIN_USER_RATE", "failed logins per period per username, all networks", 30
+    )
+    login_user_period: Positive = _var(
+        "VOTING_LOGIN_USER_PERIOD", "seconds of the per-username login limit", 3600
+    )
+    login_user_burst: Positive = _var(
+        "VOTING_LOGIN_USER_BURST", "failed logins at once per username", 10
+    )
+    login_hashes: Positive = _var(
+        "VOTING_LOGIN_HASHES", "password hashes computed at once per process (threads)", 2
+    )
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ def make_settings(backends: Backends, **overrides: Any) -> Settings:
         "challenge_required": False,
         "credential_rate": 100_000,
         "credential_burst": 100_000,
+        "login_rate": 100_000,
+        "login_burst": 100_000,
+        "login_user_rate": 100_000,
+        "login_user_burst": 100_000,
     }
     values.update(overrides)
     return Settings().replace(**values)

@@ -159,7 +159,7 @@ def service_env(
     **extra: str,
 ) -> dict[str, str]:
     """Environment of a ``voting`` subprocess: this process's without its ``VOTING_*``
-    variables, the given servers, prefix, folder and port, the ballot and credential limits
+    variables, the given servers, prefix, folder and port, the ballot, credential and login limits
     raised to ``limit`` (one client address sends everything) and no proof of work; then
     ``extra``. Keys are passed only when given (``voting up`` makes its own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOTING_")}
@@ -173,6 +173,10 @@ def service_env(
         VOTING_BALLOT_BURST=str(limit),
         VOTING_CREDENTIAL_RATE=str(limit),
         VOTING_CREDENTIAL_BURST=str(limit),
+        VOTING_LOGIN_RATE=str(limit),
+        VOTING_LOGIN_BURST=str(limit),
+        VOTING_LOGIN_USER_RATE=str(limit),
+        VOTING_LOGIN_USER_BURST=str(limit),
         VOTING_CHALLENGE_REQUIRED="false",
     )
     if secret_keys:

@@ -22,8 +22,6 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from voting.core.roles import ADMIN_ROLES
-
 VOTER_SALT = "voting.voter"
 ADMIN_SALT = "voting.admin-session"
 RECEIPT_SALT = "voting.receipt"
@@ -132,19 +130,21 @@ class Signers:
             raise TokenInvalid("malformed voter token")
         return VoterCredential(voter_hash=voter, mode=mode, round_id=round_id)
 
-    def issue_admin(self, username: str, role: str) -> str:
-        """An admin session token ``{"u": username, "r": role, "j": token id}``."""
-        return self.admin.dumps({"u": username, "r": role, "j": secrets.token_urlsafe(9)})
+    def issue_admin(self, username: str, session_id: str) -> str:
+        """An admin session token ``{"u": username, "s": session id}`` (the session's row,
+        not the token, says whether it is live and with which role: :mod:`admin.sessions`)."""
+        return self.admin.dumps({"u": username, "s": session_id})
 
     def load_admin(self, token: str, max_age: int) -> tuple[str, str]:
-        """Verify an admin session token; return ``(username, role)``. Raises TokenInvalid."""
+        """Verify an admin session token; return ``(username, session id)``. Raises
+        TokenInvalid."""
         payload = _load(self.admin, token, max_age)
         if not isinstance(payload, dict):
             raise TokenInvalid("malformed admin token")
-        user, role = payload.get("u"), payload.get("r")
-        if not isinstance(user, str) or role not in ADMIN_ROLES:
+        user, session_id = payload.get("u"), payload.get("s")
+        if not isinstance(user, str) or not isinstance(session_id, str) or not session_id:
             raise TokenInvalid("malformed admin token")
-        return user, role
+        return user, session_id
 
     def issue_receipt(self, round_id: int, ballot_id: str, choices: list[int]) -> str:
         """A receipt the voter keeps: signed ``{"r", "b", "c"}`` (round, ballot id, choices)."""

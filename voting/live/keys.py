@@ -68,3 +68,9 @@ def otp_keys(prefix: str, identity_hash: str) -> tuple[str, str]:
     state of its sends, under one hash tag."""
     tag = f"{prefix}:{{otp:{identity_hash}}}"
     return f"{tag}:state", f"{tag}:sends"
+
+
+def login_networks_key(prefix: str, username: str) -> str:
+    """The client networks from which admin ``username`` (lower case) logged in successfully
+    lately (a set); logins from them skip the per-username failure limit."""
+    return f"{prefix}:login-networks:{username}"

@@ -105,7 +105,23 @@ admin_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled_at", DateTime(timezone=True)),
     CheckConstraint(f"role IN {ADMIN_ROLES}", name="admin_users_role"),
+)
+
+#: Admin sessions (see :mod:`admin.sessions`): a session token names its row by ``id``; it is
+#: valid while ``ended_at`` is null (logout, revocation) and ``expires_at`` is ahead.
+#: ``csrf_token``: what a cookie-authenticated change must repeat in ``X-CSRF-Token``.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("admin_sessions_user", "user_id"),
 )
 
 #: One-time voting codes of rounds in identity mode ``code`` (see

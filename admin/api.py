@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,14 @@ from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from admin import sessions
@@ -33,6 +42,7 @@ from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
+from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.live import state as live
 from voting.live.keys import RoundKeys
@@ -42,6 +52,7 @@ from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
 MAX_CSV_BYTES = 5_000_000
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Title = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=300)]
 Description = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, max_length=20_000)]
@@ -151,7 +162,7 @@ def _session_cookie(value: str, max_age: int, secure: bool) -> Cookie:
     )
 
 
-@post("/login", summary="Log in", status_code=200)
+@post("/login", summary="Log in", status_code=200, responses=answers(401, 429))
 async def login(
     request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[LoginIn]
 ) -> Response[LoginOut]:
@@ -194,7 +205,13 @@ async def admin_list_rounds(services: ServicesDep) -> list[AdminRoundOut]:
         return [admin_round(r) for r in await queries.list_rounds(conn, published_only=False)]
 
 
-@post("/rounds", summary="Create a round in draft", status_code=201, guards=[writer])
+@post(
+    "/rounds",
+    summary="Create a round in draft",
+    status_code=201,
+    guards=[writer],
+    responses=answers(409),
+)
 async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
@@ -203,7 +220,12 @@ async def create_round(
     return admin_round(await services.rounds.create(admin.username, values))
 
 
-@patch("/rounds/{round_id:int}", summary="Change a draft round's settings", guards=[writer])
+@patch(
+    "/rounds/{round_id:int}",
+    summary="Change a draft round's settings",
+    guards=[writer],
+    responses=answers(409),
+)
 async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
@@ -235,6 +257,7 @@ async def admin_round_detail(services: ServicesDep, round_id: FromPath[int]) -> 
     status_code=200,
     request_max_body_size=MAX_CSV_BYTES + 64_000,
     guards=[writer],
+    responses=answers(409, 413, 415),
 )
 async def import_candidates(
     request: Request[Any, Any, Any], services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
@@ -296,6 +319,7 @@ def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandle
         guards=[writer],
         operation_id=f"{action}_round",
         name=f"{action}_round",
+        responses=answers(409),
     )(transition)
 
 
@@ -350,7 +374,27 @@ async def reconcile(services: ServicesDep, round_id: FromPath[int]) -> Reconcile
     )
 
 
-@get("/rounds/{round_id:int}/results", summary="Results (always visible to admins)")
+@dataclass
+class ResultsOperation(Operation):
+    """The OpenAPI operation of the admin results: JSON, or the same table as CSV or XLSX."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse):
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {
+                **(ok.content or {}),
+                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT)),
+                "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                XLSX: OpenAPIMediaType(schema=binary),
+            }
+
+
+@get(
+    "/rounds/{round_id:int}/results",
+    summary="Results (always visible to admins)",
+    operation_class=ResultsOperation,
+)
 async def admin_results(
     services: ServicesDep,
     round_id: FromPath[int],
@@ -367,13 +411,13 @@ async def admin_results(
     if format == "csv":
         return Response(
             results_csv(document),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types
             headers={"Content-Disposition": f'attachment; filename="{name}-results.csv"'},
         )
     if format == "xlsx":
         return Response(
             results_xlsx(document),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=XLSX,
             headers={"Content-Disposition": f'attachment; filename="{name}-results.xlsx"'},
         )
     return Response(document)

@@ -17,6 +17,7 @@ from litestar.params import FromPath, JSONBody
 
 from admin.auth import AdminDep, writer
 from voting.core.errors import Conflict
+from voting.http.answers import answers
 from voting.identity.codes import RoundCodes, csv_of
 from voting.record.audit import audit
 from voting.record.queries import get_round
@@ -45,6 +46,7 @@ class CodeCountsOut(msgspec.Struct):
     status_code=201,
     media_type="text/csv",
     guards=[writer],
+    responses=answers(409),
 )
 async def create_codes(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[CodesIn]

@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 
 from voting.http import errors
 from voting.http import public as public_api
+from voting.http.answers import document
 from voting.http.bodies import StrictRequest, json_only
 from voting.http.docs import SwaggerDocs
 from voting.http.headers import SecurityHeaders, policy
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
     handlers: list[Any] = [healthz, readyz]
     lifespans: list[Any] = [lifespan]
     if public:
+        document(public_api.ROUTES)
         handlers += [
             index,
             Router("/api/v1", route_handlers=public_api.ROUTES, tags=["public"]),
@@ -98,6 +100,8 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         )
 
         lifespans.append(admin_lifespan)
+        document([login])
+        document(ROUTES, guarded=True)
 
         handlers += [
             Router("/admin/api/v1", route_handlers=[login], tags=["admin"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from voting.services.container import ServicesDep
 from voting.services.readiness import readiness
@@ -16,7 +17,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness: Redis and Postgres reachable, Redis state intact")
+@get(
+    "/readyz",
+    summary="Readiness: Redis and Postgres reachable, Redis state intact",
+    responses={
+        503: ResponseSpec(
+            data_container=dict[str, Any],
+            description="Not ready: `checks` names each failing check.",
+            generate_examples=False,
+        )
+    },
+)
 async def readyz(services: ServicesDep) -> Response[dict[str, Any]]:
     """200 when every check of :func:`voting.services.readiness.readiness` is ``ok``; 503
     otherwise, with the failing checks named in ``checks``."""

@@ -33,6 +33,7 @@ from voting.core.errors import (
 )
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
+from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.voters import ROUTES as VOTER_ROUTES
@@ -244,6 +245,7 @@ def _voter(request: Request[Any, Any, Any], services: Services) -> VoterCredenti
     response_model=AcceptedBallot,
     request_max_body_size=MAX_BALLOT_BODY,
     operation_class=BallotOperation,
+    responses=answers(401, 409, 422, 429),
 )
 async def cast_ballot(
     request: Request[Any, Any, Any],
@@ -287,7 +289,7 @@ async def cast_ballot(
     return _json_response(answer, 201)
 
 
-@get("/rounds/{round_id:int}/results", summary="Results of a round")
+@get("/rounds/{round_id:int}/results", summary="Results of a round", responses=answers(403))
 async def public_results(services: ServicesDep, round_id: FromPath[int]) -> Results:
     """Ranked tally, winners and tie; 403 ``results_hidden`` while not visible."""
     rnd = await _public_round(services, round_id)

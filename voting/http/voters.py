@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from voting.core.errors import Unavailable, unavailable
+from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.services.container import ServicesDep
 from voting.services.voters import OtpIn, OtpSentOut, VoterIn, VoterTokenOut
@@ -57,7 +58,7 @@ def _unavailable() -> Unavailable:
     return unavailable("the credential store is unavailable; try again shortly")
 
 
-@get("/challenge", summary="A proof-of-work challenge (device mode)")
+@get("/challenge", summary="A proof-of-work challenge (device mode)", responses=answers(429))
 async def challenge(
     request: Request[Any, Any, Any], services: ServicesDep
 ) -> Response[ChallengeOut]:
@@ -73,7 +74,12 @@ async def challenge(
     return Response(msgspec.convert(body, ChallengeOut), headers={"Cache-Control": "no-store"})
 
 
-@post("/voters", summary="Issue a voter credential", status_code=201)
+@post(
+    "/voters",
+    summary="Issue a voter credential",
+    status_code=201,
+    responses=answers(404, 409, 429),
+)
 async def issue_voter(
     request: Request[Any, Any, Any],
     services: ServicesDep,
@@ -110,6 +116,7 @@ async def issue_voter(
     "/voters/otp",
     summary="Send a one-time code (email or phone mode)",
     status_code=202,
+    responses=answers(404, 429),
 )
 async def send_otp(
     request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[OtpIn]

@@ -26,6 +26,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.params import FromPath, JSONBody, QueryParameter
+from redis.exceptions import RedisError
 
 from admin import sessions
 from admin.auth import (
@@ -37,8 +38,9 @@ from admin.auth import (
     writer,
 )
 from admin.codes import ROUTES as CODE_ROUTES
+from admin.device import ROUTES as DEVICE_ROUTES
 from admin.export import results_csv, results_xlsx
-from voting.core.errors import Conflict, Invalid
+from voting.core.errors import Conflict, Invalid, unavailable
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
@@ -307,11 +309,17 @@ def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandle
     async def transition(
         services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
     ) -> AdminRoundOut:
-        rnd = await services.rounds.transition(admin.username, round_id, action)
-        services.forget(round_id)
+        try:
+            rnd = await services.rounds.transition(admin.username, round_id, action)
+        finally:  # a change that failed half-way may have changed the record too
+            services.forget(round_id)
         return admin_round(rnd)
 
-    transition.__doc__ = doc
+    transition.__doc__ = (
+        f"{doc} 503 ``unavailable`` when Redis does not confirm: the message says whether the "
+        "change is recorded and will be finished (open, resume: repeat it, or the schedule "
+        "does) or was undone (pause, close)."
+    )
     return post(
         f"/rounds/{{round_id:int}}/{action}",
         summary=summary,
@@ -343,27 +351,35 @@ close_round = _transition_route(
 
 @get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
 async def progress(services: ServicesDep, round_id: FromPath[int]) -> ProgressOut:
-    """Ballots accepted (Redis), persisted (Postgres) and in the backlog."""
+    """Ballots accepted (Redis), persisted (Postgres) and in the backlog; 503 ``unavailable``
+    when Redis does not answer within ``VOTING_REDIS_HOT_TIMEOUT`` seconds."""
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
         persisted = await queries.persisted_count(conn, round_id)
     keys = RoundKeys(services.settings.redis.prefix, round_id)
-    _, accepted = await live.tally(services.redis, keys)
+    try:
+        accepted, backlog = await live.counts(services.hot, keys)
+    except RedisError:
+        raise unavailable("Redis is not answering: live progress is unavailable") from None
     return ProgressOut(
         round_id=round_id,
         status=rnd.status,
         accepted=accepted,
         persisted=persisted,
-        backlog=await live.backlog(services.redis, keys),
+        backlog=backlog,
     )
 
 
 @get("/rounds/{round_id:int}/reconcile", summary="Compare Redis and Postgres tallies")
 async def reconcile(services: ServicesDep, round_id: FromPath[int]) -> ReconcileOut:
-    """Redis against Postgres + the backlog, read at one instant."""
+    """Redis against Postgres + the backlog, read at one instant; 503 ``unavailable`` when
+    Redis does not answer (within ``VOTING_REDIS_TIMEOUT`` seconds)."""
     async with services.engine.connect() as conn:
         await queries.get_round(conn, round_id)
-    rec = await services.rounds.reconcile(round_id)
+    try:
+        rec = await services.rounds.reconcile(round_id)
+    except RedisError:
+        raise unavailable("Redis is not answering: cannot reconcile now") from None
     return ReconcileOut(
         round_id=round_id,
         consistent=rec.consistent,
@@ -400,12 +416,16 @@ async def admin_results(
     round_id: FromPath[int],
     format: Annotated[Literal["json", "csv", "xlsx"], QueryParameter(name="format")] = "json",
 ) -> Response[Any]:
-    """``format``: json (default), csv (UTF-8 with BOM) or xlsx."""
+    """``format``: json (default), csv (UTF-8 with BOM) or xlsx; 503 ``unavailable`` when
+    the live tally is needed and Redis does not answer."""
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
-    results = await round_results(
-        services.engine, services.redis, services.settings.redis.prefix, rnd
-    )
+    try:
+        results = await round_results(
+            services.engine, services.hot, services.settings.redis.prefix, rnd
+        )
+    except RedisError:
+        raise unavailable("Redis is not answering: live results are unavailable") from None
     document = msgspec.to_builtins(results)
     name = re.sub(r"[^a-z0-9-]", "", rnd.slug) or f"round-{round_id}"
     if format == "csv":
@@ -425,6 +445,7 @@ async def admin_results(
 
 ROUTES = [
     *CODE_ROUTES,
+    *DEVICE_ROUTES,
     logout,
     current_session,
     admin_list_rounds,

@@ -78,12 +78,13 @@ def _pid_from(path: Path) -> int | None:
 
 
 def memory(app_pid: int, servers_dir: Path) -> dict[str, float]:
-    """RSS in MiB of ``app`` (the ``voting up`` process: public and admin API plus persister),
+    """RSS in MiB of ``app`` (the ``voting up`` process and its granian worker, which runs the
+    public and admin API plus persister),
     and of the embedded ``valkey`` and ``postgres`` (postmaster and all its children) found by
     their pid files under ``servers_dir``; servers configured by URL are not measured."""
     out: dict[str, float] = {}
     roots = {
-        "app": (app_pid, False),
+        "app": (app_pid, True),
         "valkey": (_pid_from(servers_dir / "valkey" / "valkey.pid"), False),
         "postgres": (_pid_from(servers_dir / "postgres" / "postmaster.pid"), True),
     }
@@ -117,7 +118,8 @@ async def drive(
     in_flight = 0
 
     async def connection() -> RawClient:
-        # uvicorn closes keep-alive connections idle for 5 s; never reuse one idle for 2 s
+        # the server closes keep-alive connections idle for VOTING_HEADER_TIMEOUT (10 s by
+        # default); never reuse one idle for 2 s
         while idle:
             used, client = idle.pop()
             if time.perf_counter() - used < STALE_AFTER:

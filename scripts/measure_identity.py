@@ -4,7 +4,8 @@ IP prefix can reach under the limits.
 Against a running service (``voting up`` or ``voting serve``) at ``--url``:
 
 ``pow-python``   median time for the ``altcha`` library's reference solver (one thread) to solve
-                 ``GET /api/v1/challenge`` challenges.
+                 ``GET /api/v1/challenge?round_id=N`` challenges of ``--round`` (a device round;
+                 only challenges are fetched, so the round's price does not move).
 ``pow-browser``  median time for the vendored ALTCHA widget in headless Chromium (Playwright,
                  system ``chromium``) to solve them (``verify()``, ``minDuration`` 0, default
                  number of workers = the machine's cores).
@@ -15,7 +16,7 @@ Against a running service (``voting up`` or ``voting serve``) at ``--url``:
 
 Prints one JSON object. Example::
 
-    python scripts/measure_identity.py pow-python --url http://127.0.0.1:8000 --runs 21
+    python scripts/measure_identity.py pow-python --url http://127.0.0.1:8000 --round 1 --runs 21
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ import altcha
 import httpx
 
 
-def pow_python(url: str, runs: int) -> dict[str, Any]:
-    """Solve ``runs`` challenges with ``altcha.solve_challenge``; seconds per solve."""
+def pow_python(url: str, runs: int, round_id: int) -> dict[str, Any]:
+    """Solve ``runs`` challenges of ``round_id`` with ``altcha.solve_challenge``; seconds per
+    solve."""
     times, counters = [], []
     with httpx.Client(base_url=url, timeout=30) as http:
         for _ in range(runs):
-            challenge = http.get("/api/v1/challenge").json()
+            challenge = http.get("/api/v1/challenge", params={"round_id": round_id}).json()
             started = time.perf_counter()
             solution = altcha.solve_challenge(altcha.Challenge.from_dict(challenge))
             times.append(time.perf_counter() - started)
@@ -58,7 +60,7 @@ def pow_python(url: str, runs: int) -> dict[str, Any]:
 
 
 BROWSER_JS = """
-async (runs) => {
+async ([runs, roundId]) => {
   await new Promise((resolve, reject) => {
     const s = document.createElement('script');
     s.type = 'module'; s.src = '/static/vendor/altcha.min.js';
@@ -66,7 +68,7 @@ async (runs) => {
   });
   await customElements.whenDefined('altcha-widget');
   const w = document.createElement('altcha-widget');
-  w.setAttribute('challenge', '/api/v1/challenge');
+  w.setAttribute('challenge', `/api/v1/challenge?round_id=${roundId}`);
   w.setAttribute('auto', 'off');
   document.body.append(w);
   await new Promise((r) => setTimeout(r, 0));
@@ -84,9 +86,9 @@ async (runs) => {
 """
 
 
-def pow_browser(url: str, runs: int) -> dict[str, Any]:
-    """Solve ``runs`` challenges with the vendored widget in headless Chromium; seconds each
-    (fetching the challenge included)."""
+def pow_browser(url: str, runs: int, round_id: int) -> dict[str, Any]:
+    """Solve ``runs`` challenges of ``round_id`` with the vendored widget in headless
+    Chromium; seconds each (fetching the challenge included)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -97,7 +99,7 @@ def pow_browser(url: str, runs: int) -> dict[str, Any]:
         )
         page = browser.new_page()
         page.goto(f"{url}/static/vendor/ALTCHA-VERSION.txt")  # same origin, nothing else runs
-        out = page.evaluate(BROWSER_JS, runs)
+        out = page.evaluate(BROWSER_JS, [runs, round_id])
         browser.close()
     times = [t / 1000 for t in out["times"]]
     return {
@@ -159,16 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", choices=["pow-python", "pow-browser", "prefix-rate"])
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.add_argument("--runs", type=int, default=21)
-    p.add_argument("--round", type=int, help="an open device-mode round (prefix-rate)")
+    p.add_argument("--round", type=int, required=True, help="an open device-mode round")
     p.add_argument("--seconds", type=float, default=120.0)
     args = p.parse_args(argv)
     if args.what == "pow-python":
-        out = pow_python(args.url, args.runs)
+        out = pow_python(args.url, args.runs, args.round)
     elif args.what == "pow-browser":
-        out = pow_browser(args.url, args.runs)
+        out = pow_browser(args.url, args.runs, args.round)
     else:
-        if args.round is None:
-            p.error("prefix-rate needs --round")
         out = asyncio.run(prefix_rate(args.url, args.round, args.seconds))
     print(json.dumps(out, indent=2))
     return 0

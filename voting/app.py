@@ -14,11 +14,13 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp
 
 from voting.http import errors
 from voting.http import public as public_api
 from voting.http.answers import document
 from voting.http.bodies import StrictRequest, json_only
+from voting.http.deadline import body_deadline
 from voting.http.docs import SwaggerDocs
 from voting.http.headers import SecurityHeaders, policy
 from voting.http.health import healthz, readyz
@@ -133,10 +135,19 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
     )
 
 
-def app_from_env() -> Litestar:
-    """Factory for ASGI servers (``uvicorn --factory voting.app:app_from_env``): settings from
-    the environment; URLs must be configured."""
+def served_app(settings: Settings, *, public: bool = True, admin: bool = True) -> ASGIApp:
+    """The app as an ASGI server runs it: :func:`create_app` inside the request body deadline
+    (``VOTING_BODY_TIMEOUT``, :func:`voting.http.deadline.body_deadline`), which sees every
+    request, routed or not."""
+    app = create_app(settings, public=public, admin=admin)
+    headers = SecurityHeaders.from_settings(settings.server)  # the 408 carries them too
+    return body_deadline(app, settings.server.body_timeout, headers)
+
+
+def app_from_env() -> ASGIApp:
+    """Factory for ASGI servers (``granian --factory voting.app:app_from_env``):
+    :func:`served_app` with the settings of the environment; URLs must be configured."""
     import os
 
     parts = set((os.environ.get("VOTING_APP_PARTS") or "public,admin").split(","))
-    return create_app(Settings.from_env(), public="public" in parts, admin="admin" in parts)
+    return served_app(Settings.from_env(), public="public" in parts, admin="admin" in parts)

@@ -32,6 +32,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from voting import embedded
 from voting.record.db import migrate
@@ -120,26 +121,75 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(settings: Settings, *, public: bool, admin: bool) -> None:
-    """Serve until SIGTERM/SIGINT. uvicorn shuts down gracefully (in-flight requests finish,
-    the lifespan flushes the persister), then re-raises the signal; the handlers installed here
-    turn that into a normal exit so that ``finally`` blocks (embedded servers) run."""
-    import uvicorn
+#: the pid of the ``voting`` process that runs the server, for its workers (see worker_app)
+_SUPERVISOR_PID = "VOTING_SUPERVISOR_PID"
 
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+
+def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -> None:
+    """Serve with granian until SIGTERM/SIGINT: ``workers`` worker processes (each runs
+    :func:`voting.app.served_app` with its lifespan) under this process, which supervises them.
+
+    HTTP/1.1 only (behind a proxy or for phones; no cleartext HTTP/2 to sniff, so that the
+    header timeout runs from the connection's first instant), no websockets, no access log.
+    ``VOTING_HEADER_TIMEOUT`` is granian's header read timeout: a connection that has not sent
+    a whole request head that many seconds after it opened or after the previous answer ended
+    is closed (slow headers, connections that send nothing, idle keep-alive). On SIGTERM or
+    SIGINT granian stops accepting, lets in-flight requests finish and runs the lifespan's
+    shutdown (the persister flushes) in every worker, then returns here, so that ``finally``
+    blocks (embedded servers) run. Workers read the settings from the environment, so the
+    values this process resolved (server URLs, bind address) are put there first."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    signal.signal(signal.SIGTERM, _exit_cleanly)  # until granian installs its own handlers
     signal.signal(signal.SIGINT, _exit_cleanly)
-    from voting.app import create_app
-
-    app = create_app(settings, public=public, admin=admin)
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,  # X-Forwarded-For is trusted by voting.client_ip only
+    os.environ.update(
+        {
+            "VOTING_DATABASE_URL": settings.database.url or "",
+            "VOTING_REDIS_URL": settings.redis.url or "",
+            "VOTING_HOST": settings.server.host,
+            "VOTING_PORT": str(settings.server.port),
+            "VOTING_APP_PARTS": ",".join(
+                p for p, on in (("public", public), ("admin", admin)) if on
+            ),
+            _SUPERVISOR_PID: str(os.getpid()),
+        }
     )
+    server = Granian(
+        "voting.cli:worker_app",
+        factory=True,
+        address=settings.server.host,
+        port=settings.server.port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.server.header_timeout * 1000)
+        ),
+        log_level=LogLevels.warning,
+        log_access=False,
+    )
+    server.serve()
+
+
+def worker_app() -> Any:
+    """The factory each granian worker calls: first, on Linux, ask the kernel to SIGKILL this
+    worker when its supervisor dies (``prctl(PR_SET_PDEATHSIG)``), so that a supervisor killed
+    with -9 leaves no orphan serving the port; then the app of the environment's settings."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        supervisor = os.environ.get(_SUPERVISOR_PID)
+        if supervisor and str(os.getppid()) != supervisor:  # it died before prctl
+            os._exit(1)
+    from voting.app import app_from_env
+
+    return app_from_env()
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -174,24 +224,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with resolved(settings, allow_embedded=False) as s:
         public = not args.admin or args.public
         admin = not args.public or args.admin
-        if args.workers > 1:
-            import uvicorn
-
-            os.environ["VOTING_APP_PARTS"] = ",".join(
-                p for p, on in (("public", public), ("admin", admin)) if on
-            )
-            uvicorn.run(
-                "voting.app:app_from_env",
-                factory=True,
-                host=s.server.host,
-                port=s.server.port,
-                workers=args.workers,
-                log_level="warning",
-                access_log=False,
-                proxy_headers=False,  # X-Forwarded-For is trusted by voting.client_ip only
-            )
-        else:
-            _serve(s, public=public, admin=admin)
+        _serve(s, public=public, admin=admin, workers=args.workers)
     return 0
 
 

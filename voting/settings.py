@@ -135,6 +135,17 @@ class RedisSettings:
         "VOTING_REDIS_URL", "`redis://host:6379/0`; unset: an embedded Valkey", None
     )
     prefix: str = _var("VOTING_REDIS_PREFIX", "prefix of every Redis key", "voting")
+    hot_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = _var(
+        "VOTING_REDIS_HOT_TIMEOUT",
+        "seconds each hot-path step waits for Redis (ballots, credentials, receipts, live "
+        "results, readiness, admin progress and status changes)",
+        0.5,
+    )
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = _var(
+        "VOTING_REDIS_TIMEOUT",
+        "seconds every other Redis call waits (persister, close's drain, recovery, reconcile)",
+        5,
+    )
     durable_ack: bool = _var(
         "VOTING_DURABLE_ACK",
         "answer 201 only after Redis fsynced the ballot (WAITAOF)",
@@ -169,6 +180,17 @@ class ServerSettings:
         "CIDRs of the reverse proxies whose X-Forwarded-For is believed",
         (),
         parse=_cidrs,
+    )
+    header_timeout: Annotated[float, msgspec.Meta(ge=1, le=60)] = _var(
+        "VOTING_HEADER_TIMEOUT",
+        "seconds a connection has to send a request's headers, from its opening or the end of "
+        "the previous answer (so also how long an idle keep-alive connection is kept)",
+        10,
+    )
+    body_timeout: Annotated[float, msgspec.Meta(ge=1, le=3600)] = _var(
+        "VOTING_BODY_TIMEOUT",
+        "seconds a request has to send its whole body, from the end of its headers (then 408)",
+        30,
     )
 
     @property
@@ -277,17 +299,44 @@ class PersisterSettings:
 
 @dataclass(frozen=True)
 class ChallengeSettings:
-    """The device mode's proof of work (ALTCHA PBKDF2)."""
+    """The device mode's proof of work (ALTCHA PBKDF2) and its price per client network
+    (:mod:`voting.core.device`)."""
 
     required: bool = _var(
         "VOTING_CHALLENGE_REQUIRED", "device mode needs a solved proof of work", True, parse=_bool
     )
     pow_cost: Positive = _var("VOTING_POW_COST", "PBKDF2-SHA-256 iterations per attempt", 5000)
     pow_difficulty: Positive = _var(
-        "VOTING_POW_DIFFICULTY", "counter base D: the counter is in [D, 2D)", 1000
+        "VOTING_POW_DIFFICULTY",
+        "expected attempts D of a credential within the share: the counter is uniform in [0, 2D)",
+        1000,
     )
     ttl: Annotated[int, msgspec.Meta(ge=10)] = _var(
         "VOTING_CHALLENGE_TTL", "seconds a challenge can be solved and redeemed", 300
+    )
+    device_share: Positive = _var(
+        "VOTING_DEVICE_SHARE",
+        "device credentials per client network (IP prefix) and round in the window at work D",
+        300,
+    )
+    device_aggregate_share: Positive = _var(
+        "VOTING_DEVICE_AGGREGATE_SHARE",
+        "the same per aggregate (IPv4 /16, IPv6 /48) and round",
+        3000,
+    )
+    device_doubling: Positive = _var(
+        "VOTING_DEVICE_DOUBLING",
+        "beyond a share, every this many further credentials double the expected work",
+        64,
+    )
+    device_window: Positive = _var(
+        "VOTING_DEVICE_WINDOW", "seconds of the sliding window device credentials count in", 86400
+    )
+    ipv4_aggregate: Annotated[int, msgspec.Meta(ge=8, le=32)] = _var(
+        "VOTING_IPV4_AGGREGATE", "IPv4 prefix length of the device credentials' aggregate", 16
+    )
+    ipv6_aggregate: Annotated[int, msgspec.Meta(ge=16, le=128)] = _var(
+        "VOTING_IPV6_AGGREGATE", "IPv6 prefix length of the device credentials' aggregate", 48
     )
 
 
@@ -488,6 +537,11 @@ def _check(settings: Settings) -> None:
         names = {"?"}
     if "code" not in names or not names <= {"code", "minutes"}:
         raise SettingsError("VOTING_SMS_TEMPLATE must contain {code} and only {code}/{minutes}")
+    challenge, privacy = settings.challenge, settings.privacy
+    if challenge.ipv4_aggregate > privacy.ipv4_prefix:
+        raise SettingsError("VOTING_IPV4_AGGREGATE must be <= VOTING_IPV4_PREFIX")
+    if challenge.ipv6_aggregate > privacy.ipv6_prefix:
+        raise SettingsError("VOTING_IPV6_AGGREGATE must be <= VOTING_IPV6_PREFIX")
     url = settings.sms.webhook_url or ""
     if settings.sms.sender == "webhook" and not url.startswith(("http://", "https://")):
         raise SettingsError("VOTING_SMS_WEBHOOK_URL must be an http(s) URL with the webhook sender")

@@ -144,7 +144,7 @@ def test_casting_shows_a_receipt(browser_page: Page, live_server: Any) -> None:
     expect(page.locator("#ballot-id")).not_to_be_empty()
     stored = page.evaluate(f"localStorage.getItem('receipt_{live_server.round_id}')")
     assert stored == receipt
-    assert page.evaluate("localStorage.getItem('voter_token')")
+    assert page.evaluate(f"localStorage.getItem('voter_token_device_{live_server.round_id}')")
     expect(page.locator("#votebar")).to_be_hidden()
 
 
@@ -252,10 +252,14 @@ def test_device_mode_solves_the_proof_of_work_with_the_vendored_widget(
     expect(page.locator("altcha-widget")).to_have_count(1)
     # a function, not an expression: Playwright evaluates expressions with eval, which the CSP
     # refuses
-    page.wait_for_function("() => Boolean(localStorage.getItem('voter_token'))", timeout=60_000)
+    page.wait_for_function(
+        f"() => Boolean(localStorage.getItem('voter_token_device_{live_server.round_id}'))",
+        timeout=60_000,
+    )
     expect(panel).to_be_hidden()
     assert f"{live_server.base_url}/static/vendor/altcha.min.js" in requests
-    assert f"{live_server.base_url}/api/v1/challenge" in requests
+    # the challenge is asked for this round, and the credential is bound to it
+    assert f"{live_server.base_url}/api/v1/challenge?round_id={live_server.round_id}" in requests
     # everything came from our own origin (no CDN); the widget's workers are data:/blob: URLs
     foreign = [u for u in requests if not u.startswith((live_server.base_url, "data:", "blob:"))]
     assert not foreign, foreign
@@ -388,7 +392,10 @@ def test_voting_breaks_no_rule_of_the_csp(browser_page: Page, live_server: Any) 
     assert "nonce-" in response.headers["content-security-policy"]
     expect(page.locator("[data-candidate-id]")).to_have_count(CANDIDATES)
     # the widget solves the proof of work in blob: workers, its stylesheet carries the nonce
-    page.wait_for_function("() => Boolean(localStorage.getItem('voter_token'))", timeout=60_000)
+    page.wait_for_function(
+        f"() => Boolean(localStorage.getItem('voter_token_device_{live_server.round_id}'))",
+        timeout=60_000,
+    )
     assert page.evaluate("() => document.getElementById('altcha-css').nonce.length") > 0
     page.locator("[data-candidate-id]").first.get_by_role("button", name="Xem thành tích").click()
     expect(page.locator("#profile-achievements p").first).to_be_visible()

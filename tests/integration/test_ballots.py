@@ -291,12 +291,13 @@ async def test_rate_limit_is_honoured_after_retry_after(backends, make_round):
         assert (await c.post(url, json=body, headers=voter)).status_code == 201
 
 
-async def test_redis_down_answers_503(backends, make_round):
+async def test_redis_down_answers_503(backends, make_round, services):
     rnd = await make_round()
     broken = create_app(make_settings(backends, redis_url="redis://127.0.0.1:1/0"))
     async with AsyncTestClient(app=broken) as c:
         r = await c.post("/api/v1/voters", json={})
-        token = r.json()["voter_token"]
+        assert r.status_code == 503  # the credential limit fails closed too
+        token = services.signers.issue_voter("device")  # a credential made before
         r = await c.post(
             f"/api/v1/rounds/{rnd['id']}/ballots",
             json={"choices": [rnd["candidate_ids"][0]]},

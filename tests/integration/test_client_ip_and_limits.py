@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
-from tests.support.app import make_settings
+from tests.support.app import make_settings, round_factory
 from tests.support.servers import Backends, free_port, server_env, wait_http
 from tests.support.voters import error_code
 from voting.app import create_app
@@ -92,7 +92,7 @@ async def test_gcra_limiter(services):
 # ---------- each credential limit answers 429 with a Retry-After that is honoured ----------
 
 
-async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends):
+async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends, admin_headers):
     settings = isolated(
         backends,
         credential_rate=1,
@@ -101,8 +101,9 @@ async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends
         email_sender="console",
     )
     async with AsyncTestClient(app=create_app(settings)) as c:
+        rnd = await round_factory(c, admin_headers)()  # its state under the app's own prefix
         calls = {
-            "challenge": lambda: c.get("/api/v1/challenge"),
+            "challenge": lambda: c.get(f"/api/v1/challenge?round_id={rnd['id']}"),
             "voters": lambda: c.post("/api/v1/voters", json={}),
             "otp": lambda: c.post(
                 "/api/v1/voters/otp",
@@ -119,6 +120,9 @@ async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends
             await asyncio.sleep(retry)
             assert (await call()).status_code in (200, 201, 202), name
         c.cookies.clear()
+        # closed, so that no open round of the shared database lives under this app's prefix
+        r = await c.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+        assert r.status_code == 200, r.text
 
 
 # ---------- over real servers ----------

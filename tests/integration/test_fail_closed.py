@@ -94,7 +94,8 @@ async def test_missing_round_state_is_503_not_404(client, make_round, services):
     assert ready.status_code == 503
     assert rnd["id"] in ready.json()["checks"]["round_state"]["missing"]
     await services.rounds.recover("test", rnd["id"])
-    assert (await client.get("/readyz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
     r = await client.post(
         "/api/v1/rounds/2147483648/ballots",
         json={"choices": [1]},
@@ -133,10 +134,10 @@ async def test_full_redis_refuses_whole_and_marks_no_voter(private):
     rnd = await private["make_round"]()
     url = f"/api/v1/rounds/{rnd['id']}/ballots"
     keys = RoundKeys(c.app.state.services.settings.redis.prefix, rnd["id"])
+    voter = await new_voter(c)  # before: a full Redis refuses the credential limit too (503)
     await redis.set("filler", "x" * 400_000)
     used = int((await redis.info("memory"))["used_memory"])
     await redis.config_set("maxmemory", used - 100_000)  # Redis is now over maxmemory
-    voter = await new_voter(c)
     r = await c.post(url, json={"choices": rnd["candidate_ids"][:3]}, headers=voter)
     assert r.status_code == 503
     assert error_code(r) == "unavailable"

@@ -40,8 +40,13 @@ def encode(challenge: dict[str, Any], solution: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(body).encode()).decode()
 
 
-async def fetch_and_solve(client: Any) -> str:
-    """``GET /api/v1/challenge``, solved: a ready ``altcha`` payload."""
-    r = await client.get("/api/v1/challenge")
+async def fetch_and_solve(client: Any, round_id: int, **headers: str) -> str:
+    """``GET /api/v1/challenge?round_id=N``, solved: a ready ``altcha`` payload for a device
+    credential of that round (``headers``: e.g. ``X-Forwarded-For``, underscores for dashes)."""
+    r = await client.get(
+        "/api/v1/challenge",
+        params={"round_id": round_id},
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
     assert r.status_code == 200, r.text
     return solve(r.json())

@@ -7,6 +7,8 @@ import logging
 import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core import errors as domain
 from voting.http.errors import EXCEPTION_HANDLERS, STATUS, status_of
@@ -69,3 +71,29 @@ def test_retry_after_is_in_the_header_and_the_body():
         r = client.get("/limited")
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "2" and r.json()["error"]["retry_after"] == 2
+
+
+@get("/store-down")
+async def store_down() -> None:
+    raise RedisTimeoutError("Timeout reading from 10.0.0.9:6379")
+
+
+@get("/store-bug")
+async def store_bug() -> None:
+    raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+def test_a_redis_that_does_not_answer_is_503_unavailable_and_a_redis_bug_500(caplog):
+    caplog.set_level(logging.INFO)
+    app = Litestar(
+        [store_down, store_bug], exception_handlers=EXCEPTION_HANDLERS, logging_config=None
+    )
+    with TestClient(app) as client:
+        down = client.get("/store-down")
+        bug = client.get("/store-bug")
+    assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
+    assert int(down.headers["Retry-After"]) >= 1
+    assert "10.0.0.9" not in down.text
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "voting"]
+    assert not [m for m in logged if "store-down" in m]  # a store that is down is not logged
+    assert bug.status_code == 500

@@ -107,3 +107,15 @@ def client_prefix(request: Request[Any, Any, Any], settings: Settings) -> str:
     proxies: what limits count and what ballots store instead of the address."""
     client = client_ip(request, settings.server.trusted_proxies)
     return ip_prefix(client, settings.privacy.ipv4_prefix, settings.privacy.ipv6_prefix)
+
+
+def client_networks(request: Request[Any, Any, Any], settings: Settings) -> tuple[str, str]:
+    """``(prefix, aggregate)``: the client's network prefix (:func:`client_prefix`) and the
+    wider aggregate it belongs to (IPv4 /16, IPv6 /48 by default: ``VOTING_IPV4_AGGREGATE``,
+    ``VOTING_IPV6_AGGREGATE``), which device credentials are also counted by."""
+    client = client_ip(request, settings.server.trusted_proxies)
+    privacy, challenge = settings.privacy, settings.challenge
+    return (
+        ip_prefix(client, privacy.ipv4_prefix, privacy.ipv6_prefix),
+        ip_prefix(client, challenge.ipv4_aggregate, challenge.ipv6_aggregate),
+    )

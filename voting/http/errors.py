@@ -4,7 +4,10 @@ The one place that gives domain errors an HTTP status (:data:`STATUS`, by kind) 
 Litestar's own errors (unknown route, wrong method, body over the size limit, validation)
 into the same shape. A ``retry_after`` becomes a ``Retry-After`` header (whole seconds) as
 well as a member of the body. A client's mistake is answered and never logged with a
-traceback; only an unexpected exception is.
+traceback; only an unexpected exception is. A Redis that cannot be reached, does not answer,
+is read-only or full and that a route did not handle itself is ``503 unavailable`` with
+``Retry-After`` (fail closed, never a 500): the routes that must tell more (a ballot whose
+outcome is unknown) catch it first.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core.errors import (
     Conflict,
@@ -123,6 +129,18 @@ def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[s
     return error_response(400, "malformed", "the JSON body is nested too deeply")
 
 
+#: Retry-After (seconds) of a Redis failure no route handled
+STORE_RETRY_AFTER = 5
+
+
+def _store_down(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # no logging: this can be every request while Redis is down
+    message = "the live store is unavailable; try again shortly"
+    details = {"retry_after": STORE_RETRY_AFTER}
+    headers = {"Retry-After": str(STORE_RETRY_AFTER)}
+    return error_response(503, "unavailable", message, details, headers)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # once, with an id the client can quote; no request data (headers, body, query)
     request_id = secrets.token_hex(8)
@@ -137,5 +155,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: _validation_error,
     HTTPException: _http_error,
     RecursionError: _too_deep,
+    RedisConnectionError: _store_down,
+    RedisTimeoutError: _store_down,
+    ReadOnlyError: _store_down,
+    OutOfMemoryError: _store_down,
     Exception: _unexpected,
 }

@@ -275,7 +275,9 @@ async def cast_ballot(
         raise unavailable("the vote store is unavailable; try again shortly") from None
     rules.check(choices)
     try:
-        voter.check_round(round_id, rules.identity_mode)
+        voter.check_round(
+            round_id, rules.identity_mode, device_bound=services.settings.challenge.required
+        )
     except TokenInvalid as exc:
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
     try:
@@ -297,7 +299,7 @@ async def public_results(services: ServicesDep, round_id: FromPath[int]) -> Resu
         raise Forbidden("results_hidden", "results are published after the round closes")
     try:
         return await round_results(
-            services.engine, services.redis, services.settings.redis.prefix, rnd
+            services.engine, services.hot, services.settings.redis.prefix, rnd
         )
     except RedisError:
         raise unavailable("live results are unavailable; try again shortly") from None
@@ -325,7 +327,7 @@ async def _receipt_status(services: Services, round_id: int, ballot_id: uuid.UUI
             return "recorded"
         try:
             keys = RoundKeys(services.settings.redis.prefix, round_id)
-            if await live.in_backlog(services.redis, keys, str(ballot_id)):
+            if await live.in_backlog(services.hot, keys, str(ballot_id)):
                 return "pending"
         except RedisError:
             raise unavailable("the vote store is unavailable; try again shortly") from None

@@ -7,18 +7,18 @@ the client network's credential limit, call the desk, and set the ``voter`` cook
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from voting.core.errors import Unavailable, unavailable
+from voting.core.errors import MAX_ID, Unavailable, unavailable
 from voting.http.answers import answers
-from voting.http.client_ip import client_prefix
+from voting.http.client_ip import client_networks, client_prefix
 from voting.services.container import ServicesDep
 from voting.services.voters import OtpIn, OtpSentOut, VoterIn, VoterTokenOut
 
@@ -58,17 +58,29 @@ def _unavailable() -> Unavailable:
     return unavailable("the credential store is unavailable; try again shortly")
 
 
-@get("/challenge", summary="A proof-of-work challenge (device mode)", responses=answers(429))
+@get(
+    "/challenge",
+    summary="A proof-of-work challenge for one round (device mode)",
+    responses=answers(404, 429),
+)
 async def challenge(
-    request: Request[Any, Any, Any], services: ServicesDep
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    round_id: Annotated[
+        int | None, Parameter(ge=1, le=MAX_ID, description="the round the credential is for")
+    ] = None,
 ) -> Response[ChallengeOut]:
-    """A signed ALTCHA challenge for ``POST /voters {"altcha": ...}``, valid
-    ``VOTING_CHALLENGE_TTL`` seconds and redeemable once. 429 ``rate_limited``;
+    """A signed ALTCHA challenge for ``POST /voters {"altcha": ..., "round_id": N}``, valid
+    ``VOTING_CHALLENGE_TTL`` seconds, redeemable once, for round ``round_id`` only. Its work
+    grows with the device credentials the client's network already received in that round
+    (``data.level``: credentials beyond the network's share). Errors: 400 ``malformed`` (no
+    ``round_id``), ``mode_mismatch``; 404 ``round_not_found``; 429 ``rate_limited``;
     503 ``unavailable``."""
     desk = services.voters
+    network, aggregate = client_networks(request, services.settings)
     try:
-        await desk.limit(client_prefix(request, services.settings), "challenge")
-        body = await desk.challenges.create()
+        await desk.limit(network, "challenge")
+        body = await desk.challenge(round_id, network, aggregate)
     except RedisError:
         raise _unavailable() from None
     return Response(msgspec.convert(body, ChallengeOut), headers={"Cache-Control": "no-store"})
@@ -91,12 +103,15 @@ async def issue_voter(
     Errors: 400 ``malformed``, ``mode_mismatch``, ``challenge_required``,
     ``challenge_invalid``, ``challenge_expired``, ``code_invalid``, ``code_unknown``,
     ``email_invalid``, ``phone_invalid``, ``otp_expired``, ``otp_invalid`` (with
-    ``attempts_left``); 404 ``round_not_found``; 409 ``challenge_used``; 429 ``rate_limited``,
-    ``otp_locked`` (``Retry-After``); 503 ``unavailable``.
+    ``attempts_left``), ``challenge_wrong_round``; 404 ``round_not_found``; 409
+    ``challenge_used``, ``challenge_stale`` (the network received more credentials since the
+    challenge was made: solve a new one); 429 ``rate_limited``, ``otp_locked``
+    (``Retry-After``); 503 ``unavailable``.
     """
+    network, aggregate = client_networks(request, services.settings)
     try:
-        await services.voters.limit(client_prefix(request, services.settings), "voters")
-        out = await services.voters.issue(data or VoterIn())
+        await services.voters.limit(network, "voters")
+        out = await services.voters.issue(data or VoterIn(), network, aggregate)
     except (RedisError, DBAPIError, ConnectionError):
         raise _unavailable() from None
     s = services.settings

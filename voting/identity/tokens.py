@@ -45,15 +45,19 @@ class VoterCredential:
     mode: str
     round_id: int | None = None
 
-    def check_round(self, round_id: int, identity_mode: str) -> None:
+    def check_round(self, round_id: int, identity_mode: str, *, device_bound: bool = False) -> None:
         """Raise :class:`TokenInvalid` unless the credential may vote in ``round_id``, whose
-        identity mode is ``identity_mode``."""
+        identity mode is ``identity_mode``. ``device_bound``: a device credential must name
+        its round (when the proof of work is required every device credential is issued for
+        one round, so one that names none predates that rule or was made without a proof)."""
         if self.mode != identity_mode:
             raise TokenInvalid(
                 f"this round identifies voters by {identity_mode}; the credential is {self.mode}"
             )
         if self.round_id is not None and self.round_id != round_id:
             raise TokenInvalid("this credential is for another round")
+        if self.round_id is None and device_bound and self.mode == "device":
+            raise TokenInvalid("this device credential names no round; get a new one")
 
 
 @dataclass(frozen=True)

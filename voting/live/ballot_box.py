@@ -6,6 +6,13 @@ the ballot to the round's stream (:mod:`voting.live.stream`). No Postgres, no OR
 logging here: the round's rules are cached in process memory, and what the record knows
 (which rounds are published) is asked through a callable, at most once per
 :data:`PUBLISHED_REFRESH` seconds whatever ids clients send.
+
+Every Redis call here is bounded by the box's ``timeout`` (``VOTING_REDIS_HOT_TIMEOUT``): a
+stalled or unreachable Redis costs a ballot at most about twice that, then 503. The script is
+run on a connection taken from the pool first, so that a Redis that cannot even be reached
+(no free or no connectable connection, a failed health check) is told apart from one that was
+sent the script and did not answer: the first changed nothing (``unavailable``), the second
+may have recorded the ballot (the caller answers ``outcome_unknown``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
 
 from voting.core.ballot import AcceptedBallot, BallotRules
 from voting.core.errors import (
@@ -49,7 +57,9 @@ class BallotBox:
     every round out of draft in the record, asked only when a round's state is missing from
     Redis (to fail closed with 503, not 404, for a round Redis lost). Limits: ``rate``, the
     per-IP-prefix GCRA; ``max_backlog`` ballots waiting for the persister;
-    ``idempotency_ttl`` seconds a replayable answer is kept.
+    ``idempotency_ttl`` seconds a replayable answer is kept. ``timeout``: seconds each Redis
+    step may take (getting a connected connection; the script's answer is bounded by the
+    client's own socket timeout, which the container sets to the same value).
 
     ``safe``: set False by the Redis guard (:mod:`voting.live.guard`) when Redis may evict
     keys; ballots are then refused. ``group_commit``: set when durable acknowledgement is on.
@@ -65,8 +75,9 @@ class BallotBox:
         rate: Rate,
         max_backlog: int,
         idempotency_ttl: int,
+        timeout: float = 1.0,
     ) -> None:
-        self.redis, self.prefix = redis, prefix
+        self.redis, self.prefix, self.timeout = redis, prefix, timeout
         self.receipt, self.published = receipt, published
         self.rate, self.max_backlog, self.idempotency_ttl = rate, max_backlog, idempotency_ttl
         self.safe = True
@@ -90,14 +101,19 @@ class BallotBox:
 
         Raises :class:`~voting.core.errors.NotFound` ``round_not_found`` when no such round
         is published, :class:`~voting.core.errors.Unavailable` when the record has the round
-        but Redis lost its state (fail closed until ``voting recover``).
+        but Redis lost its state (fail closed until ``voting recover``) or Redis did not
+        answer within ``timeout`` seconds. Other Redis errors propagate.
         """
         now = time.monotonic()
         cached = self._rules.get(round_id)
         if cached is not None and cached[0] > now:
             return cached[1]
         keys = self.keys(round_id)
-        meta: Any = await self.redis.hgetall(keys.meta)
+        try:
+            async with asyncio.timeout(self.timeout):
+                meta: Any = await self.redis.hgetall(keys.meta)
+        except TimeoutError:  # asyncio's: the whole read, connection included, took too long
+            raise unavailable("the vote store is not answering; try again shortly") from None
         if not meta:
             await self._missing(round_id)
         self._keys[round_id] = keys
@@ -155,7 +171,9 @@ class BallotBox:
         ``round_not_open`` and ``already_voted`` (with the original ``ballot_id``)
         conflicts, ``idempotency_key_reused`` (the key's original request had other
         choices), ``rate_limited`` (``retry_after`` seconds), ``unavailable`` (Redis unsafe,
-        state missing, backlog over its bound). Redis errors propagate to the caller.
+        unreachable before the script was sent, state missing, backlog over its bound).
+        Redis errors propagate to the caller: ``ConnectionError`` / ``TimeoutError`` once the
+        script was sent (it may have run), others (full, read-only) when Redis refused it.
         """
         if not self.safe:
             raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
@@ -188,7 +206,7 @@ class BallotBox:
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
         else:
-            result = await self.script(keys=script_keys, args=script_args)
+            result = await self._run_script(script_keys, script_args)
         outcome = result[0]
         if outcome == "ok":
             return body or self._answer(round_id, ballot_id, choices, now_ms)
@@ -218,6 +236,38 @@ class BallotBox:
             raise unavailable("too many ballots are waiting to be recorded; retry shortly")
         await self._missing(round_id)
         raise AssertionError("unreachable")  # _missing always raises
+
+    async def _run_script(self, keys: list[str], args: list[Any]) -> Any:
+        """The cast script's reply, run on one connection of the pool (see the module).
+
+        Raises ``unavailable`` when no connected connection could be had within ``timeout``
+        seconds (nothing was sent); Redis errors of the script itself propagate.
+        """
+        pool = self.redis.connection_pool
+        conn = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await pool.get_connection()
+                if await conn.can_read():  # closed by the server while idle: connect afresh
+                    await conn.disconnect()
+                    await conn.connect()
+                await conn.check_health()  # its PING, if due, goes before the script
+        except (RedisError, OSError, TimeoutError):
+            if conn is not None:
+                await pool.release(conn)
+            raise unavailable("the vote store is unavailable; try again shortly") from None
+        try:
+            sha = self.script.sha
+            await conn.send_command("EVALSHA", sha, len(keys), *keys, *args, check_health=False)
+            try:
+                return await conn.read_response()
+            except NoScriptError:  # a restarted or flushed server: load it, then run it
+                await conn.send_command("SCRIPT", "LOAD", self.script.script, check_health=False)
+                await conn.read_response()
+                await conn.send_command("EVALSHA", sha, len(keys), *keys, *args, check_health=False)
+                return await conn.read_response()
+        finally:
+            await pool.release(conn)
 
     def _answer(self, round_id: int, ballot_id: str, choices: list[int], cast_ms: int) -> bytes:
         cast_at = datetime.fromtimestamp(cast_ms / 1000, UTC).isoformat(timespec="milliseconds")

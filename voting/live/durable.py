@@ -108,6 +108,11 @@ class GroupCommit:
                     self._queue.task_done()
 
     async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        # a waiter that is gone (its request was cancelled) is not sent at all: nobody would
+        # hear the answer, and setting a result on its future would fail the whole batch
+        batch = [item for item in batch if not item[2].done()]
+        if not batch:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
                 await self.script(keys=keys, args=args, client=pipe)
@@ -117,6 +122,8 @@ class GroupCommit:
         fsynced = replies[-1]
         confirmed = not isinstance(fsynced, Exception) and int(fsynced[0]) >= 1
         for (_, _, fut), reply in zip(batch, replies[:-1], strict=True):
+            if fut.done():  # gave up meanwhile
+                continue
             if isinstance(reply, Exception):
                 fut.set_exception(reply)
             elif not confirmed:

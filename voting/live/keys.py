@@ -51,16 +51,25 @@ class RoundKeys:
         """GCRA state (theoretical arrival time, ms) of one client IP prefix in this round."""
         return f"{self.tag}:rate:{ip_prefix}"
 
+    def device_network(self, ip_prefix: str) -> str:
+        """Device credentials one client IP prefix received in this round: hash time step →
+        count (:mod:`voting.live.device`)."""
+        return f"{self.tag}:device-net:{ip_prefix}"
+
+    def device_aggregate(self, aggregate: str) -> str:
+        """The same for an aggregate of prefixes (IPv4 /16, IPv6 /48)."""
+        return f"{self.tag}:device-agg:{aggregate}"
+
+    def challenge_used(self, signature: str) -> str:
+        """Marks a proof-of-work challenge of this round (by its signature) as redeemed,
+        until it expires."""
+        return f"{self.tag}:challenge-used:{signature}"
+
 
 def limit_key(prefix: str, name: str, subject: str) -> str:
     """GCRA state of ``subject`` (an IP prefix or a keyed hash) under the limit ``name``
     (``challenge``, ``voters``, ``otp``)."""
     return f"{prefix}:limit:{name}:{subject}"
-
-
-def challenge_used_key(prefix: str, signature: str) -> str:
-    """Marks a proof-of-work challenge (by its signature) as redeemed, until it expires."""
-    return f"{prefix}:challenge-used:{signature}"
 
 
 def otp_keys(prefix: str, identity_hash: str) -> tuple[str, str]:

@@ -2,16 +2,22 @@
 
 Redis holds what the hot path needs (status, rules, candidate ids, tally, voters, stream);
 Postgres holds the record. These functions are the only writers of a round's ``meta`` hash.
+A status written for a decision of the record carries that decision's number
+(``status_seq``): see ``lua/set_status.lua``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from voting.live.keys import PERSIST_GROUP, RoundKeys
+from voting.live.scripts import load
 from voting.live.stream import StreamBallot
 
 
@@ -25,8 +31,12 @@ async def publish_round(
     candidate_ids: list[int],
     closes_at: datetime | None = None,
     identity_mode: str = "device",
+    seq: int | None = None,
 ) -> None:
     """Write the round's rules and status to ``meta`` and create the stream's consumer group.
+
+    ``seq``: the number of the record's decision this status stands for (kept as
+    ``status_seq``; see :func:`set_status`); written whatever number was there before.
 
     ``identity_mode``: how the round's voters are identified (credentials of another mode are
     refused). ``closes_at`` (aware datetime) is stored in ms since the epoch: from that instant
@@ -43,6 +53,8 @@ async def publish_round(
     }
     if closes_at is not None:
         mapping["closes_at"] = int(closes_at.timestamp() * 1000)
+    if seq is not None:
+        mapping["status_seq"] = seq
     await redis.hset(keys.meta, mapping=mapping)  # type: ignore[arg-type]
 
 
@@ -55,9 +67,75 @@ async def ensure_group(redis: Redis, keys: RoundKeys) -> None:
             raise
 
 
-async def set_status(redis: Redis, keys: RoundKeys, status: str) -> None:
-    """Set the live status; atomic with respect to the cast script (one HSET)."""
-    await redis.hset(keys.meta, "status", status)
+@dataclass(frozen=True)
+class StatusWrite:
+    """What :func:`set_status` found: ``outcome`` ``ok`` (written), ``stale`` (a decision
+    with a larger number is in place), ``recovering`` (left so) or ``missing`` (no live
+    state; nothing written); ``status`` and ``seq`` now in Redis (``""`` / 0 when missing)."""
+
+    outcome: str
+    status: str
+    seq: int
+
+
+async def set_status(
+    redis: Redis,
+    keys: RoundKeys,
+    status: str,
+    seq: int | None = None,
+    *,
+    from_recovering: bool = False,
+) -> StatusWrite:
+    """Set the live status, atomically with respect to the cast script (one script).
+
+    ``seq``: the number of the record's decision (a Postgres sequence, larger for every later
+    decision): the write is refused as ``stale`` unless it is larger than the number in
+    place, so a write that reaches Redis late never undoes a newer one. ``None``: an
+    operator's write, applied whatever the number. ``recovering`` is only replaced with
+    ``from_recovering`` (recovery's last step). A round without live state is left alone
+    (``missing``), never given a partial ``meta``. Redis errors propagate (with a timeout the
+    write may still be applied later, which the numbering makes harmless).
+    """
+    script = redis.register_script(load("set_status"))
+    args: list[Any] = [status, "" if seq is None else seq, "1" if from_recovering else "0"]
+    reply: Any = await script(keys=[keys.meta], args=args)
+    return StatusWrite(str(reply[0]), str(reply[1]), int(reply[2]))
+
+
+async def status(redis: Redis, keys: RoundKeys) -> str | None:
+    """The round's live status, ``None`` when Redis holds no state for it."""
+    value: Any = await redis.hget(keys.meta, "status")
+    return None if value is None else str(value)
+
+
+async def statuses(redis: Redis, rounds: Sequence[RoundKeys]) -> list[str | None]:
+    """The live status of each of ``rounds`` (``None``: no state), in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys in rounds:
+            pipe.hget(keys.meta, "status")
+        replies: list[Any] = await pipe.execute()
+    return [None if v is None else str(v) for v in replies]
+
+
+async def presence(redis: Redis, rounds: Sequence[RoundKeys]) -> list[tuple[bool, int]]:
+    """For each of ``rounds``: whether its ``meta`` exists, and its backlog (stream length),
+    in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys in rounds:
+            pipe.exists(keys.meta)
+            pipe.xlen(keys.stream)
+        replies: list[Any] = await pipe.execute()
+    return [(bool(replies[i]), int(replies[i + 1])) for i in range(0, len(replies), 2)]
+
+
+async def counts(redis: Redis, keys: RoundKeys) -> tuple[int, int]:
+    """``(accepted, backlog)``: the ``ballots`` counter of ``meta`` and the stream's length,
+    read in one MULTI (one instant)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hget(keys.meta, "ballots")
+        pipe.xlen(keys.stream)
+        total, length = await pipe.execute()
+    return int(total or 0), int(length)
 
 
 async def tally(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int]:

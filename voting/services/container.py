@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from litestar.di import NamedDependency
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting.identity.tokens import Signers
@@ -32,11 +33,18 @@ from voting.settings import Settings
 
 @dataclass
 class Services:
-    """Redis client, Postgres engine, signers and the voting core objects of one process.
+    """Redis clients, Postgres engine, signers and the voting core objects of one process.
+
+    ``redis``: waits up to ``VOTING_REDIS_TIMEOUT`` seconds (persister, close's drain,
+    recovery, reconcile, the guard); ``hot``: its own pool waiting up to
+    ``VOTING_REDIS_HOT_TIMEOUT`` seconds for a connection and as long for each answer
+    (ballots, credentials, receipts, live results, readiness, admin progress and status
+    changes), so that a stalled Redis gives a fast 503.
     ``cache``: short-lived public documents (key → (monotonic expiry, JSON bytes))."""
 
     settings: Settings
     redis: Redis
+    hot: Redis
     engine: AsyncEngine
     signers: Signers
     ballot_box: BallotBox
@@ -58,17 +66,24 @@ REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
 ServicesDep = NamedDependency[Services]
 
 
-def _redis(url: str) -> Redis:
-    # a blocking pool: a burst larger than the pool waits (up to 5 s) for a free connection
-    # instead of failing at once with 503
+def _redis(url: str, timeout: float) -> Redis:
+    """A client on its own pool whose every wait is ``timeout`` seconds: for a free connection
+    (a blocking pool: a burst larger than the pool queues instead of failing at once with
+    503), for connecting, and for each reply.
+
+    Maintenance notifications (a Redis Enterprise feature) are off: while they are on
+    ("auto"), redis-py hands out pooled connections without checking them, so after a Redis
+    restart every idle connection failed its next command; off, a connection the server
+    closed is reconnected when taken from the pool."""
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         health_check_interval=30,
-        socket_timeout=5,
-        socket_connect_timeout=5,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         max_connections=REDIS_POOL_SIZE,
-        timeout=5,
+        timeout=timeout,
     )
     return Redis(connection_pool=pool)
 
@@ -86,7 +101,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """
     if not settings.database.url or not settings.redis.url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
-    redis = _redis(settings.redis.url)
+    redis = _redis(settings.redis.url, settings.redis.timeout)
+    hot = _redis(settings.redis.url, settings.redis.hot_timeout)
     engine = make_engine(settings.database.url)
     signers = Signers.from_keys(settings.keys.secret_keys, settings.keys.identity_key)
     persister = Persister(
@@ -96,7 +112,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         batch=settings.persister.batch,
         interval=settings.persister.interval_ms / 1000,
     )
-    rounds = RoundService(engine, redis, settings.redis.prefix, persister)
+    rounds = RoundService(engine, redis, settings.redis.prefix, persister, hot=hot)
 
     async def published() -> frozenset[int]:
         async with engine.connect() as conn:
@@ -104,23 +120,25 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
     limits = settings.limits
     box = BallotBox(
-        redis,
+        hot,
         settings.redis.prefix,
         receipt=signers.issue_receipt,
         published=published,
         rate=Rate(limits.ballot_rate, limits.ballot_period, limits.ballot_burst),
         max_backlog=limits.max_backlog,
         idempotency_ttl=limits.idempotency_ttl,
+        timeout=settings.redis.hot_timeout,
     )
     services = Services(
         settings=settings,
         redis=redis,
+        hot=hot,
         engine=engine,
         signers=signers,
         ballot_box=box,
         persister=persister,
         rounds=rounds,
-        voters=VoterDesk(redis, engine, settings, signers, box),
+        voters=VoterDesk(hot, engine, settings, signers, box),
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -142,4 +160,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if box.group_commit is not None:
             await box.group_commit.stop()
         await redis.aclose(close_connection_pool=True)
+        await hot.aclose(close_connection_pool=True)
         await engine.dispose()

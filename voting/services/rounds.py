@@ -3,15 +3,34 @@ recover and reconcile the live state.
 
 Status moves ``draft → open ⇄ paused → closed`` (:data:`voting.core.rounds.TRANSITIONS`).
 Every change is written to Postgres with an audit event in the same transaction and mirrored
-to Redis for the hot path:
+to Redis for the hot path. Redis can stall or drop at any step, and a write whose answer was
+lost may still be applied afterwards (a stalled server runs what it was sent when it wakes).
+The order below keeps one rule — Redis never accepts ballots for a round the record does not
+have open — and makes every change that fails half-way either finished or undone, so the
+two agree again:
 
-- opening publishes the rules to Redis still refusing ballots, commits the record, and only
-  then lets Redis accept: a failed commit leaves no round that takes ballots the record does
-  not know as open;
-- pausing and closing stop acceptance in Redis first (one atomic HSET: a ballot is either in
-  before the close or refused), then commit;
+- **Numbered decisions.** Each status write to Redis carries a number taken from a Postgres
+  sequence under the round's row lock (:func:`voting.record.audit.decision_number`); Redis
+  keeps it beside the status and refuses a write with a smaller one (``lua/set_status.lua``).
+  A late write can therefore never undo a newer decision (e.g. reopen a round paused since).
+- **Opening and resuming** (towards accepting): the record commits first, then Redis is told
+  ``open`` (opening publishes the rules beforehand, still refusing). If Redis does not
+  confirm, the record says open while Redis still refuses — the safe side — and the change is
+  *finished*, not undone: by the admin repeating it (an open or resume of a round the record
+  has open and Redis does not finishes it) or by :meth:`RoundService.follow_record` in the
+  schedule loop. Undoing the record instead would be unsafe: the lost ``open`` could land
+  after the undo and take ballots the record refuses.
+- **Pausing and closing** (towards refusing): Redis stops accepting first (one atomic script:
+  a ballot is either in before the close or refused), then the record commits. If Redis does
+  not confirm, or the commit fails, the change is *undone*: the record stays as it was and
+  Redis is set back to the record's status under a newer number (so the lost write, if it
+  lands, is refused). If even that cannot be written, Redis refuses ballots meanwhile — the
+  safe side — and :meth:`RoundService.follow_record` finishes the undo.
 - closing then drains the stream into Postgres, counts the final tally there and marks the
   round final only if it equals the Redis tally (never patched: a difference is audited).
+
+A failure of Redis is answered :class:`Unavailable` ``unavailable`` (503) whose message says
+which of these happened. The schedule's automatic opens and closes take the same path.
 """
 
 from __future__ import annotations
@@ -24,11 +43,12 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from voting.core.errors import Conflict, Invalid, Unavailable
+from voting.core.errors import Conflict, Invalid, Unavailable, unavailable
 from voting.core.reconciliation import Reconciliation, tally_of
 from voting.core.rounds import (
     DEFAULT_FIELDS,
@@ -43,13 +63,14 @@ from voting.core.shortlist import CandidateRow
 from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries, tables
-from voting.record.audit import audit
+from voting.record.audit import audit, decision_number
 from voting.record.persister import Persister
 
 logger = logging.getLogger("voting.rounds")
 
 RECOVER_SETTLE = 0.5  # seconds recovery waits for in-flight persister commits
 RECOVER_PASSES = 5  # rebuilds tried before recovery gives up on a record that keeps changing
+_DONE = {"pause": "paused", "close": "closed"}
 
 
 class Recovery(msgspec.Struct):
@@ -69,12 +90,24 @@ def _audit_value(value: Any) -> Any:
 class RoundService:
     """Admin operations on rounds over Postgres (the record) and Redis (the live state).
 
-    ``persister`` drains a round's stream when it closes or is recovered.
+    ``persister`` drains a round's stream when it closes or is recovered. ``redis`` serves
+    the long operations (recovery, reconcile); ``hot`` (default: ``redis``), a client with
+    short timeouts, the status writes and reads, so that a stalled Redis gives a fast 503 and
+    the round's row lock is not held for long.
     """
 
-    def __init__(self, engine: AsyncEngine, redis: Redis, prefix: str, persister: Persister):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: Redis,
+        prefix: str,
+        persister: Persister,
+        *,
+        hot: Redis | None = None,
+    ):
         self.engine = engine
         self.redis = redis
+        self.hot = hot or redis
         self.prefix = prefix
         self.persister = persister
 
@@ -165,16 +198,36 @@ class RoundService:
         """Apply ``action`` (open, pause, resume, close) and return the round.
 
         Raises :class:`Conflict` ``invalid_transition`` when the status does not allow it,
-        ``no_candidates`` when opening a round without candidates. ``close`` also drains and
-        finalises (see :meth:`finalise`); closing a closed round that is not final retries
-        the finalisation. See the module for the order of the Redis and Postgres writes.
+        ``no_candidates`` when opening a round without candidates; :class:`Unavailable`
+        ``unavailable`` when Redis did not confirm (the message says whether the change is
+        recorded and will be finished, or was undone). ``close`` also drains and finalises
+        (see :meth:`finalise`); closing a closed round that is not final retries the
+        finalisation; opening or resuming a round the record has open but Redis does not
+        finishes that change. See the module for the order of the writes.
         """
-        allowed, target = TRANSITIONS[action]
+        if action in ("open", "resume"):
+            await self._start(actor, round_id, action)
+        elif await self._stop(actor, round_id, action):
+            try:
+                await self.finalise(actor, round_id)
+            except RedisError:
+                raise unavailable(
+                    f"round {round_id} is closed, but its final count needs Redis, which did "
+                    "not answer; close it again to finish the count",
+                ) from None
+        async with self.engine.connect() as conn:
+            return await queries.get_round(conn, round_id)
+
+    async def _start(self, actor: str, round_id: int, action: Action) -> None:
+        """Open or resume: commit the record, then let Redis accept (see the module)."""
+        allowed, _ = TRANSITIONS[action]
         keys = self.keys(round_id)
-        async with self.engine.begin() as conn:
-            rnd = await queries.get_round(conn, round_id, for_update=True)
-            retry_final = action == "close" and rnd.status == "closed" and not rnd.final
-            if not retry_final:
+        try:
+            async with self.engine.begin() as conn:
+                rnd = await queries.get_round(conn, round_id, for_update=True)
+                if rnd.status == "open":
+                    await self._finish_open(conn, actor, rnd, action)
+                    return
                 if rnd.status not in allowed:
                     raise Conflict(
                         "invalid_transition", f"cannot {action} a round that is {rnd.status}"
@@ -183,9 +236,91 @@ class RoundService:
                     cands = await queries.list_candidates(conn, round_id)
                     if not cands:
                         raise Conflict("no_candidates", "import candidates before opening")
-                    await self._publish(rnd, cands, "draft")  # rules in place, still refusing
-                else:
-                    await live.set_status(self.redis, keys, target)
+                    # rules in place, still refusing
+                    seq = await decision_number(conn)
+                    await self._publish(rnd, cands, "draft", seq, self.hot)
+                await conn.execute(
+                    update(tables.rounds)
+                    .where(tables.rounds.c.id == round_id)
+                    .values(status="open")
+                )
+                await audit(conn, actor, f"round_{action}", round_id, {"from": rnd.status})
+                seq = await decision_number(conn)
+        except RedisError:  # before the commit: the record is unchanged, Redis refuses
+            raise unavailable(
+                f"Redis did not answer; round {round_id} is unchanged: retry {action} shortly"
+            ) from None
+        try:  # recorded open: now Redis may accept
+            done = await live.set_status(self.hot, keys, "open", seq)
+        except RedisError:
+            raise self._open_pending(round_id, action) from None
+        self._check_open(round_id, done)
+
+    async def _finish_open(
+        self, conn: AsyncConnection, actor: str, rnd: Round, action: Action
+    ) -> None:
+        """``action`` on a round the record has open: finish a change whose Redis half failed
+        (Redis not open yet), else :class:`Conflict` ``invalid_transition``. Holds the row
+        lock of ``conn``; Redis errors propagate."""
+        now = await live.status(self.hot, self.keys(rnd.id))
+        if now == "open":
+            raise Conflict("invalid_transition", f"cannot {action} a round that is open")
+        try:
+            done = await live.set_status(
+                self.hot, self.keys(rnd.id), "open", await decision_number(conn)
+            )
+        except RedisError:
+            raise self._open_pending(rnd.id, action) from None
+        self._check_open(rnd.id, done)
+        await audit(conn, actor, "live_status_sync", rnd.id, {"from": now, "to": "open"})
+        logger.warning("round %s: live status %s finished as open (%s)", rnd.id, now, action)
+
+    @staticmethod
+    def _open_pending(round_id: int, action: Action) -> Unavailable:
+        return unavailable(
+            f"round {round_id} is open in the record but Redis did not confirm; it refuses "
+            f"ballots until it does: retry {action}, or the schedule finishes it within seconds"
+        )
+
+    @staticmethod
+    def _check_open(round_id: int, done: live.StatusWrite) -> None:
+        """Raise for a write of ``open`` that Redis did not apply for want of state."""
+        if done.outcome == "missing":
+            raise unavailable(
+                f"round {round_id} is open in the record but its live state is missing from "
+                "Redis: run voting recover",
+                30,
+            )
+        if done.outcome == "recovering":
+            raise unavailable(
+                f"round {round_id} is open in the record and being restored; it opens when "
+                "voting recover has finished",
+                10,
+            )
+
+    async def _stop(self, actor: str, round_id: int, action: Action) -> bool:
+        """Pause or close: Redis stops accepting, then the record commits; undone on a
+        failure (see the module). Returns whether the round is to be finalised (a close, or a
+        closed round not yet final)."""
+        allowed, target = TRANSITIONS[action]
+        keys = self.keys(round_id)
+        sent = False
+        try:
+            async with self.engine.begin() as conn:
+                rnd = await queries.get_round(conn, round_id, for_update=True)
+                if action == "close" and rnd.status == "closed" and not rnd.final:
+                    return True  # retry the finalisation
+                if rnd.status not in allowed:
+                    raise Conflict(
+                        "invalid_transition", f"cannot {action} a round that is {rnd.status}"
+                    )
+                seq = await decision_number(conn)
+                sent = True
+                done = await live.set_status(self.hot, keys, target, seq)
+                if done.outcome == "stale":  # cannot be under the lock; never commit blind
+                    raise unavailable(f"Redis holds a newer status for round {round_id}: retry")
+                # ok; or missing / recovering: Redis refuses anyway, and recovery restores
+                # the status from the record
                 values: dict[str, Any] = {"status": target}
                 if action == "close":
                     values["closed_at"] = datetime.now(UTC)
@@ -193,17 +328,92 @@ class RoundService:
                     update(tables.rounds).where(tables.rounds.c.id == round_id).values(**values)
                 )
                 await audit(conn, actor, f"round_{action}", round_id, {"from": rnd.status})
-        if action == "open" and not retry_final:
-            await live.set_status(self.redis, keys, "open")  # recorded first, now accepting
-        if action == "close":
-            await self.finalise(actor, round_id)
-        async with self.engine.connect() as conn:
-            return await queries.get_round(conn, round_id)
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            if sent:
+                await self._undo(actor, round_id)
+            if isinstance(exc, RedisError):
+                raise unavailable(
+                    f"Redis did not answer; round {round_id} was not {_DONE[action]}: "
+                    f"retry {action} shortly"
+                ) from None
+            raise
+        return action == "close"
 
-    async def _publish(self, rnd: Round, cands: list[Candidate], status: str) -> None:
-        """Write the round's rules, candidates and ``status`` to its Redis ``meta``."""
+    async def _undo(self, actor: str, round_id: int) -> None:
+        """Best effort after a failed pause or close: Redis follows the record again (under a
+        newer number); when it cannot be written now, follow_record does it later."""
+        try:
+            await self._follow(actor, round_id, check=False)
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            logger.warning(
+                "round %s: live status not yet set back to the record's (%s); the schedule will",
+                round_id,
+                type(exc).__name__,
+            )
+
+    async def _follow(
+        self, actor: str, round_id: int, *, check: bool, from_recovering: bool = False
+    ) -> str | None:
+        """Write the record's status of ``round_id`` to Redis under the round's row lock and
+        a new decision number; with ``check`` only when Redis holds another one (not
+        ``recovering``, not missing). Returns the status written, ``None`` when nothing was.
+        Redis and Postgres errors propagate."""
+        keys = self.keys(round_id)
+        async with self.engine.begin() as conn:
+            rnd = await queries.get_round(conn, round_id, for_update=True)
+            if not rnd.published:
+                return None
+            before = await live.status(self.hot, keys)
+            if check and (before is None or before in ("recovering", rnd.status)):
+                return None
+            done = await live.set_status(
+                self.hot,
+                keys,
+                rnd.status,
+                await decision_number(conn),
+                from_recovering=from_recovering,
+            )
+            if done.outcome != "ok":
+                return None
+            if before != rnd.status and not from_recovering:  # recovery audits itself
+                await audit(
+                    conn, actor, "live_status_sync", round_id, {"from": before, "to": rnd.status}
+                )
+                logger.warning(
+                    "round %s: live status %s set to the record's %s", round_id, before, rnd.status
+                )
+            return rnd.status
+
+    async def follow_record(self, actor: str = "schedule") -> list[int]:
+        """Finish or undo what failed status changes left: every published round whose live
+        status differs from the record's (and is neither missing nor ``recovering``, which
+        are recovery's) gets the record's. Returns the ids changed. Run by the schedule loop
+        every few seconds; Redis and Postgres errors propagate."""
+        async with self.engine.connect() as conn:
+            record = {
+                round_id: status
+                for status in ("open", "paused", "closed")
+                for round_id in await queries.round_ids(conn, status)
+            }
+        if not record:
+            return []
+        ids = list(record)
+        now = await live.statuses(self.hot, [self.keys(i) for i in ids])
+        changed = []
+        for round_id, status in zip(ids, now, strict=True):
+            if status is None or status in ("recovering", record[round_id]):
+                continue
+            if await self._follow(actor, round_id, check=True) is not None:
+                changed.append(round_id)
+        return changed
+
+    async def _publish(
+        self, rnd: Round, cands: list[Candidate], status: str, seq: int, redis: Redis
+    ) -> None:
+        """Write the round's rules, candidates and ``status`` (decision number ``seq``) to
+        its Redis ``meta`` with the client ``redis``."""
         await live.publish_round(
-            self.redis,
+            redis,
             self.keys(rnd.id),
             status=status,
             min_choices=rnd.min_choices,
@@ -211,6 +421,7 @@ class RoundService:
             candidate_ids=[c.id for c in cands],
             closes_at=rnd.closes_at,
             identity_mode=rnd.identity_mode,
+            seq=seq,
         )
 
     async def recover(self, actor: str, round_id: int) -> Recovery:
@@ -233,7 +444,8 @@ class RoundService:
             if not rnd.published:
                 raise Conflict("round_not_published", "a draft round has no live state")
             cands = await queries.list_candidates(conn, round_id)
-        await self._publish(rnd, cands, "recovering")
+            seq = await decision_number(conn)
+        await self._publish(rnd, cands, "recovering", seq, self.redis)
         drained = await self.persister.drain(round_id)
         # a persister that read entries before the loss may still commit them: rebuild until
         # the record stops changing under us (the round refuses ballots meanwhile)
@@ -259,7 +471,8 @@ class RoundService:
                 "the round still refuses ballots: run recover again",
                 retry_after=5,
             )
-        await live.set_status(self.redis, keys, rnd.status)
+        # the record's status as it is now (under the row lock, newest number), not as read
+        status = await self._follow(actor, round_id, check=False, from_recovering=True)
         async with self.engine.begin() as conn:
             await audit(
                 conn,
@@ -269,7 +482,7 @@ class RoundService:
                 {"ballots": total, "persisted_from_stream": drained},
             )
         logger.warning("round %s: Redis state rebuilt from Postgres (%d ballots)", round_id, total)
-        return Recovery(round_id, rnd.status, total, drained)
+        return Recovery(round_id, status or rnd.status, total, drained)
 
     async def reconcile(self, round_id: int, *, attempts: int = 3) -> Reconciliation:
         """Compare the Redis tally and ballot count with Postgres plus the backlog.

@@ -5,6 +5,10 @@ Ballots stop at ``closes_at`` exactly, without waiting for this loop: the cast s
 the round's ``closes_at`` with Redis's clock. This loop then records the close in Postgres and
 finalises the count, as an admin's close would (audited as actor ``schedule``). Several
 processes may run it; the row lock in :meth:`RoundService.transition` lets one of them win.
+
+Each pass then finishes or undoes what failed status changes left
+(:meth:`RoundService.follow_record`): a round whose live status in Redis differs from the
+record's gets the record's, within :data:`EVERY` seconds of Redis answering again.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ EVERY = 2.0  # seconds between looks at the schedule
 
 
 async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple[int, Action]]:
-    """Apply every due action; return those applied. A round that cannot open (no
-    candidates) or that another process changed first is logged and skipped."""
+    """Apply every due action, then make the live statuses follow the record; return the
+    actions applied. A round that cannot open (no candidates), that another process changed
+    first, or whose change Redis did not confirm is logged and skipped (tried again at the
+    next pass), as is a follow-up that Redis or Postgres did not let finish."""
     async with rounds.engine.connect() as conn:
         due = await queries.due_transitions(conn, now or datetime.now(UTC))
     done = []
@@ -40,6 +46,10 @@ async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple
             continue
         logger.info("schedule: round %s %s", round_id, "opened" if action == "open" else "closed")
         done.append((round_id, action))
+    try:
+        await rounds.follow_record()
+    except (RedisError, SQLAlchemyError, OSError) as exc:
+        logger.warning("schedule: live statuses not checked: %s", type(exc).__name__)
     return done
 
 

@@ -2,9 +2,11 @@
 
 A round identifies its voters in one mode (``rounds.identity_mode``):
 
-- ``device``: an ALTCHA proof of work (:mod:`voting.identity.challenge`), redeemed once, for a
-  fresh random voter. ``VOTING_CHALLENGE_REQUIRED=false`` (tests, load tests) lets ``{}``
-  through.
+- ``device``: an ALTCHA proof of work (:mod:`voting.identity.challenge`) made for one round
+  (``GET /challenge?round_id=N``), redeemed once, for a fresh random voter of that round; its
+  price grows with the credentials the client's network already received in the round
+  (:mod:`voting.core.device`). ``VOTING_CHALLENGE_REQUIRED=false`` (tests, load tests) lets
+  ``{}`` through, for any device round unless ``round_id`` is given.
 - ``code``: a one-time voting code an admin generated (:mod:`voting.identity.codes`); the
   voter is a keyed hash of the code and the credential is valid for the code's round only.
 - ``email`` / ``phone``: a 6-digit one-time password sent to the address or number
@@ -15,15 +17,16 @@ A round identifies its voters in one mode (``rounds.identity_mode``):
 With ``round_id`` the round must be published (else ``round_not_found``) and in the same
 mode (else ``mode_mismatch``), and the credential is valid in that round only. Every
 credential request counts against a GCRA limit per client IP prefix
-(``VOTING_CREDENTIAL_*``). Credentials are signed tokens (:mod:`voting.identity.tokens`)
-that hold no personal data in clear.
+(``VOTING_CREDENTIAL_*``), which fails closed: without Redis, 503 ``unavailable``.
+Credentials are signed tokens (:mod:`voting.identity.tokens`) that hold no personal data in
+clear.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -37,6 +40,7 @@ from voting.core.errors import (
     Unavailable,
     rate_limited,
     retry_after_seconds,
+    unavailable,
 )
 from voting.core.rounds import IdentityMode
 from voting.identity.addresses import IdentityInvalid, mask, normalise_email, normalise_phone
@@ -135,16 +139,31 @@ class VoterDesk:
         """Count one request of the client IP ``prefix`` in ``bucket`` (``challenge``,
         ``voters``, ``otp``); :class:`Limited` ``rate_limited`` when over.
 
-        Fails open when Redis is unreachable: what a credential needs beyond this limit (a
-        single-use proof of work, an OTP) and every ballot need Redis too, so a credential
-        issued meanwhile buys nothing that the limit guards."""
+        Fails closed: when Redis cannot count the request, :class:`Unavailable`
+        ``unavailable`` (503, ``Retry-After``) and nothing is issued, since a limit that
+        lets requests through unseen is no limit (a stalled Redis would otherwise hand out
+        challenges and codes unmetered)."""
         try:
             wait = await self.limiter.wait_ms(bucket, prefix, self.credential_rate)
         except RedisError as exc:
-            logger.warning("credential limit not applied, Redis error: %s", type(exc).__name__)
-            return
+            logger.warning("credential limit not checked, Redis error: %s", type(exc).__name__)
+            raise unavailable(
+                "the credential limits cannot be checked right now; try again shortly"
+            ) from None
         if wait > 0:
             raise rate_limited(wait, "credential requests from this network")
+
+    async def challenge(self, round_id: int | None, network: str, aggregate: str) -> dict[str, Any]:
+        """A proof-of-work challenge for a device credential of ``round_id``, priced for the
+        client ``network`` and ``aggregate`` (:meth:`Challenges.create`). :class:`Invalid`
+        ``malformed`` without a round, ``mode_mismatch`` for a round of another mode;
+        ``round_not_found``. Redis errors propagate."""
+        if round_id is None:
+            raise Invalid(
+                "malformed", "ask GET /challenge?round_id=N: a challenge is for one round"
+            )
+        await self.check_mode(round_id, "device")
+        return await self.challenges.create(round_id, network, aggregate)
 
     async def round_mode(self, round_id: int) -> str:
         """The identity mode of a published round; ``round_not_found`` otherwise."""
@@ -163,8 +182,12 @@ class VoterDesk:
                 details={"identity_mode": actual},
             )
 
-    async def issue(self, data: VoterIn) -> VoterTokenOut:
-        """Check the proof of ``data`` for its mode and sign a credential (see the module)."""
+    async def issue(
+        self, data: VoterIn, network: str = "unknown", aggregate: str = "unknown"
+    ) -> VoterTokenOut:
+        """Check the proof of ``data`` for its mode and sign a credential (see the module);
+        ``network`` / ``aggregate``: the client's IP prefix and its aggregate, which a device
+        credential is counted against."""
         present = {
             f for f in ("altcha", "code", "email", "phone", "otp") if getattr(data, f) is not None
         }
@@ -176,7 +199,12 @@ class VoterDesk:
         signers = self.signers
         if mode == "device":
             if data.altcha is not None:
-                await self.challenges.redeem(data.altcha)
+                if data.round_id is None:
+                    raise Invalid(
+                        "malformed",
+                        "device mode needs round_id: the round the proof of work was made for",
+                    )
+                await self.challenges.redeem(data.altcha, data.round_id, network, aggregate)
             elif self.settings.challenge.required:
                 raise Invalid(
                     "challenge_required",

@@ -1,11 +1,12 @@
 /* The voter's credential, per the round's identity mode (round.identity_mode), and the
  * #identity panel that obtains it:
  * - device: the ALTCHA widget (vendored in /static/vendor, loaded only when needed, never from
- *   a CDN) solves the proof of work from /api/v1/challenge while the voter reads the list; the
- *   payload is exchanged at once for a credential kept in localStorage ('voter_token');
+ *   a CDN) solves the proof of work from /api/v1/challenge?round_id=N while the voter reads
+ *   the list; the payload is exchanged at once for a credential of that round, kept in
+ *   localStorage;
  * - code: the voter types the one-time code the organisers handed out;
  * - email / phone: after consenting to the privacy notice, the voter gets a 6-digit code.
- * Credentials of the code, email and phone modes are kept per round (see store.js).
+ * Credentials are kept per round (see store.js).
  */
 import { API, ApiFailure, api, NetworkError } from './api.js';
 import { $ } from './dom.js';
@@ -27,7 +28,10 @@ const IDENTITY_DONE = {
   email: 'Email đã được xác thực. Bạn có thể gửi phiếu.',
   phone: 'Số điện thoại đã được xác thực. Bạn có thể gửi phiếu.',
 };
-const CHALLENGE_RETRY = new Set(['challenge_used', 'challenge_expired', 'challenge_invalid']);
+const CHALLENGE_RETRY = new Set(['challenge_used', 'challenge_expired', 'challenge_invalid', 'challenge_stale']);
+/* The widget gives up after this long (its default is 90 s): the work grows on a network that
+ * has received many credentials in the round. */
+const SOLVE_TIMEOUT_MS = 600000;
 
 /* The device verification under way or done (a promise of the credential), the loading of the
  * ALTCHA scripts (a promise), and the widget once mounted. */
@@ -105,7 +109,7 @@ async function mountWidget() {
   await loadAltcha();
   if (mountedWidget && document.contains(mountedWidget)) return mountedWidget;
   const widget = document.createElement('altcha-widget');
-  widget.setAttribute('challenge', `${API}/challenge`);
+  widget.setAttribute('challenge', `${API}/challenge?round_id=${encodeURIComponent(state.round.id)}`);
   widget.setAttribute('auto', 'off');
   widget.setAttribute('language', 'vi');
   widget.setAttribute('name', 'altcha');
@@ -115,7 +119,7 @@ async function mountWidget() {
   await new Promise((resolve) => setTimeout(resolve, 0));
   if (typeof widget.configure === 'function') {
     // no pointer/scroll collection: the proof of work is all we need
-    await widget.configure({ humanInteractionSignature: false, language: 'vi' });
+    await widget.configure({ humanInteractionSignature: false, language: 'vi', timeout: SOLVE_TIMEOUT_MS });
   }
   mountedWidget = widget;
   return widget;
@@ -134,7 +138,7 @@ async function obtainDeviceToken() {
       result = null;
     }
     if (!result || typeof result.payload !== 'string') throw new ApiFailure({ code: 'challenge_failed' });
-    const res = await api('/voters', { method: 'POST', body: { altcha: result.payload } });
+    const res = await api('/voters', { method: 'POST', body: { altcha: result.payload, round_id: state.round.id } });
     if (res.ok) return storeToken(res);
     if (!CHALLENGE_RETRY.has(res.error.code)) throw new ApiFailure(res.error);
   }

@@ -46,6 +46,8 @@ const ERROR_MESSAGES = {
   challenge_invalid: 'Bước xác minh thiết bị không hợp lệ. Vui lòng tải lại trang rồi thử lại.',
   challenge_expired: 'Phiên xác minh thiết bị đã hết hạn. Vui lòng tải lại trang rồi thử lại.',
   challenge_used: 'Phiên xác minh thiết bị đã được dùng. Vui lòng tải lại trang rồi thử lại.',
+  challenge_stale: 'Mạng của bạn vừa nhận thêm nhiều lượt xác minh, cần giải lại bước xác minh thiết bị. Vui lòng thử lại.',
+  challenge_wrong_round: 'Bước xác minh thiết bị được làm cho một đợt bình chọn khác. Vui lòng tải lại trang rồi thử lại.',
   challenge_failed: 'Không hoàn tất được bước xác minh thiết bị. Vui lòng tải lại trang rồi thử lại.',
   altcha_unavailable: 'Không tải được công cụ xác minh thiết bị. Vui lòng tải lại trang.',
   code_required: 'Hãy nhập mã bình chọn của bạn trước khi gửi phiếu.',

@@ -1,7 +1,7 @@
 /* What the page keeps in the browser, and under which keys.
  *
- * localStorage: 'voter_token' (the device credential, for every device-mode round),
- *   'voter_token_<mode>_<round id>' (a code, email or phone credential, per round),
+ * localStorage: 'voter_token_<mode>_<round id>' (the voter credential of a round: device,
+ *   code, email or phone; a device credential is made for one round),
  *   'receipt_<round id>' and 'ballot_<round id>' (this device's ballot).
  * sessionStorage: 'selection_<round id>' (the choices not yet cast) and 'pending_<round id>'
  *   (the Idempotency-Key of a ballot being sent, reused on a retry).
@@ -49,10 +49,9 @@ export const local = makeStore('localStorage');
 /** sessionStorage, likewise. */
 export const session = makeStore('sessionStorage');
 
-/** Key of the voter credential for the current round's identity mode. */
+/** Key of the voter credential for the current round and its identity mode. */
 export function tokenKey() {
-  const mode = roundMode();
-  return mode === 'device' ? 'voter_token' : `voter_token_${mode}_${state.round.id}`;
+  return `voter_token_${roundMode()}_${state.round.id}`;
 }
 
 /** The voter credential stored for the current round, or null. */

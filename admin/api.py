@@ -145,6 +145,20 @@ class ReconcileOut(msgspec.Struct):
 AdminRoundOut = RoundRecord
 
 
+def create_values(data: RoundIn) -> dict[str, Any]:
+    """The settings of a new round from its body (texts in NFC, unset options left out)."""
+    return {k: nfc(v) for k, v in msgspec.structs.asdict(data).items() if v is not None}
+
+
+def patch_values(data: RoundPatch) -> dict[str, Any]:
+    """The settings a patch changes (texts in NFC; ``None`` clears a date)."""
+    return {
+        f: nfc(getattr(data, f))
+        for f in data.__struct_fields__
+        if getattr(data, f) is not msgspec.UNSET
+    }
+
+
 def admin_round(rnd: Round) -> AdminRoundOut:
     """The admin view of a round."""
     return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
@@ -216,8 +230,7 @@ async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
-    values = {k: nfc(v) for k, v in msgspec.structs.asdict(data).items() if v is not None}
-    return admin_round(await services.rounds.create(admin.username, values))
+    return admin_round(await services.rounds.create(admin.username, create_values(data)))
 
 
 @patch(
@@ -230,11 +243,7 @@ async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
     """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
-    values = {
-        f: nfc(getattr(data, f))
-        for f in data.__struct_fields__
-        if getattr(data, f) is not msgspec.UNSET
-    }
+    values = patch_values(data)
     if not values:
         raise Invalid("malformed", "nothing to change")
     return admin_round(await services.rounds.update(admin.username, round_id, values))

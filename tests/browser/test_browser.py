@@ -13,40 +13,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CANDIDATES = 28
 MAX_CHOICES = 16
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def _playwright() -> Iterator[Playwright]:
-    if shutil.which("chromium") is None:
-        if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser is a failure there
-            pytest.fail("chromium is not installed; .ci/run should have installed it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="module")
-def _browser(_playwright: Playwright) -> Iterator[Browser]:
-    browser = _playwright.chromium.launch(
-        executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
-    )
-    yield browser
-    browser.close()
 
 
 @pytest.fixture

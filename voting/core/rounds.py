@@ -129,14 +129,25 @@ class Candidate(Profile, frozen=True, kw_only=True):
 def check_settings(values: dict[str, Any]) -> None:
     """Raise :class:`Invalid` ``invalid_round`` unless ``min_choices <= max_choices``,
     ``closes_at`` is after ``opens_at`` and ``fields`` is a non-empty list of distinct
-    labels. ``values``: a round's settings (missing keys take the defaults)."""
+    labels; the error's ``field`` names the setting to correct. ``values``: a round's
+    settings (missing keys take the defaults)."""
     low = values.get("min_choices", DEFAULT_MIN_CHOICES)
     high = values.get("max_choices", DEFAULT_MAX_CHOICES)
     if low > high:
-        raise Invalid("invalid_round", "min_choices must not exceed max_choices")
+        raise Invalid(
+            "invalid_round",
+            "min_choices must not exceed max_choices",
+            details={"field": "max_choices"},
+        )
     o, c = values.get("opens_at"), values.get("closes_at")
     if o is not None and c is not None and c <= o:
-        raise Invalid("invalid_round", "closes_at must be after opens_at")
+        raise Invalid(
+            "invalid_round", "closes_at must be after opens_at", details={"field": "closes_at"}
+        )
     fields = values.get("fields")
     if fields is not None and (not fields or len(set(fields)) != len(fields)):
-        raise Invalid("invalid_round", "fields must be a non-empty list of distinct labels")
+        raise Invalid(
+            "invalid_round",
+            "fields must be a non-empty list of distinct labels",
+            details={"field": "fields"},
+        )

@@ -195,3 +195,22 @@ async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[in
         )
     )
     return [(int(rid), "open" if status == "draft" else "close") for rid, status in rows]
+
+
+async def ballots_by_time(
+    conn: AsyncConnection, round_id: int, unit: str, since: datetime, zone: str = "UTC"
+) -> list[tuple[datetime, int]]:
+    """Persisted ballots of ``round_id`` cast since ``since``, counted per ``unit``
+    (``minute`` or ``hour``, truncated in the time zone ``zone``): ``[(start, count)]`` in
+    time order, the start an aware UTC datetime; empty units are left out."""
+    if unit not in ("minute", "hour"):
+        raise ValueError("unit is minute or hour")
+    b = tables.ballots
+    bucket = func.timezone(zone, func.date_trunc(unit, func.timezone(zone, b.c.cast_at)))
+    rows = await conn.execute(
+        select(bucket.label("start"), func.count().label("n"))
+        .where(b.c.round_id == round_id, b.c.cast_at >= since)
+        .group_by("start")
+        .order_by("start")
+    )
+    return [(r.start, int(r.n)) for r in rows]

@@ -1,0 +1,140 @@
+"""The admin console's pages over HTTP (as htmx sends them): login, rounds, the shortlist,
+the lifecycle; the same rules and records as the JSON API. The browser tests drive the same
+pages in chromium."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from tests.support.app import ADMIN_PASSWORD, OBSERVER_PASSWORD, SAMPLE_CSV, unique_slug
+
+HX = {"HX-Request": "true"}
+
+
+async def console_login(client: AsyncTestClient[Any], name: str, password: str) -> dict[str, str]:
+    """Log in through the console's form; the headers of an htmx request of that session."""
+    r = await client.post(
+        "/admin/login",
+        data={"username": name, "password": password, "next": "/admin"},
+        headers=HX,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers.get("hx-redirect") == "/admin"
+    token = re.search(r"admin_session=([^;]+)", r.headers["set-cookie"])
+    assert token is not None
+    page = await client.get("/admin/rounds", headers={"Cookie": f"admin_session={token[1]}"})
+    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)
+    assert csrf is not None
+    return {"Cookie": f"admin_session={token[1]}", "X-CSRF-Token": csrf[1], **HX}
+
+
+async def test_pages_need_a_session_and_send_to_the_login(client):
+    client.cookies.clear()
+    r = await client.get("/admin/rounds", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/admin/login?next=/admin/rounds")
+    r = await client.post("/admin/rounds/new", data={"slug": "x"}, headers=HX)
+    assert r.headers.get("hx-redirect", "").startswith("/admin/login")
+    r = await client.get("/admin/login")
+    assert r.status_code == 200 and "Đăng nhập trang quản trị" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
+async def test_wrong_password_and_bad_names_are_said_in_vietnamese(client, admin_users):
+    for name in ("admin", "no-such-user", "bad name\u0000"):
+        r = await client.post(
+            "/admin/login", data={"username": name, "password": "wrong-one"}, headers=HX
+        )
+        assert r.status_code == 200
+        assert "Sai tên đăng nhập hoặc mật khẩu." in r.text
+        assert "set-cookie" not in r.headers
+
+
+async def test_create_a_round_with_errors_next_to_fields_then_import_and_open(
+    client, admin_users, services
+):
+    hx = await console_login(client, "admin", ADMIN_PASSWORD)
+    slug = unique_slug("console")
+    form = {
+        "slug": slug, "title": "Gương mặt tiêu biểu", "description": "", "min_choices": "5",
+        "max_choices": "3", "winners": "16", "identity_mode": "device",
+        "results_visibility": "after_close", "opens_at": "2026-12-20T08:00",
+        "closes_at": "2026-12-19T08:00", "fields": "Kinh doanh\nGiáo dục",
+    }  # fmt: skip
+    r = await client.post("/admin/rounds/new", data=form, headers=hx)
+    assert r.status_code == 200
+    assert "không nhỏ hơn số lựa chọn tối thiểu" in r.text  # next to max_choices
+    assert 'id="max_choices-error"' in r.text
+    rounds = await client.get("/admin/api/v1/rounds", headers={"Cookie": hx["Cookie"]})
+    assert all(x["slug"] != slug for x in rounds.json())  # nothing created
+    r = await client.post("/admin/rounds/new", data={**form, "max_choices": "16"}, headers=hx)
+    assert 'id="closes_at-error"' in r.text
+    r = await client.post(
+        "/admin/rounds/new",
+        data={**form, "max_choices": "16", "closes_at": "2026-12-21T17:30", "slug": "Bad Slug"},
+        headers=hx,
+    )
+    assert 'id="slug-error"' in r.text
+    r = await client.post(
+        "/admin/rounds/new",
+        data={**form, "max_choices": "16", "closes_at": "2026-12-21T17:30",
+              "fields": "\n".join([
+                  "Xây dựng Đảng, đoàn thể", "Quản lý hành chính - nhà nước",
+                  "Văn hóa - văn nghệ, truyền thông", "Thể dục - thể thao", "Kinh doanh",
+                  "Lao động sản xuất", "Giáo dục", "Nghiên cứu khoa học", "Hoạt động xã hội",
+              ])},
+        headers=hx,
+    )  # fmt: skip
+    round_id = int(r.headers["hx-redirect"].rsplit("/", 1)[1])
+    detail = (await client.get(f"/admin/api/v1/rounds/{round_id}", headers=hx)).json()
+    # entered in Vietnam time (UTC+7), stored in UTC
+    assert detail["opens_at"].startswith("2026-12-20T01:00:00")
+    assert detail["closes_at"].startswith("2026-12-21T10:30:00")
+    page = await client.get(f"/admin/rounds/{round_id}", headers={"Cookie": hx["Cookie"]})
+    assert "20/12/2026 08:00" in page.text and "Bản nháp" in page.text
+    # a broken CSV: a Vietnamese table of errors, nothing imported
+    bad = SAMPLE_CSV.read_text(encoding="utf-8").replace("DH02", "DH01", 1).encode()
+    r = await client.post(
+        f"/admin/rounds/{round_id}/shortlist",
+        files={"file": ("ds.csv", bad, "text/csv")},
+        headers=hx,
+    )
+    assert "Tệp bị từ chối" in r.text and "bị trùng" in r.text
+    page = await client.get(f"/admin/rounds/{round_id}", headers={"Cookie": hx["Cookie"]})
+    assert "Danh sách đề cử (0 người)" in page.text
+    r = await client.post(
+        f"/admin/rounds/{round_id}/shortlist",
+        files={"file": ("ds.csv", SAMPLE_CSV.read_bytes(), "text/csv")},
+        headers=hx,
+    )
+    assert r.headers["hx-redirect"] == f"/admin/rounds/{round_id}?imported=28"
+    # open: the round takes ballots
+    r = await client.post(f"/admin/rounds/{round_id}/status/open", headers=hx)
+    assert r.headers["hx-redirect"] == f"/admin/rounds/{round_id}"
+    page = await client.get(f"/admin/rounds/{round_id}", headers={"Cookie": hx["Cookie"]})
+    assert "Đang mở" in page.text and "Sau khi đóng, không nhận thêm phiếu" in page.text
+    # a second open is refused in place, in Vietnamese
+    r = await client.post(f"/admin/rounds/{round_id}/status/open", headers=hx)
+    assert "không cho phép thao tác này" in r.text
+    # a change without the CSRF token is refused
+    r = await client.post(
+        f"/admin/rounds/{round_id}/status/pause",
+        headers={"Cookie": hx["Cookie"], **HX},
+    )
+    assert r.status_code == 403
+
+
+async def test_observer_sees_no_writing_controls(client, admin_users, make_round):
+    rnd = await make_round(status="draft")
+    hx = await console_login(client, "observer", OBSERVER_PASSWORD)
+    page = await client.get(f"/admin/rounds/{rnd['id']}", headers={"Cookie": hx["Cookie"]})
+    assert page.status_code == 200
+    assert "Sửa quy định" not in page.text and "Nhập danh sách" not in page.text
+    assert "Mở vòng" not in page.text
+    listing = await client.get("/admin/rounds", headers={"Cookie": hx["Cookie"]})
+    assert "Tạo vòng mới" not in listing.text
+    r = await client.post(f"/admin/rounds/{rnd['id']}/status/open", headers=hx)
+    assert r.status_code == 403

@@ -38,6 +38,7 @@ from admin.auth import (
 )
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
+from admin.publication import ROUTES as PUBLICATION_ROUTES
 from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
@@ -434,6 +435,7 @@ async def admin_results(
 
 ROUTES = [
     *CODE_ROUTES,
+    *PUBLICATION_ROUTES,
     logout,
     current_session,
     admin_list_rounds,

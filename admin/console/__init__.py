@@ -18,7 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from admin.auth import authenticated
-from admin.console import access, dashboard, rounds
+from admin.console import access, dashboard, results, rounds
 from voting.core.errors import Unauthenticated
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -36,6 +36,7 @@ PAGES = [
     rounds.upload_shortlist,
     access.logout,
     *dashboard.ROUTES,
+    *results.ROUTES,
 ]
 
 

@@ -45,6 +45,10 @@ CODE_MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("", "Tài khoản quan sát viên chỉ được xem, không được thay đổi."),
     "unavailable": ("", "Hệ thống lưu trữ tạm thời không phản hồi; vui lòng thử lại sau ít phút."),
     "rate_limited": ("", "Bạn thao tác quá nhanh; vui lòng thử lại sau ít phút."),
+    "round_not_final": ("", "Vòng chưa đóng hoặc chưa kiểm đếm xong."),
+    "already_official": ("", "Kết quả đã được công bố chính thức, không thay đổi được nữa."),
+    "no_tie": ("", "Kết quả không có trường hợp đồng hạng cần quyết định."),
+    "tie_undecided": ("", "Cần ghi quyết định của Ban Thường vụ về trường hợp đồng hạng trước."),
 }
 _AT = re.compile(r"at `\$\.([a-z_]+)")
 

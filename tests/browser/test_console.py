@@ -214,6 +214,33 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     assert "Sau khi đóng, không nhận thêm phiếu" in messages[-1]
     accessible(page, "round-closed")
 
+    # results: 14 candidates have votes, 14 have none and tie for the 2 seats left
+    page.get_by_role("link", name="Kết quả").click()
+    expect(page.get_by_role("heading", name="Đồng hạng ở vị trí cuối")).to_be_visible()
+    expect(page.locator("#tie")).to_contain_text("14 người cùng hạng 15 tranh 2 suất còn lại")
+    page.get_by_role("button", name="Công bố kết quả chính thức").click()
+    expect(page.locator("#publish-result")).to_contain_text("Cần ghi quyết định")
+    boxes = page.locator("#decision input[name=chosen]")
+    boxes.nth(0).check()
+    page.get_by_label("Căn cứ, lý do").fill("Theo Quy chế bình chọn, Điều 7.")
+    page.get_by_role("button", name="Ghi quyết định").click()
+    expect(page.locator("#chosen-error")).to_be_visible()  # one chosen for two seats
+    accessible(page, "results-decision-error")
+    page.locator("#decision input[name=chosen]").nth(1).check()
+    page.get_by_role("button", name="Ghi quyết định").click()
+    expect(
+        page.get_by_role("heading", name="Quyết định của Ban Thường vụ Đảng ủy Khối")
+    ).to_be_visible()
+    expect(page.locator("table.data")).to_contain_text(
+        "Trúng cử (theo quyết định của Ban Thường vụ)"
+    )
+    page.get_by_role("button", name="Công bố kết quả chính thức").click()
+    expect(page.get_by_text("Kết quả chính thức, công bố lúc")).to_be_visible()
+    accessible(page, "results-official")
+    with httpx.Client(base_url=console.url, timeout=30) as http:
+        public = http.get(f"/api/v1/rounds/{round_id}/results").json()
+    assert public["official"] is True and len(public["elected"]) == 16
+
     # log out: the session ends
     page.get_by_role("button", name="Đăng xuất").click()
     expect(page.get_by_role("heading", name="Đăng nhập trang quản trị")).to_be_visible()

@@ -79,6 +79,8 @@ class RoundRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     closed_at: datetime | None
     final_at: datetime | None
+    #: when an admin made the final results official (after the committee's decision on a tie)
+    official_at: datetime | None = None
 
 
 class Round(RoundRecord, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
+from voting.core.results import DecisionOut
 from voting.core.rounds import Action, Candidate, FinalTally, Round, RoundRecord
 from voting.record import tables
 
@@ -214,3 +215,19 @@ async def ballots_by_time(
         .order_by("start")
     )
     return [(r.start, int(r.n)) for r in rows]
+
+
+async def tie_decision(conn: AsyncConnection, round_id: int) -> DecisionOut | None:
+    """The standing committee's recorded decision on ``round_id``'s tie, or None."""
+    d = tables.tie_decisions
+    row = (await conn.execute(select(d).where(d.c.round_id == round_id))).mappings().first()
+    if row is None:
+        return None
+    return DecisionOut(
+        chosen=list(row["chosen"]),
+        decided_by=row["decided_by"],
+        reason=row["reason"],
+        decided_on=row["decided_on"],
+        recorded_by=row["recorded_by"],
+        recorded_at=row["recorded_at"],
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -55,6 +56,7 @@ rounds = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("final_at", DateTime(timezone=True)),
     Column("final_tally", JSONB),
+    Column("official_at", DateTime(timezone=True)),
     CheckConstraint(f"status IN {ROUND_STATUSES}", name="rounds_status"),
     CheckConstraint(f"results_visibility IN {RESULTS_VISIBILITIES}", name="rounds_visibility"),
     CheckConstraint(f"identity_mode IN {IDENTITY_MODES}", name="rounds_identity_mode"),
@@ -146,4 +148,20 @@ audit_events = Table(
     Column("round_id", Integer, ForeignKey("rounds.id", ondelete="SET NULL")),
     Column("details", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: The standing committee's decision on a tie across the cut-off (see
+#: :mod:`voting.services.publication`): which tied candidates take the seats left, who decided,
+#: why and when; who recorded it. One per round; replaced (and audited) until the results are
+#: official.
+tie_decisions = Table(
+    "tie_decisions",
+    metadata,
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True),
+    Column("chosen", ARRAY(Integer), nullable=False),
+    Column("decided_by", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_on", Date, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

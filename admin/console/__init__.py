@@ -18,8 +18,8 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from admin.auth import authenticated
-from admin.console import access, dashboard, results, rounds
-from voting.core.errors import Unauthenticated
+from admin.console import access, accounts, audit_log, dashboard, results, rounds
+from voting.core.errors import DomainError, Unauthenticated
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -37,6 +37,8 @@ PAGES = [
     access.logout,
     *dashboard.ROUTES,
     *results.ROUTES,
+    *audit_log.ROUTES,
+    *accounts.ROUTES,
 ]
 
 
@@ -58,7 +60,10 @@ def console_routers(dependencies: dict[str, Any]) -> list[Router]:
             route_handlers=PAGES,
             guards=[authenticated],
             dependencies=dependencies,
-            exception_handlers={Unauthenticated: access.to_login},
+            exception_handlers={
+                Unauthenticated: access.to_login,
+                DomainError: access.console_error,
+            },
             include_in_schema=False,
         ),
         create_static_files_router(

@@ -26,6 +26,7 @@ from admin.console.forms import domain_errors
 from voting.core.errors import DomainError, Limited, Unauthenticated, Unavailable
 from voting.core.text import USERNAME_PATTERN
 from voting.http.client_ip import client_prefix
+from voting.http.errors import status_of
 from voting.record.audit import audit
 from voting.services.container import ServicesDep
 
@@ -60,6 +61,19 @@ def to_login(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_htmx(request):
         return ClientRedirect(redirect_to=target)
     return Redirect(path=target, status_code=303)
+
+
+def console_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """Exception handler of the console for the other domain errors (forbidden, not found,
+    a CSRF failure...): a Vietnamese page with the error's status; to htmx, the message in
+    place (htmx swaps only 2xx answers)."""
+    admin = getattr(request.state, "admin", None)
+    message = message_of(exc)
+    if is_htmx(request):
+        return page("notice.html", admin, kind="error", message=message)
+    template = page("error.html", admin, message=message)
+    template.status_code = status_of(exc)
+    return template
 
 
 def _safe_next(value: str | None) -> str:

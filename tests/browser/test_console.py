@@ -268,3 +268,20 @@ def test_an_observer_reads_but_cannot_change(page: Page, console: Console) -> No
             body: JSON.stringify({slug: 'quan-sat', title: 'x'})})).status"""
     )
     assert status == 403
+
+
+@pytest.mark.browser
+def test_audit_log_and_accounts_pages(page: Page, console: Console) -> None:
+    log_in(page, console, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Nhật ký thao tác").click()
+    expect(page.get_by_role("heading", name="Nhật ký thao tác")).to_be_visible()
+    page.get_by_label("Thao tác").select_option(label="Đăng nhập")
+    page.get_by_role("button", name="Lọc").click()
+    expect(page.locator("table.data tbody tr").first).to_contain_text("Đăng nhập")
+    accessible(page, "audit")
+    page.get_by_role("link", name="Tài khoản quản trị").click()
+    page.get_by_label("Tên đăng nhập").fill("can_bo_tuyen_giao")
+    page.get_by_label("Mật khẩu (ít nhất 8 ký tự)").fill("mat-khau-tam-1")
+    page.get_by_role("button", name="Tạo tài khoản").click()
+    expect(page.locator("table.data")).to_contain_text("can_bo_tuyen_giao")
+    accessible(page, "accounts")

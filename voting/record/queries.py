@@ -231,3 +231,34 @@ async def tie_decision(conn: AsyncConnection, round_id: int) -> DecisionOut | No
         recorded_by=row["recorded_by"],
         recorded_at=row["recorded_at"],
     )
+
+
+async def audit_log(
+    conn: AsyncConnection,
+    *,
+    round_id: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Audit events, newest first, filtered by round, actor and action (each optional):
+    ``[{"id", "created_at", "actor", "action", "round_id", "details"}]``, at most
+    ``limit``."""
+    a = tables.audit_events
+    query = select(a.c.id, a.c.created_at, a.c.actor, a.c.action, a.c.round_id, a.c.details)
+    if round_id is not None:
+        query = query.where(a.c.round_id == round_id)
+    if actor:
+        query = query.where(a.c.actor == actor)
+    if action:
+        query = query.where(a.c.action == action)
+    rows = await conn.execute(query.order_by(a.c.id.desc()).limit(limit))
+    return [dict(r) for r in rows.mappings()]
+
+
+async def audit_facets(conn: AsyncConnection) -> tuple[list[str], list[str]]:
+    """The actors and the actions that appear in the audit log, sorted."""
+    a = tables.audit_events
+    actors = await conn.scalars(select(a.c.actor).distinct().order_by(a.c.actor))
+    actions = await conn.scalars(select(a.c.action).distinct().order_by(a.c.action))
+    return list(actors), list(actions)

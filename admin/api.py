@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar, Request, Response, get, patch, post
+from litestar import Litestar, Request, Response, get, patch, post, put
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -41,7 +41,7 @@ from admin.export import results_csv, results_xlsx
 from admin.publication import ROUTES as PUBLICATION_ROUTES
 from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
-from voting.core.shortlist import ShortlistError, parse_shortlist
+from voting.core.shortlist import ShortlistError, check_candidate, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
@@ -49,6 +49,7 @@ from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.record.audit import audit
+from voting.services import candidates
 from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
@@ -311,6 +312,55 @@ async def import_candidates(
     }
 
 
+class CandidateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /rounds/{id}/candidates/{candidate_id}`` body: the candidate's whole profile, by
+    the rules of a shortlist row (the columns of the sample CSV)."""
+
+    code: str
+    full_name: str
+    gender: str
+    birth_year: int
+    position: str
+    workplace: str
+    nominated_by: str
+    field: str
+    summary: str
+    achievements: str = ""
+
+
+@put(
+    "/rounds/{round_id:int}/candidates/{candidate_id:int}",
+    summary="Change one candidate's profile (only in draft)",
+    guards=[writer],
+    responses=answers(409),
+)
+async def edit_candidate(
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    candidate_id: FromPath[int],
+    data: JSONBody[CandidateIn],
+) -> dict[str, Any]:
+    """400 ``invalid_candidate`` with ``errors[{column, message}]``; 404
+    ``candidate_not_found``; 409 ``round_not_draft``, ``code_taken``."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+    cells = {k: str(v) for k, v in msgspec.structs.asdict(data).items()}
+    try:
+        row = check_candidate(cells, rnd.fields)
+    except ShortlistError as exc:
+        raise Invalid(
+            "invalid_candidate",
+            f"the profile was rejected: {len(exc.errors)} error(s)",
+            details={"errors": [{"column": e.column, "message": e.message} for e in exc.errors]},
+        ) from None
+    cand = await candidates.edit_candidate(
+        services.engine, admin.username, round_id, candidate_id, row
+    )
+    services.forget(round_id)
+    return msgspec.to_builtins(cand)
+
+
 def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandler:
     """The ``POST /rounds/{round_id}/<action>`` route: apply ``action`` as the caller."""
 
@@ -443,6 +493,7 @@ ROUTES = [
     update_round,
     admin_round_detail,
     import_candidates,
+    edit_candidate,
     open_round,
     pause_round,
     resume_round,

@@ -34,6 +34,8 @@ PAGES = [
     rounds.update_round,
     rounds.change_status,
     rounds.upload_shortlist,
+    rounds.edit_candidate_page,
+    rounds.edit_candidate,
     access.logout,
     *dashboard.ROUTES,
     *results.ROUTES,

@@ -34,10 +34,11 @@ from admin.console.forms import (
 )
 from voting.core.errors import DomainError, Invalid
 from voting.core.rounds import DEFAULT_FIELDS, TRANSITIONS, Action, Round
-from voting.core.shortlist import RowError, ShortlistError, parse_shortlist
+from voting.core.shortlist import RowError, ShortlistError, check_candidate, parse_shortlist
 from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
+from voting.services import candidates
 from voting.services.container import Services, ServicesDep
 
 MAX_CSV_BYTES = 5_000_000
@@ -387,3 +388,76 @@ async def upload_shortlist(
             round=rnd,
         )
     return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}?imported={len(cands)}")
+
+
+@get(
+    "/rounds/{round_id:int}/candidates/{candidate_id:int}/edit",
+    include_in_schema=False,
+    guards=[writer],
+)
+async def edit_candidate_page(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], candidate_id: FromPath[int]
+) -> Template:
+    """One candidate's profile as a form (draft rounds)."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+        cand = await queries.get_candidate(conn, round_id, candidate_id)
+    values = {name: getattr(cand, name) for name in COLUMN_LABELS}
+    return page(
+        "candidate_form.html",
+        admin,
+        round=rnd,
+        candidate=cand,
+        values=values,
+        errors={},
+        columns=COLUMN_LABELS,
+    )
+
+
+@post(
+    "/rounds/{round_id:int}/candidates/{candidate_id:int}/edit",
+    include_in_schema=False,
+    guards=[writer],
+    status_code=200,
+)
+async def edit_candidate(
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    candidate_id: FromPath[int],
+    data: FormBody,
+) -> Response[Any]:
+    """Change the profile as ``PUT /admin/api/v1/rounds/{id}/candidates/{candidate_id}``;
+    errors next to their fields, by the rules of the shortlist."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+        cand = await queries.get_candidate(conn, round_id, candidate_id)
+    values = {name: str(data.get(name, "")) for name in COLUMN_LABELS}
+    errors: dict[str, str] = {}
+    try:
+        row = check_candidate(values, rnd.fields)
+        await candidates.edit_candidate(
+            services.engine, admin.username, round_id, candidate_id, row
+        )
+    except ShortlistError as exc:
+        errors = {e.column or "": row_message(e.message) for e in exc.errors}
+    except DomainError as exc:
+        errors = {
+            "code" if exc.code == "code_taken" else "": (
+                "Mã này đã dùng cho người khác trong vòng."
+                if exc.code == "code_taken"
+                else message_of(exc)
+            )
+        }
+    if errors:
+        return page(
+            "candidate_form_body.html",
+            admin,
+            round=rnd,
+            candidate=cand,
+            values=values,
+            errors=errors,
+            columns=COLUMN_LABELS,
+        )
+    services.forget(round_id)
+    return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}")

@@ -207,3 +207,39 @@ async def test_accounts_are_managed_by_admins_only(client, admin_users):
     assert "chỉ được xem" in r.text
     r = await client.get("/admin/rounds/987654", headers={"Cookie": obs["Cookie"]})
     assert r.status_code == 404 and "Không tìm thấy vòng bình chọn." in r.text
+
+
+async def test_one_candidate_is_edited_in_draft_only(
+    client, admin_users, make_round, admin_headers
+):
+    rnd = await make_round(status="draft")
+    cid = rnd["candidate_ids"][0]
+    detail = (await client.get(f"/admin/api/v1/rounds/{rnd['id']}", headers=admin_headers)).json()
+    cand = next(c for c in detail["candidates"] if c["id"] == cid)
+    profile = {k: cand[k] for k in ("code", "full_name", "gender", "birth_year", "position",
+                                    "workplace", "nominated_by", "field", "summary",
+                                    "achievements")}  # fmt: skip
+    url = f"/admin/api/v1/rounds/{rnd['id']}/candidates/{cid}"
+    r = await client.put(
+        url, json={**profile, "gender": "X", "birth_year": 1850}, headers=admin_headers
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_candidate"
+    assert {e["column"] for e in r.json()["error"]["errors"]} == {"gender", "birth_year"}
+    other_code = next(c["code"] for c in detail["candidates"] if c["id"] != cid)
+    r = await client.put(url, json={**profile, "code": other_code}, headers=admin_headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "code_taken"
+    r = await client.put(
+        url, json={**profile, "full_name": "Nguyễn Văn  Mới "}, headers=admin_headers
+    )
+    assert r.status_code == 200 and r.json()["full_name"] == "Nguyễn Văn  Mới"
+    # the console's form, errors in Vietnamese next to the field
+    hx = await console_login(client, "admin", ADMIN_PASSWORD)
+    form = {**{k: str(v) for k, v in profile.items()}, "birth_year": "năm"}
+    r = await client.post(f"/admin/rounds/{rnd['id']}/candidates/{cid}/edit", data=form, headers=hx)
+    assert 'id="c-birth_year-error"' in r.text and "Năm sinh" in r.text
+    form["birth_year"] = "1990"
+    r = await client.post(f"/admin/rounds/{rnd['id']}/candidates/{cid}/edit", data=form, headers=hx)
+    assert r.headers["hx-redirect"] == f"/admin/rounds/{rnd['id']}"
+    await client.post(f"/admin/api/v1/rounds/{rnd['id']}/open", headers=admin_headers)
+    r = await client.put(url, json=profile, headers=admin_headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "round_not_draft"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from tests.support.pdf import pdf_text
 from tests.support.voters import error_code, new_voter
 
 
@@ -66,6 +67,11 @@ async def test_a_tie_is_decided_by_the_committee_then_made_official(
         f"{base}/tie-decision", json={**decision, "chosen": tied[1:]}, headers=admin_headers
     )
     assert r.json()["elected"] == tied[1:]
+    # the committee report prints the decision
+    report = await client.get(f"{base}/report", headers=admin_headers)
+    assert report.status_code == 200
+    text = pdf_text(report.content)
+    assert "Quyết định của Ban Thường vụ" in text and "ưu tiên người có thành tích" in text
     r = await client.post(f"{base}/official", headers=admin_headers)
     assert r.status_code == 200 and r.json()["official"] is True
     public = (await client.get(f"/api/v1/rounds/{rnd['id']}/results")).json()

@@ -262,3 +262,36 @@ async def audit_facets(conn: AsyncConnection) -> tuple[list[str], list[str]]:
     actors = await conn.scalars(select(a.c.actor).distinct().order_by(a.c.actor))
     actions = await conn.scalars(select(a.c.action).distinct().order_by(a.c.action))
     return list(actors), list(actions)
+
+
+#: What the record knows of refused ballots: audit action → reason (see :func:`refusal_counts`).
+REFUSAL_EVENTS = {"ballot_refused_duplicate_voter": "duplicate_voter"}
+
+
+async def refusal_counts(conn: AsyncConnection, round_id: int) -> dict[str, int]:
+    """Ballots of ``round_id`` refused after Redis accepted them, by reason, from the audit
+    log: ``{"duplicate_voter": n}`` (a second ballot of a voter already in Postgres, refused
+    by ``UNIQUE (round, voter)`` when persisted; 0 when none). Requests refused at the door
+    (400, 409, 429 answers to ``POST /ballots``) are not counted by any store yet, so they
+    are not here."""
+    a = tables.audit_events
+    refused = func.coalesce(func.jsonb_array_length(a.c.details["ballot_ids"]), 0)
+    rows = await conn.execute(
+        select(a.c.action, func.coalesce(func.sum(refused), 0))
+        .where(a.c.round_id == round_id, a.c.action.in_(list(REFUSAL_EVENTS)))
+        .group_by(a.c.action)
+    )
+    counts = dict.fromkeys(REFUSAL_EVENTS.values(), 0)
+    for action, n in rows:
+        counts[REFUSAL_EVENTS[action]] += int(n)
+    return counts
+
+
+async def round_events(conn: AsyncConnection, round_id: int) -> list[tuple[str, datetime]]:
+    """``(action, when)`` of the round's audit events, oldest first (``round_open``,
+    ``round_pause``, ``round_final``...; ``when`` aware, UTC)."""
+    a = tables.audit_events
+    rows = await conn.execute(
+        select(a.c.action, a.c.created_at).where(a.c.round_id == round_id).order_by(a.c.id)
+    )
+    return [(str(action), when) for action, when in rows]

@@ -18,7 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from admin.auth import authenticated
-from admin.console import access, accounts, audit_log, dashboard, results, rounds
+from admin.console import access, accounts, audit_log, codes, dashboard, results, rounds
 from voting.core.errors import DomainError, Unauthenticated
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -41,6 +41,7 @@ PAGES = [
     *results.ROUTES,
     *audit_log.ROUTES,
     *accounts.ROUTES,
+    *codes.ROUTES,
 ]
 
 

@@ -104,3 +104,58 @@ document.addEventListener("DOMContentLoaded", () => {
     if (e.detail && e.detail.elt && e.detail.elt.id === "stats") drawDashboard(el);
   });
 });
+
+// Forms that download a file from the admin API (the one-time voting codes): the JSON body
+// and the session's CSRF token are sent by fetch, and the answer is saved under its name.
+function csrfToken() {
+  try {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
+  } catch (e) {
+    return "";
+  }
+}
+
+document.addEventListener("submit", async (e) => {
+  const form = e.target;
+  if (!(form instanceof HTMLFormElement) || !form.dataset.apiDownload) return;
+  e.preventDefault();
+  const out = form.querySelector("[aria-live]");
+  const data = new FormData(form);
+  const count = Number(data.get("count"));
+  const format = data.get("format") || "csv";
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  out.textContent = "Đang tạo mã…";
+  try {
+    const r = await fetch(`${form.dataset.apiDownload}?format=${encodeURIComponent(format)}`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+      body: JSON.stringify({ count }),
+    });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      const code = body.error && body.error.code;
+      out.textContent = code === "malformed"
+        ? "Số mã phải là số nguyên từ 1 đến 10.000."
+        : code === "mode_mismatch" ? "Vòng này không dùng mã bình chọn."
+        : code === "round_closed" ? "Vòng đã đóng, không tạo thêm mã."
+        : "Không tạo được mã; vui lòng thử lại.";
+      out.className = "error";
+      return;
+    }
+    const name = (/filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "") || [])[1] || `ma-binh-chon.${format}`;
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    out.textContent = `Đã tạo ${count} mã và tải về tệp ${name}. Hãy lưu tệp này: mã không xem lại được.`;
+    out.className = "notice";
+  } finally {
+    button.disabled = false;
+  }
+});

@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app import ADMIN_PASSWORD, OBSERVER_PASSWORD, SAMPLE_CSV
 from tests.support.browser import axe_violations
+from tests.support.pdf import pdf_text
 from tests.support.servers import (
     Backends,
     VotingProcess,
@@ -240,6 +241,12 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     with httpx.Client(base_url=console.url, timeout=30) as http:
         public = http.get(f"/api/v1/rounds/{round_id}/results").json()
     assert public["official"] is True and len(public["elected"]) == 16
+    # the committee report, downloaded from the results page
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Tải báo cáo Ban Thường vụ (PDF)").click()
+    text = pdf_text(Path(download.value.path()).read_bytes())
+    assert "Gương mặt tiêu biểu năm 2026" in text and "NGƯỜI LẬP BIỂU" in text
+    assert "Theo Quy chế bình chọn, Điều 7." in text
 
     # log out: the session ends
     page.get_by_role("button", name="Đăng xuất").click()
@@ -285,3 +292,36 @@ def test_audit_log_and_accounts_pages(page: Page, console: Console) -> None:
     page.get_by_role("button", name="Tạo tài khoản").click()
     expect(page.locator("table.data")).to_contain_text("can_bo_tuyen_giao")
     accessible(page, "accounts")
+
+
+@pytest.mark.browser
+def test_voting_codes_are_made_and_downloaded_once(page: Page, console: Console) -> None:
+    log_in(page, console, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Tạo vòng mới").click()
+    page.get_by_label("Mã vòng (dùng trong đường dẫn)").fill("chi-bo-2026")
+    page.get_by_label("Tên vòng").fill("Bình chọn trong các chi bộ")
+    page.get_by_label("Cách xác thực cử tri").select_option("code")
+    page.get_by_role("button", name="Tạo vòng").click()
+    page.get_by_label("Tệp CSV danh sách đề cử (UTF-8, theo mẫu)").set_input_files(str(SAMPLE_CSV))
+    page.get_by_role("button", name="Nhập danh sách").click()
+    expect(page.get_by_text("Đã nhập 28 người từ tệp.")).to_be_visible()
+    page.get_by_role("link", name="Mã bình chọn").click()
+    expect(page.locator('[data-stat="issued"]')).to_have_text("0")
+    accessible(page, "codes")
+    page.get_by_label("Số mã cần tạo (1–10000)").fill("12")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Tạo và tải về").click()
+    expect(page.locator("#codes-result")).to_contain_text("Đã tạo 12 mã")
+    text = pdf_text(Path(download.value.path()).read_bytes())
+    assert "Bình chọn trong các chi bộ" in text
+    page.reload()
+    expect(page.locator('[data-stat="issued"]')).to_have_text("12")
+    page.get_by_label("Số mã cần tạo (1–10000)").fill("0")
+    page.get_by_role("button", name="Tạo và tải về").click()
+    expect(page.locator("#codes-result")).to_have_text("Số mã phải là số nguyên từ 1 đến 10.000.")
+    page.get_by_label("Bảng tính (CSV)").check()
+    page.get_by_label("Số mã cần tạo (1–10000)").fill("3")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Tạo và tải về").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 4  # a header and 3 codes

@@ -1,6 +1,7 @@
 """Admin API v1 under ``/admin/api/v1`` (BRIEF §5): login, rounds, shortlist import, status
 changes, progress, reconciliation and results exports; one-time voting codes are in
-:mod:`admin.codes`. Every change writes an audit event."""
+:mod:`admin.codes`, candidate photos in :mod:`admin.photos`. Every change writes an audit
+event."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from admin.auth import (
 )
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
+from admin.photos import ROUTES as PHOTO_ROUTES
 from voting.core.errors import Conflict, Invalid
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, parse_shortlist
@@ -425,6 +427,7 @@ async def admin_results(
 
 ROUTES = [
     *CODE_ROUTES,
+    *PHOTO_ROUTES,
     logout,
     current_session,
     admin_list_rounds,

@@ -423,3 +423,17 @@ async def test_photos_stay_with_their_codes_when_the_shortlist_is_imported_again
     ).status_code == 200
     assert {code for code, _, _ in await stored_rows(services, rnd["id"])} == {"DH02"}
 
+
+async def test_the_demo_round_shows_the_sample_photos(client, settings, services):
+    from voting.cli import _demo_round, demo_photos
+
+    assert demo_photos(Path("data/shortlist-sample.csv")) == Path(
+        "data/shortlist-sample-photos.zip"
+    )
+    round_id = await _demo_round(settings, SAMPLE_CSV.read_bytes(), SAMPLE_ZIP.read_bytes())
+    assert len(await stored_rows(services, round_id)) == 56
+    detail = (await client.get(f"/api/v1/rounds/{round_id}")).json()
+    assert detail["status"] == "open"
+    assert all(c["photo_url"] for c in detail["candidates"])
+    r = await client.get(detail["candidates"][0]["photo_url"] + "&size=card")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/webp"

@@ -1,7 +1,7 @@
 """Admin API v1 under ``/admin/api/v1`` (BRIEF §5): login, rounds, shortlist import, status
 changes, progress, reconciliation and results exports; one-time voting codes are in
-:mod:`admin.codes`, the committee report in :mod:`admin.report`. Every change writes an
-audit event."""
+:mod:`admin.codes`, the committee report in :mod:`admin.report`, candidate photos in
+:mod:`admin.photos`. Every change writes an audit event."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from admin.auth import (
 )
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.export import results_csv, results_xlsx
+from admin.photos import ROUTES as PHOTO_ROUTES
 from admin.publication import ROUTES as PUBLICATION_ROUTES
 from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid
@@ -489,6 +490,7 @@ ROUTES = [
     *CODE_ROUTES,
     *PUBLICATION_ROUTES,
     *REPORT_ROUTES,
+    *PHOTO_ROUTES,
     logout,
     current_session,
     admin_list_rounds,

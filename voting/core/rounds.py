@@ -119,13 +119,15 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Candidate(Profile, frozen=True, kw_only=True):
-    """One shortlisted profile of a round. ``has_photo``: a photo is stored;
+    """One shortlisted profile of a round. ``has_photo``: a photo is stored, ``photo_version``
+    names it (16 hex digits, None without one; see :mod:`voting.core.photos`);
     ``achievements`` is long text, shown in the single-candidate view."""
 
     id: int
     round_id: int
     achievements: str = ""
     has_photo: bool = False
+    photo_version: str | None = None
 
 
 def check_settings(values: dict[str, Any]) -> None:

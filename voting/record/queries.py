@@ -16,15 +16,28 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
+from voting.core.photos import DEFAULT_SIZE
 from voting.core.results import DecisionOut
 from voting.core.rounds import Action, Candidate, FinalTally, Round, RoundRecord
 from voting.record import tables
 
 _ROUND_FIELDS = RoundRecord.__struct_fields__
-#: Candidates without their photo bytes, telling whether they have one.
+_PHOTO = tables.candidate_photos.alias("photo")
+#: Candidates with the version of their photo (null when none; every size of a photo shares
+#: one version, so one size is joined), without any photo bytes.
 _CANDIDATES = select(
-    *(c for c in tables.candidates.c if c.name != "photo"),
-    tables.candidates.c.photo.isnot(None).label("has_photo"),
+    *tables.candidates.c,
+    _PHOTO.c.version.label("photo_version"),
+    _PHOTO.c.version.isnot(None).label("has_photo"),
+).select_from(
+    tables.candidates.outerjoin(
+        _PHOTO,
+        and_(
+            _PHOTO.c.round_id == tables.candidates.c.round_id,
+            _PHOTO.c.code == tables.candidates.c.code,
+            _PHOTO.c.size == DEFAULT_SIZE,
+        ),
+    )
 )
 
 
@@ -125,25 +138,6 @@ async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int)
     if row is None:
         raise NotFound("candidate_not_found", f"candidate {candidate_id} is not in this round")
     return _candidate(row)
-
-
-async def candidate_photo(
-    conn: AsyncConnection, round_id: int, candidate_id: int
-) -> tuple[bytes, str]:
-    """``(bytes, media type)`` of a candidate's photo; :class:`NotFound` ``photo_not_found``."""
-    c = tables.candidates
-    row = None
-    if valid_id(candidate_id):
-        row = (
-            await conn.execute(
-                select(c.c.photo, c.c.photo_type).where(
-                    c.c.round_id == round_id, c.c.id == candidate_id
-                )
-            )
-        ).first()
-    if row is None or row[0] is None:
-        raise NotFound("photo_not_found", "this candidate has no photo")
-    return bytes(row[0]), row[1] or "image/jpeg"
 
 
 async def persisted_count(conn: AsyncConnection, round_id: int) -> int:

@@ -18,7 +18,16 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from admin.auth import authenticated
-from admin.console import access, accounts, audit_log, codes, dashboard, results, rounds
+from admin.console import (
+    access,
+    accounts,
+    audit_log,
+    codes,
+    dashboard,
+    photos,
+    results,
+    rounds,
+)
 from voting.core.errors import DomainError, Unauthenticated
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -42,6 +51,7 @@ PAGES = [
     *audit_log.ROUTES,
     *accounts.ROUTES,
     *codes.ROUTES,
+    *photos.ROUTES,
 ]
 
 

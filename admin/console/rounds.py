@@ -257,6 +257,7 @@ async def round_page(
     admin: AdminDep,
     round_id: FromPath[int],
     imported: FromQuery[int | None] = None,
+    photos: FromQuery[int | None] = None,
 ) -> Template:
     """A round: its rules as voters see them, its lifecycle and its shortlist."""
     async with services.engine.connect() as conn:
@@ -276,6 +277,7 @@ async def round_page(
         accepted=await _accepted(services, rnd),
         columns=COLUMN_LABELS,
         imported=imported,
+        photos=photos,
     )
 
 
@@ -396,9 +398,13 @@ async def upload_shortlist(
     guards=[writer],
 )
 async def edit_candidate_page(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], candidate_id: FromPath[int]
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    candidate_id: FromPath[int],
+    photo: FromQuery[int | None] = None,
 ) -> Template:
-    """One candidate's profile as a form (draft rounds)."""
+    """One candidate: the profile as a form (draft rounds) and the photo (until closed)."""
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
         cand = await queries.get_candidate(conn, round_id, candidate_id)
@@ -411,6 +417,7 @@ async def edit_candidate_page(
         values=values,
         errors={},
         columns=COLUMN_LABELS,
+        photo_saved=bool(photo),
     )
 
 

@@ -180,6 +180,25 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     page.get_by_role("button", name="Nhập danh sách").click()
     expect(page.get_by_text("Đã nhập 28 người từ tệp.")).to_be_visible()
     expect(page.get_by_role("heading", name="Danh sách đề cử (28 người)")).to_be_visible()
+    # photos: a bad archive is refused entry by entry, then the sample photos
+    page.get_by_label("Ảnh chân dung: tệp ZIP", exact=False).set_input_files(
+        str(SAMPLE_CSV.with_name("photos-bad.zip"))
+    )
+    page.get_by_role("button", name="Tải ảnh lên").click()
+    result = page.locator("#photos-result")
+    expect(result).to_contain_text("Ảnh bị từ chối, không ảnh nào được lưu")
+    expect(result).to_contain_text("Không phải ảnh JPEG, PNG hay WebP.")
+    expect(result).to_contain_text("vượt giới hạn 50 megapixel")
+    expect(result).to_contain_text("Không có người được đề cử nào mang mã")
+    expect(result).to_contain_text("Đường dẫn vượt ra ngoài thư mục")
+    accessible(page, "photos-error")
+    page.get_by_label("Ảnh chân dung: tệp ZIP", exact=False).set_input_files(
+        str(SAMPLE_CSV.with_name("shortlist-sample-photos.zip"))
+    )
+    page.get_by_role("button", name="Tải ảnh lên").click()
+    expect(page.get_by_text("Đã lưu 28 ảnh.")).to_be_visible(timeout=30_000)
+    expect(page.locator("img.thumb")).to_have_count(28)
+    assert page.locator("img.thumb").first.evaluate("i => i.complete && i.naturalWidth > 0")
     accessible(page, "round-draft")
     round_id = int(page.url.split("/rounds/")[1].split("?")[0])
 

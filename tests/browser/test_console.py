@@ -202,6 +202,16 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     accessible(page, "round-draft")
     round_id = int(page.url.split("/rounds/")[1].split("?")[0])
 
+    # one candidate's page (photo and profile), and a tablet's width
+    page.get_by_role("link", name="Nguyễn Thị Minh Thư").click()
+    expect(page.get_by_role("heading", name="Nguyễn Thị Minh Thư (DH01)")).to_be_visible()
+    expect(page.locator("img.portrait")).to_be_visible()
+    accessible(page, "candidate")
+    page.go_back()
+    page.set_viewport_size({"width": 768, "height": 1024})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    page.set_viewport_size({"width": 1366, "height": 768})
+
     # open, behind a confirmation that says what happens
     messages: list[str] = []
     page.on("dialog", lambda d: (messages.append(d.message), d.accept()))

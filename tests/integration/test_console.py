@@ -243,3 +243,31 @@ async def test_one_candidate_is_edited_in_draft_only(
     await client.post(f"/admin/api/v1/rounds/{rnd['id']}/open", headers=admin_headers)
     r = await client.put(url, json=profile, headers=admin_headers)
     assert r.status_code == 409 and r.json()["error"]["code"] == "round_not_draft"
+
+
+async def test_the_login_limit_is_said_in_vietnamese(backends, admin_users):
+    from litestar.testing import AsyncTestClient as Client
+
+    from tests.support.app import make_settings
+    from voting.app import create_app
+
+    settings = make_settings(
+        backends,
+        redis_prefix=f"{backends.prefix}:console-limit",
+        login_rate=2,
+        login_burst=2,
+        login_period=60,
+    )
+    async with Client(app=create_app(settings)) as limited:
+        texts = []
+        for _ in range(3):
+            r = await limited.post(
+                "/admin/login", data={"username": "admin", "password": "wrong-pass"}, headers=HX
+            )
+            texts.append(r.text)
+        assert "Sai tên đăng nhập hoặc mật khẩu." in texts[0]
+        assert "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau" in texts[2]
+        r = await limited.post(
+            "/admin/login", data={"username": "admin", "password": ADMIN_PASSWORD}, headers=HX
+        )
+        assert "hx-redirect" not in r.headers  # still limited: no session

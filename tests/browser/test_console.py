@@ -284,6 +284,14 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     expect(page.get_by_role("heading", name="Đăng nhập trang quản trị")).to_be_visible()
     expect(page).to_have_url(f"{console.url}/admin/login?next=/admin/rounds")
 
+    # the public page marks the results official and the committee's choice as such
+    page.goto(f"{console.url}/?round={round_id}")
+    results = page.locator("#results-body")
+    expect(results).to_contain_text("Kết quả chính thức")
+    expect(results).to_contain_text("Quyết định của Ban Thường vụ Đảng ủy Khối")
+    expect(results.locator(".mark-winner")).to_have_count(16)
+    expect(results.get_by_text("Trúng chọn (theo quyết định)")).to_have_count(2)
+
 
 @pytest.mark.browser
 def test_an_observer_reads_but_cannot_change(page: Page, console: Console) -> None:

@@ -1,6 +1,7 @@
 """Admin API v1 under ``/admin/api/v1`` (BRIEF §5): login, rounds, shortlist import, status
 changes, progress, reconciliation and results exports; one-time voting codes are in
-:mod:`admin.codes`. Every change writes an audit event."""
+:mod:`admin.codes`, the committee report in :mod:`admin.report`, candidate photos in
+:mod:`admin.photos`. Every change writes an audit event."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Litestar, Request, Response, get, patch, post
+from litestar import Litestar, Request, Response, get, patch, post, put
 from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -40,9 +41,12 @@ from admin.auth import (
 from admin.codes import ROUTES as CODE_ROUTES
 from admin.device import ROUTES as DEVICE_ROUTES
 from admin.export import results_csv, results_xlsx
+from admin.photos import ROUTES as PHOTO_ROUTES
+from admin.publication import ROUTES as PUBLICATION_ROUTES
+from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid, unavailable
 from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
-from voting.core.shortlist import ShortlistError, parse_shortlist
+from voting.core.shortlist import ShortlistError, check_candidate, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
@@ -50,6 +54,7 @@ from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.record.audit import audit
+from voting.services import candidates
 from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
@@ -147,6 +152,20 @@ class ReconcileOut(msgspec.Struct):
 AdminRoundOut = RoundRecord
 
 
+def create_values(data: RoundIn) -> dict[str, Any]:
+    """The settings of a new round from its body (texts in NFC, unset options left out)."""
+    return {k: nfc(v) for k, v in msgspec.structs.asdict(data).items() if v is not None}
+
+
+def patch_values(data: RoundPatch) -> dict[str, Any]:
+    """The settings a patch changes (texts in NFC; ``None`` clears a date)."""
+    return {
+        f: nfc(getattr(data, f))
+        for f in data.__struct_fields__
+        if getattr(data, f) is not msgspec.UNSET
+    }
+
+
 def admin_round(rnd: Round) -> AdminRoundOut:
     """The admin view of a round."""
     return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
@@ -218,8 +237,7 @@ async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
     """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
-    values = {k: nfc(v) for k, v in msgspec.structs.asdict(data).items() if v is not None}
-    return admin_round(await services.rounds.create(admin.username, values))
+    return admin_round(await services.rounds.create(admin.username, create_values(data)))
 
 
 @patch(
@@ -232,11 +250,7 @@ async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
     """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
-    values = {
-        f: nfc(getattr(data, f))
-        for f in data.__struct_fields__
-        if getattr(data, f) is not msgspec.UNSET
-    }
+    values = patch_values(data)
     if not values:
         raise Invalid("malformed", "nothing to change")
     return admin_round(await services.rounds.update(admin.username, round_id, values))
@@ -301,6 +315,55 @@ async def import_candidates(
         "imported": len(cands),
         "candidates": [{"id": c.id, "code": c.code} for c in cands],
     }
+
+
+class CandidateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /rounds/{id}/candidates/{candidate_id}`` body: the candidate's whole profile, by
+    the rules of a shortlist row (the columns of the sample CSV)."""
+
+    code: str
+    full_name: str
+    gender: str
+    birth_year: int
+    position: str
+    workplace: str
+    nominated_by: str
+    field: str
+    summary: str
+    achievements: str = ""
+
+
+@put(
+    "/rounds/{round_id:int}/candidates/{candidate_id:int}",
+    summary="Change one candidate's profile (only in draft)",
+    guards=[writer],
+    responses=answers(409),
+)
+async def edit_candidate(
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    candidate_id: FromPath[int],
+    data: JSONBody[CandidateIn],
+) -> dict[str, Any]:
+    """400 ``invalid_candidate`` with ``errors[{column, message}]``; 404
+    ``candidate_not_found``; 409 ``round_not_draft``, ``code_taken``."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+    cells = {k: str(v) for k, v in msgspec.structs.asdict(data).items()}
+    try:
+        row = check_candidate(cells, rnd.fields)
+    except ShortlistError as exc:
+        raise Invalid(
+            "invalid_candidate",
+            f"the profile was rejected: {len(exc.errors)} error(s)",
+            details={"errors": [{"column": e.column, "message": e.message} for e in exc.errors]},
+        ) from None
+    cand = await candidates.edit_candidate(
+        services.engine, admin.username, round_id, candidate_id, row
+    )
+    services.forget(round_id)
+    return msgspec.to_builtins(cand)
 
 
 def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandler:
@@ -446,6 +509,9 @@ async def admin_results(
 ROUTES = [
     *CODE_ROUTES,
     *DEVICE_ROUTES,
+    *PUBLICATION_ROUTES,
+    *REPORT_ROUTES,
+    *PHOTO_ROUTES,
     logout,
     current_session,
     admin_list_rounds,
@@ -453,6 +519,7 @@ ROUTES = [
     update_round,
     admin_round_detail,
     import_candidates,
+    edit_candidate,
     open_round,
     pause_round,
     resume_round,

@@ -1,21 +1,25 @@
 """Admin routes for one-time voting codes (identity mode ``code``; see :mod:`voting.codes`).
 
 ``POST /rounds/{round_id}/codes {"count": N}`` makes N new codes and answers them once, as a
-CSV download (only their keyed hashes are kept, so they cannot be shown again);
-``GET /rounds/{round_id}/codes`` counts issued and redeemed codes.
+CSV download or (``?format=pdf``) as printable cards to cut out (:mod:`admin.cards`); only
+their keyed hashes are kept, so they cannot be shown again. ``GET /rounds/{round_id}/codes``
+counts issued and redeemed codes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Response, get, post
-from litestar.params import FromPath, JSONBody
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from admin.auth import AdminDep, writer
+from admin.cards import code_cards_pdf, round_address
+from admin.documents import BINARY, PDF, TEXT, documented_media
 from voting.core.errors import Conflict
 from voting.http.answers import answers
 from voting.identity.codes import RoundCodes, csv_of
@@ -42,23 +46,34 @@ class CodeCountsOut(msgspec.Struct):
 
 @post(
     "/rounds/{round_id:int}/codes",
-    summary="Generate one-time voting codes (CSV, shown once)",
+    summary="Generate one-time voting codes (CSV or printable cards, shown once)",
     status_code=201,
     media_type="text/csv",
     guards=[writer],
     responses=answers(409),
+    operation_class=documented_media(201, {"text/csv": TEXT, PDF: BINARY}),
 )
 async def create_codes(
-    services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[CodesIn]
+    request: Request[Any, Any, Any],
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    data: JSONBody[CodesIn],
+    format: Annotated[Literal["csv", "pdf"], QueryParameter(name="format")] = "csv",
 ) -> Response[bytes]:
-    """``text/csv`` ``round_id,round_slug,code`` with ``count`` new codes of a round whose
-    identity mode is ``code``. The codes are not stored in clear: save the file.
+    """``count`` new codes of a round whose identity mode is ``code``, in one download: with
+    ``format=csv`` (default) ``text/csv`` ``round_id,round_slug,code``; with ``format=pdf``
+    ``application/pdf`` cards to cut out, 10 per A4 page, each with the round's title, the code
+    in large type, how to vote and the round's address (``VOTING_PUBLIC_URL``, else the origin
+    of this request, plus ``?round=<id>``) as text and QR code. The codes are not stored in
+    clear: save the file.
 
-    Errors: 400 ``malformed`` (count outside 1-10000); 403 ``forbidden`` (observers);
-    404 ``round_not_found``; 409 ``mode_mismatch`` (the round is not in code mode),
-    ``round_closed``.
+    Errors: 400 ``malformed`` (count outside 1-10000, unknown format); 403 ``forbidden``
+    (observers); 404 ``round_not_found``; 409 ``mode_mismatch`` (the round is not in code
+    mode), ``round_closed``.
     """
     codes = RoundCodes(services.signers)
+    now = datetime.now(UTC)
     async with services.engine.begin() as conn:
         rnd = await get_round(conn, round_id)
         if rnd.identity_mode != "code":
@@ -70,17 +85,32 @@ async def create_codes(
         if rnd.status == "closed":
             raise Conflict("round_closed", "the round is closed")
         made = await codes.create(conn, round_id, data.count)
-        await audit(conn, admin.username, "codes_create", round_id, {"count": len(made)})
+        if format == "pdf":  # typeset before the commit: no codes are kept that nobody saw
+            base = services.settings.server.public_url or str(request.base_url).rstrip("/") + "/"
+            document = await asyncio.to_thread(
+                code_cards_pdf,
+                made,
+                rnd,
+                organisation=services.settings.documents.organisation,
+                address=round_address(base, round_id),
+                created=now,
+            )
+        await audit(
+            conn, admin.username, "codes_create", round_id, {"count": len(made), "format": format}
+        )
     slug = re.sub(r"[^a-z0-9-]", "", rnd.slug) or f"round-{round_id}"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    headers = {
+        "Content-Disposition": f'attachment; filename="{slug}-codes-{stamp}.{format}"',
+        "Cache-Control": "no-store",
+    }
+    if format == "pdf":
+        return Response(document, status_code=201, media_type=PDF, headers=headers)
     return Response(
         csv_of(made, round_id, slug),
         status_code=201,
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{slug}-codes-{stamp}.csv"',
-            "Cache-Control": "no-store",
-        },
+        headers=headers,
     )
 
 

@@ -10,8 +10,9 @@ Both take the results document as the API serves it (brief section 5, ``GET
      "tie": None | {"rank": int, "seats": int, "candidate_ids": [candidate_id, ...]}}
 
 and write one line per candidate, in the order of ``candidates`` (votes descending, then
-code), with the columns :data:`TABLE_COLUMNS`. ``outcome`` is ``"winner"`` for an id in
-``winners``, ``"tie"`` for an id in ``tie.candidate_ids`` and ``""`` otherwise.
+code), with the Vietnamese columns :data:`TABLE_COLUMNS` (rank, code, full name, field, votes,
+outcome). The outcome (``Kết quả``) is ``"Trúng cử"`` for an id in ``winners``,
+``"Đồng hạng"`` for an id in ``tie.candidate_ids`` and ``""`` otherwise.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-#: Columns of the results table, in order (the CSV header and the XLSX table header).
-TABLE_COLUMNS: tuple[str, ...] = ("rank", "code", "full_name", "field", "votes", "outcome")
+from admin import labels
+
+#: Columns of the results table, in order (the CSV header and the XLSX table header): rank,
+#: candidate code, full name, field, votes, outcome.
+TABLE_COLUMNS: tuple[str, ...] = ("Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Kết quả")
 
 #: Name of the worksheet of :func:`results_xlsx`.
 SHEET_TITLE = "Kết quả"
@@ -38,9 +42,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _outcome(candidate_id: int, winners: set[int], tied: set[int]) -> str:
     if candidate_id in winners:
-        return "winner"
+        return labels.WINNER
     if candidate_id in tied:
-        return "tie"
+        return labels.TIED
     return ""
 
 
@@ -62,17 +66,17 @@ def _table(results: Mapping[str, Any]) -> list[tuple[int, str, str, str, int, st
     ]
 
 
-def _tie_note(results: Mapping[str, Any]) -> str | None:
-    """One English sentence naming the tied codes, their shared rank and seats, or ``None``."""
+def tie_note(results: Mapping[str, Any]) -> str | None:
+    """One Vietnamese sentence naming the tied codes, their shared rank and the seats left for
+    them (the standing committee decides), or ``None`` without a tie."""
     tie = results.get("tie")
     if not tie:
         return None
     code_of = {int(c["candidate_id"]): str(c["code"]) for c in results["candidates"]}
     codes = ", ".join(code_of.get(int(cid), f"#{cid}") for cid in tie["candidate_ids"])
-    seats = int(tie["seats"])
     return (
-        f"Tie at rank {int(tie['rank'])}: {codes} have equal votes for "
-        f"{seats} remaining seat{'s' if seats != 1 else ''}; the standing committee decides."
+        f"Đồng hạng {int(tie['rank'])}: {codes} có số phiếu bằng nhau, cùng xét "
+        f"{int(tie['seats'])} suất còn lại; Ban Thường vụ xem xét, quyết định."
     )
 
 
@@ -85,7 +89,7 @@ def results_csv(results: Mapping[str, Any]) -> bytes:
     """The results table as CSV: UTF-8 with a BOM (so Excel shows Vietnamese correctly).
 
     ``results`` is the document described in the module docstring (``title`` is not used).
-    Header ``rank,code,full_name,field,votes,outcome``, then one line per candidate; lines end
+    Header ``Hạng,Mã,Họ và tên,Lĩnh vực,Số phiếu,Kết quả``, then one line per candidate; lines end
     in CRLF (RFC 4180). A text cell starting with ``= + - @``, tab or CR gets a leading ``'`` so
     that a spreadsheet does not run it as a formula.
 
@@ -105,11 +109,12 @@ def results_csv(results: Mapping[str, Any]) -> bytes:
 def results_xlsx(results: Mapping[str, Any]) -> bytes:
     """The results as an Excel workbook (``.xlsx`` bytes) with one sheet, :data:`SHEET_TITLE`.
 
-    Layout: A1 the round ``title`` (bold); A2 ``status: <status> · final: yes|no · total
-    ballots: <n>``; row 4 the header :data:`TABLE_COLUMNS` (bold, frozen, with a filter); then
-    one row per candidate (rank and votes as numbers); then, if the cut-off is tied, a blank row
-    and a note naming the tied codes, their shared rank and the seats left. Column widths fit
-    the table (at most 60 characters). Text is always stored as text, never as a formula.
+    Layout: A1 the round ``title`` (bold); A2 ``Trạng thái: <status in Vietnamese> · Kết quả
+    chính thức: có|không · Tổng số phiếu: <n>``; row 4 the header :data:`TABLE_COLUMNS`
+    (bold, frozen, with a filter); then one row per candidate (rank and votes as numbers);
+    then, if the cut-off is tied, a blank row and a note in Vietnamese naming the tied codes,
+    their shared rank and the seats left. Column widths fit the table (at most 60
+    characters). Text is always stored as text, never as a formula.
 
     Raises ``KeyError``/``TypeError``/``ValueError`` if ``results`` lacks a key or holds a
     value of the wrong type.
@@ -131,12 +136,12 @@ def results_xlsx(results: Mapping[str, Any]) -> bytes:
             cell.font = font
 
     put(1, 1, str(results["title"]), Font(bold=True, size=14))
-    final = "yes" if results["final"] else "no"
+    status = labels.STATUS.get(str(results["status"]), str(results["status"]))
     put(
         2,
         1,
-        f"status: {results['status']} · final: {final} · "
-        f"total ballots: {int(results['total_ballots'])}",
+        f"Trạng thái: {status} · Kết quả chính thức: {labels.yes_no(bool(results['final']))} · "
+        f"Tổng số phiếu: {labels.number(int(results['total_ballots']))}",
     )
     header_row = 4
     for column, name in enumerate(TABLE_COLUMNS, start=1):
@@ -149,7 +154,7 @@ def results_xlsx(results: Mapping[str, Any]) -> bytes:
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
     sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(len(TABLE_COLUMNS))}{last_row}"
 
-    note = _tie_note(results)
+    note = tie_note(results)
     if note is not None:
         put(last_row + 2, 1, note, bold)
 

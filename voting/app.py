@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
 
     handlers: list[Any] = [healthz, readyz]
     lifespans: list[Any] = [lifespan]
+    templates = None
     if public:
         document(public_api.ROUTES)
         handlers += [
@@ -100,10 +101,13 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
             admin_lifespan,
             login,
         )
+        from admin.console import console_routers, template_config
 
         lifespans.append(admin_lifespan)
         document([login])
         document(ROUTES, guarded=True)
+        handlers += console_routers(ADMIN_DEPENDENCIES)
+        templates = template_config()
 
         handlers += [
             Router("/admin/api/v1", route_handlers=[login], tags=["admin"]),
@@ -122,6 +126,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         exception_handlers=errors.EXCEPTION_HANDLERS,
         middleware=[canonical_ids, same_origin_only, json_only],
         request_class=StrictRequest,
+        template_config=templates,
         openapi_config=OpenAPIConfig(
             title="Voting service",
             version="1.0.0",

@@ -2,6 +2,7 @@
 
 voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
                                                public + admin app, persister, demo round
+                                               (with CSV-photos.zip's photos when present)
 voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
 voting persister                               the persister and round schedule alone
                                                (URLs required)
@@ -87,8 +88,15 @@ async def _ensure_admin(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-async def _demo_round(settings: Settings, csv: bytes) -> int:
-    """Create, fill and open the round ``demo`` from ``csv`` unless it exists; its id."""
+def demo_photos(csv_path: Path) -> Path:
+    """Where the demo's photos are looked for: ``<csv stem>-photos.zip`` next to the CSV
+    (``data/shortlist-sample.csv`` → ``data/shortlist-sample-photos.zip``)."""
+    return csv_path.with_name(f"{csv_path.stem}-photos.zip")
+
+
+async def _demo_round(settings: Settings, csv: bytes, photos: bytes | None = None) -> int:
+    """Create, fill and open the round ``demo`` from ``csv`` unless it exists; its id.
+    ``photos``: a ZIP archive of candidate photos named by code, loaded before opening."""
     from sqlalchemy import select
 
     from voting.core.shortlist import parse_shortlist
@@ -113,6 +121,8 @@ async def _demo_round(settings: Settings, csv: bytes) -> int:
         )
         rows = parse_shortlist(csv, rnd.fields)
         await services.rounds.import_candidates("cli", rnd.id, rows)
+        if photos is not None:
+            await services.photos.load_zip("cli", rnd.id, photos)
         await services.rounds.transition("cli", rnd.id, "open")
         return rnd.id
 
@@ -205,7 +215,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         base = f"http://{s.server.host}:{s.server.port}"
         print(f"Voting service on {base}/   (API docs: {base}/schema)")
         if args.demo:
-            round_id = asyncio.run(_demo_round(s, Path(args.demo).read_bytes()))
+            zip_path = demo_photos(Path(args.demo))
+            photos = zip_path.read_bytes() if zip_path.is_file() else None
+            round_id = asyncio.run(_demo_round(s, Path(args.demo).read_bytes(), photos))
             print(f"Demo round {round_id} is open: {base}/?round={round_id}")
         if generated:
             print(
@@ -395,7 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run everything (embedded servers when no URLs are set)")
     up.add_argument("--host")
     up.add_argument("--port", type=int)
-    up.add_argument("--demo", metavar="CSV", help="create and open a demo round from this CSV")
+    up.add_argument(
+        "--demo",
+        metavar="CSV",
+        help="create and open a demo round from this CSV (and CSV-photos.zip next to it)",
+    )
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the app alone (production)")
     serve.add_argument("--public", action="store_true", help="public API and page only")

@@ -1,10 +1,10 @@
 """Settings, read once from ``VOTING_*`` environment variables into frozen groups.
 
 Each group is a frozen dataclass of one concern (database, redis, server, keys, tokens,
-limits, persister, challenge, otp, email, sms, privacy). Every field is declared once, with
-its type and constraints (``msgspec.Meta``), its default, its environment variable and what
-it means; :meth:`Settings.from_env` converts the variables with ``msgspec.convert`` and
-reports a bad one by name (:class:`SettingsError`). Secrets are fields with ``repr=False``:
+limits, persister, challenge, otp, email, sms, privacy, documents). Every field is declared
+once, with its type and constraints (``msgspec.Meta``), its default, its environment variable
+and what it means; :meth:`Settings.from_env` converts the variables with ``msgspec.convert``
+and reports a bad one by name (:class:`SettingsError`). Secrets are fields with ``repr=False``:
 printing or logging settings never shows them. README's configuration table is checked
 against :func:`variables` by a test.
 """
@@ -19,6 +19,7 @@ import secrets
 import string
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,18 @@ def _frame_ancestors(raw: str) -> str:
     return " ".join(sources)
 
 
+def _public_url(raw: str) -> str:
+    """``https://Bloc.example.vn/binh-chon`` → ``https://bloc.example.vn/binh-chon/``: an
+    absolute http(s) URL with a host, no query or fragment, ending in ``/``."""
+    parts = urllib.parse.urlsplit(raw.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL, e.g. https://binhchon.example.vn/")
+    if parts.query or parts.fragment or any(c.isspace() for c in raw.strip()):
+        raise ValueError("must have no query, fragment or spaces")
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
 def normalise_database_url(url: str) -> str:
     """Return ``url`` with the asyncpg driver: ``postgresql://`` → ``postgresql+asyncpg://``."""
     for plain in ("postgres://", "postgresql://"):
@@ -191,6 +204,12 @@ class ServerSettings:
         "VOTING_BODY_TIMEOUT",
         "seconds a request has to send its whole body, from the end of its headers (then 408)",
         30,
+    )
+    public_url: str | None = _var(
+        "VOTING_PUBLIC_URL",
+        "the public page's address printed on voting-code cards; unset: the admin request's origin",
+        None,
+        parse=_public_url,
     )
 
     @property
@@ -409,6 +428,18 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class DocumentSettings:
+    """What printed documents (the committee report, voting-code cards) say of their issuer."""
+
+    organisation: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = _var(
+        "VOTING_ORGANISATION",
+        "the issuing body named at the head of reports and cards",
+        "Đảng bộ Khối các cơ quan và doanh nghiệp tỉnh",
+        parse=str.strip,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the service, by concern (see the module and README's table)."""
 
@@ -424,6 +455,7 @@ class Settings:
     email: EmailSettings = EmailSettings()
     sms: SmsSettings = SmsSettings()
     privacy: PrivacySettings = PrivacySettings()
+    documents: DocumentSettings = DocumentSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

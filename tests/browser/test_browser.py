@@ -13,40 +13,20 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SAMPLE_PHOTOS = SAMPLE_CSV.with_name("shortlist-sample-photos.zip")
 CANDIDATES = 28
 MAX_CHOICES = 16
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def _playwright() -> Iterator[Playwright]:
-    if shutil.which("chromium") is None:
-        if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser is a failure there
-            pytest.fail("chromium is not installed; .ci/run should have installed it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="module")
-def _browser(_playwright: Playwright) -> Iterator[Browser]:
-    browser = _playwright.chromium.launch(
-        executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
-    )
-    yield browser
-    browser.close()
 
 
 @pytest.fixture
@@ -430,4 +410,68 @@ def test_api_docs_render_from_our_own_files(browser_page: Page, live_server: Any
     assert f"{live_server.base_url}/schema/openapi.json" in requests
     foreign = [u for u in requests if not u.startswith((live_server.base_url, "data:"))]
     assert not foreign, foreign
+    assert violations == []
+
+
+# ---------- photos ----------
+
+
+@pytest.fixture(scope="module")
+def photo_round(live_server: Any) -> dict[str, Any]:
+    """An open round of the sample whose DH01 and DH02 have photos (DH03 and the rest none)."""
+    rnd = _admin_round(live_server, "device")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(SAMPLE_PHOTOS) as sample, zipfile.ZipFile(buf, "w") as z:
+        z.writestr("DH01.jpg", sample.read("DH01.jpg"))
+        z.writestr("DH02.png", sample.read("DH03.png"))
+    with httpx.Client(base_url=f"{live_server.base_url}/admin/api/v1", timeout=30) as http:
+        r = http.post("/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        r = http.post(
+            f"/rounds/{rnd['id']}/photos",
+            content=buf.getvalue(),
+            headers={"Content-Type": "application/zip"},
+        )
+        assert r.status_code == 200, r.text
+    return rnd
+
+
+@pytest.mark.browser
+def test_cards_show_photos_and_initials_without_one(
+    browser_page: Page, live_server: Any, photo_round: Any
+) -> None:
+    page = browser_page
+    violations = csp_violations(page)
+    open_round(page, live_server, photo_round["id"])
+    cards = page.locator("[data-candidate-id]")
+    first = cards.nth(0)
+    name = first.locator(".card-name").inner_text().strip()
+    img = first.locator(".avatar img")
+    expect(img).to_have_attribute("alt", f"Ảnh của {name}")
+    expect(img).to_have_attribute("loading", "lazy")
+    assert (img.get_attribute("width"), img.get_attribute("height")) == ("192", "192")
+    assert "size=card" in (img.get_attribute("src") or "")
+    img.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "(el) => el.complete && el.naturalWidth === 192", arg=img.element_handle()
+    )
+    box = img.bounding_box()
+    assert box is not None and round(box["width"]) == 56  # the card's circle (style.css)
+    expect(cards.nth(1).locator(".avatar img")).to_have_count(1)
+    third = cards.nth(2).locator(".avatar")
+    expect(third.locator("img")).to_have_count(0)
+    expect(third).to_have_class("avatar avatar-initials")
+    expect(third).to_have_attribute("aria-hidden", "true")
+
+    first.get_by_role("button", name="Xem thành tích").click()
+    profile = page.locator("#profile-avatar img")
+    expect(profile).to_have_attribute("alt", f"Ảnh của {name}")
+    assert "size=profile" in (profile.get_attribute("src") or "")
+    page.wait_for_function(
+        "(el) => el.complete && el.naturalWidth === 480", arg=profile.element_handle()
+    )
+    page.locator("#profile-close").click()
+    cards.nth(2).get_by_role("button", name="Xem thành tích").click()
+    expect(page.locator("#profile-avatar img")).to_have_count(0)  # initials again
+    expect(page.locator("#profile-avatar")).not_to_be_empty()
     assert violations == []

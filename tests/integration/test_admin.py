@@ -277,7 +277,10 @@ async def test_results_exports(client, admin_headers, make_round):
     assert r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == 28
-    assert rows[0]["votes"] == "1" and rows[0]["code"] == "DH01"
+    assert list(rows[0]) == ["Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Kết quả"]
+    assert rows[0]["Số phiếu"] == "1" and rows[0]["Mã"] == "DH01"
+    # two candidates with a vote; the other 26 tie at 0 votes for the 14 seats left
+    assert [row["Kết quả"] for row in rows[1:3]] == ["Trúng cử", "Đồng hạng"]
     r = await client.get(f"{base}?format=xlsx", headers=admin_headers)
     assert r.status_code == 200
     wb = openpyxl.load_workbook(io.BytesIO(r.content))

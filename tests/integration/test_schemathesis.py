@@ -3,9 +3,10 @@
 
 Every operation under ``/api/v1`` and ``/admin/api/v1`` gets a bounded number of generated
 requests (valid and invalid bodies, paths, query and headers; and some aimed at a real open
-round and a real draft) against a real ``voting serve`` process with the proof of work
-required and console OTP senders, so that every route can answer normally. It runs on a
-database and key prefix of its own, since the admin operations it generates change rounds.
+round and a real draft, both with the sample photos) against a real ``voting serve`` process
+with the proof of work required and console OTP senders, so that every route can answer
+normally. It runs on a database and key prefix of its own, since the admin operations it
+generates change rounds.
 Each answer must pass schemathesis's checks: not a 5xx, a status code the operation documents,
 the documented media type, and a body that fits the documented schema.
 """
@@ -44,6 +45,7 @@ from tests.support.servers import (
     wait_http,
 )
 
+SAMPLE_PHOTOS = SAMPLE_CSV.with_name("shortlist-sample-photos.zip")
 MAX_EXAMPLES = 20  # per operation and kind of data
 CHECKS = [
     not_a_server_error,
@@ -57,20 +59,28 @@ SKIP_ADMIN = {"/admin/api/v1/logout"}
 
 
 class Api:
-    """The fuzzed server: its URL, a bearer header of an admin, an open and a draft round."""
+    """The fuzzed server: its URL, a bearer header of an admin, an open and a draft round,
+    and a candidate (with a photo) of each round."""
 
-    def __init__(self, url: str, admin: dict[str, str], open_round: int, draft: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        admin: dict[str, str],
+        open_round: int,
+        draft: int,
+        candidates: dict[int, int],
+    ) -> None:
         self.url, self.admin, self.open_round, self.draft = url, admin, open_round, draft
+        self.candidates = candidates
 
 
-def _prepare(url: str) -> tuple[dict[str, str], int, int]:
+def _prepare(url: str) -> tuple[dict[str, str], int, int, dict[int, int]]:
     with httpx.Client(base_url=url, timeout=30) as http:
-        r = http.post(
-            "/admin/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-        )
+        r = http.post("/admin/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         r.raise_for_status()
         admin = {"Authorization": f"Bearer {r.json()['token']}"}
         ids = []
+        candidates = {}
         for opened in (True, False):
             r = http.post(
                 "/admin/api/v1/rounds",
@@ -85,10 +95,17 @@ def _prepare(url: str) -> tuple[dict[str, str], int, int]:
                 headers={**admin, "Content-Type": "text/csv"},
             )
             r.raise_for_status()
+            candidates[round_id] = r.json()["candidates"][0]["id"]
+            r = http.post(
+                f"/admin/api/v1/rounds/{round_id}/photos",
+                content=SAMPLE_PHOTOS.read_bytes(),
+                headers={**admin, "Content-Type": "application/zip"},
+            )
+            r.raise_for_status()
             if opened:
                 http.post(f"/admin/api/v1/rounds/{round_id}/open", headers=admin).raise_for_status()
             ids.append(round_id)
-    return admin, ids[0], ids[1]
+    return admin, ids[0], ids[1], candidates
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +169,10 @@ def fuzz(api: Api, path_regex: str, headers: dict[str, str], skip: set[str]) -> 
             runs.append(operation.as_strategy(generation_mode=mode))
         if "{round_id}" in operation.path:
             for round_id in (api.open_round, api.draft):
-                runs.append(operation.as_strategy(path_parameters={"round_id": round_id}))
+                path = {"round_id": round_id}
+                if "{candidate_id}" in operation.path:
+                    path["candidate_id"] = api.candidates[round_id]
+                runs.append(operation.as_strategy(path_parameters=path))
     for strategy in runs:
 
         @given(case=strategy)

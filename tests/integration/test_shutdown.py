@@ -29,7 +29,6 @@ async def test_sigterm_under_load_loses_nothing(settings, make_round, services):
         tokens = [services.signers.issue_voter() for _ in range(400)]
         url = f"http://127.0.0.1:{port}/api/v1/rounds/{rnd['id']}/ballots"
         async with httpx.AsyncClient(timeout=10) as http:
-
             answered = asyncio.Event()
             done = 0
 

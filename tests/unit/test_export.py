@@ -50,18 +50,18 @@ def read_csv(data: bytes) -> list[list[str]]:
 def test_csv_round_trips_with_outcomes() -> None:
     rows = read_csv(results_csv(results()))
     assert rows == [
-        ["rank", "code", "full_name", "field", "votes", "outcome"],
-        ["1", "DH01", "Nguyễn Thị Minh Thư", "Quản lý hành chính - nhà nước", "40", "winner"],
-        ["2", "DH02", "Trần Quốc Bảo", "Lao động sản xuất", "31", "winner"],
-        ["3", "DH03", 'Lê Văn "Cường", Hà', "Văn hóa - văn nghệ, truyền thông", "20", "tie"],
-        ["3", "DH04", "Hoàng Thị Thu Trang", "Giáo dục", "20", "tie"],
+        ["Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Kết quả"],
+        ["1", "DH01", "Nguyễn Thị Minh Thư", "Quản lý hành chính - nhà nước", "40", "Trúng cử"],
+        ["2", "DH02", "Trần Quốc Bảo", "Lao động sản xuất", "31", "Trúng cử"],
+        ["3", "DH03", 'Lê Văn "Cường", Hà', "Văn hóa - văn nghệ, truyền thông", "20", "Đồng hạng"],
+        ["3", "DH04", "Hoàng Thị Thu Trang", "Giáo dục", "20", "Đồng hạng"],
         ["5", "DH05", "Vũ Đức Hiếu", "Kinh doanh", "0", ""],
     ]
 
 
 def test_csv_without_tie() -> None:
     rows = read_csv(results_csv(results(tie=False)))
-    assert [r[-1] for r in rows[1:]] == ["winner", "winner", "winner", "", ""]
+    assert [r[-1] for r in rows[1:]] == ["Trúng cử", "Trúng cử", "Trúng cử", "", ""]
     assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
 
 
@@ -94,36 +94,40 @@ def load(data: bytes) -> Any:
 def test_xlsx_holds_title_table_and_tie_note() -> None:
     sheet = load(results_xlsx(results()))
     assert sheet["A1"].value == "Bình chọn gương điển hình tiêu biểu 2026"
-    assert sheet["A2"].value == "status: closed · final: yes · total ballots: 57"
+    assert sheet["A2"].value == (
+        "Trạng thái: Đã kết thúc · Kết quả chính thức: có · Tổng số phiếu: 57"
+    )
     values = [list(r) for r in sheet.iter_rows(min_row=4, max_row=9, values_only=True)]
     assert values == [
-        ["rank", "code", "full_name", "field", "votes", "outcome"],
-        [1, "DH01", "Nguyễn Thị Minh Thư", "Quản lý hành chính - nhà nước", 40, "winner"],
-        [2, "DH02", "Trần Quốc Bảo", "Lao động sản xuất", 31, "winner"],
-        [3, "DH03", 'Lê Văn "Cường", Hà', "Văn hóa - văn nghệ, truyền thông", 20, "tie"],
-        [3, "DH04", "Hoàng Thị Thu Trang", "Giáo dục", 20, "tie"],
+        ["Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Kết quả"],
+        [1, "DH01", "Nguyễn Thị Minh Thư", "Quản lý hành chính - nhà nước", 40, "Trúng cử"],
+        [2, "DH02", "Trần Quốc Bảo", "Lao động sản xuất", 31, "Trúng cử"],
+        [3, "DH03", 'Lê Văn "Cường", Hà', "Văn hóa - văn nghệ, truyền thông", 20, "Đồng hạng"],
+        [3, "DH04", "Hoàng Thị Thu Trang", "Giáo dục", 20, "Đồng hạng"],
         [5, "DH05", "Vũ Đức Hiếu", "Kinh doanh", 0, None],
     ]
     assert all(sheet.cell(row=4, column=c).font.bold for c in range(1, 7))
     assert not sheet["B5"].font.bold
     note = sheet["A11"].value
     assert note == (
-        "Tie at rank 3: DH03, DH04 have equal votes for 1 remaining seat; "
-        "the standing committee decides."
+        "Đồng hạng 3: DH03, DH04 có số phiếu bằng nhau, cùng xét 1 suất còn lại; "
+        "Ban Thường vụ xem xét, quyết định."
     )
     assert sheet.max_row == 11
     assert sheet.column_dimensions["D"].width == len("Văn hóa - văn nghệ, truyền thông") + 2
-    assert sheet.column_dimensions["A"].width == len("rank") + 2
+    assert sheet.column_dimensions["A"].width == len("Hạng") + 2
 
 
 def test_xlsx_without_tie_has_no_note() -> None:
     sheet = load(results_xlsx({**results(tie=False), "final": False, "status": "open"}))
-    assert sheet["A2"].value == "status: open · final: no · total ballots: 57"
+    assert sheet["A2"].value == (
+        "Trạng thái: Đang mở · Kết quả chính thức: không · Tổng số phiếu: 57"
+    )
     assert sheet.max_row == 9
     assert [sheet.cell(row=r, column=6).value for r in range(5, 10)] == [
-        "winner",
-        "winner",
-        "winner",
+        "Trúng cử",
+        "Trúng cử",
+        "Trúng cử",
         None,
         None,
     ]

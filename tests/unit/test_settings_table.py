@@ -57,3 +57,16 @@ def test_a_bad_variable_changes_nothing_and_is_named(tmp_path):
         Settings.from_env({"VOTING_DATA_DIR": str(tmp_path), "VOTING_PERSIST_BATCH": "0"})
     with pytest.raises(SettingsError, match="VOTING_TRUSTED_PROXIES"):
         Settings.from_env({"VOTING_DATA_DIR": str(tmp_path), "VOTING_TRUSTED_PROXIES": "x"})
+
+
+def test_public_url_and_organisation(tmp_path):
+    env = {"VOTING_DATA_DIR": str(tmp_path)}
+    s = Settings.from_env({**env, "VOTING_PUBLIC_URL": " HTTPS://Bloc.Example.vn/binh-chon "})
+    assert s.server.public_url == "https://bloc.example.vn/binh-chon/"
+    assert Settings.from_env(env).server.public_url is None
+    assert Settings.from_env(env).documents.organisation.startswith("Đảng bộ Khối")
+    for bad in ("bloc.example.vn", "ftp://bloc.example.vn/", "https:///x", "https://a.vn/?x=1"):
+        with pytest.raises(SettingsError, match="VOTING_PUBLIC_URL"):
+            Settings.from_env({**env, "VOTING_PUBLIC_URL": bad})
+    with pytest.raises(SettingsError, match="VOTING_ORGANISATION"):
+        Settings.from_env({**env, "VOTING_ORGANISATION": "x" * 201})

@@ -7,6 +7,7 @@ round closed (stored on the round). Either way :func:`build_results` ranks them 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
 import msgspec
 
@@ -34,10 +35,24 @@ class TieOut(msgspec.Struct):
     candidate_ids: list[int]
 
 
+class DecisionOut(msgspec.Struct):
+    """The standing committee's decision on a tie: the tied candidates it gave the seats left
+    (``chosen``), who decided, why, on which day (ISO date), and who recorded it when."""
+
+    chosen: list[int]
+    decided_by: str
+    reason: str
+    decided_on: date
+    recorded_by: str
+    recorded_at: datetime
+
+
 class Results(msgspec.Struct):
     """Results of a round: ``candidates`` by votes descending then code, ``winners`` the ids
-    certainly in the top N, ``tie`` when the cut-off is tied; ``final`` once counted in
-    Postgres after the close."""
+    certainly in the top N by votes, ``tie`` when the cut-off is tied; ``final`` once counted
+    in Postgres after the close. ``decision``: the committee's choice among the tied (never
+    counted as votes); ``elected``: ``winners`` plus that choice, once made; ``official``:
+    an admin published the final results as official."""
 
     round_id: int
     title: str
@@ -47,6 +62,9 @@ class Results(msgspec.Struct):
     candidates: list[RankedCandidate]
     winners: list[int]
     tie: TieOut | None
+    decision: DecisionOut | None = None
+    elected: list[int] | None = None
+    official: bool = False
 
 
 def build_results(
@@ -56,9 +74,12 @@ def build_results(
     total_ballots: int,
     *,
     final: bool,
+    decision: DecisionOut | None = None,
 ) -> Results:
     """Rank ``tally`` (candidate id → votes; ids not in ``candidates`` are ignored) for
-    ``rnd``'s ``winners`` seats into the results document."""
+    ``rnd``'s ``winners`` seats into the results document, with the committee's
+    ``decision`` on a tie when one is recorded (it completes ``elected``; it is shown only
+    while the tie it decided is the tie of these results)."""
     by_id = {c.id: c for c in candidates}
     outcome = rank_candidates(
         {int(k): int(v) for k, v in tally.items() if int(k) in by_id},
@@ -66,6 +87,8 @@ def build_results(
         rnd.winners,
     )
     tie = outcome.tie
+    tie_out = None if tie is None else TieOut(tie.rank, tie.seats, list(tie.candidate_ids))
+    decided = decision is not None and tie_out is not None and fits(tie_out, decision.chosen)
     return Results(
         round_id=rnd.id,
         title=rnd.title,
@@ -84,5 +107,15 @@ def build_results(
             for s in outcome.standings
         ],
         winners=list(outcome.winners),
-        tie=None if tie is None else TieOut(tie.rank, tie.seats, list(tie.candidate_ids)),
+        tie=tie_out,
+        decision=decision if decided else None,
+        elected=[*outcome.winners, *decision.chosen]
+        if decided and decision
+        else (list(outcome.winners) if tie is None and final else None),
+        official=rnd.official_at is not None,
     )
+
+
+def fits(tie: TieOut, chosen: Sequence[int]) -> bool:
+    """Whether ``chosen`` fills ``tie``: exactly ``tie.seats`` distinct ids, all of them tied."""
+    return len(set(chosen)) == len(chosen) == tie.seats and set(chosen) <= set(tie.candidate_ids)

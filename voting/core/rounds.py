@@ -79,6 +79,8 @@ class RoundRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     closed_at: datetime | None
     final_at: datetime | None
+    #: when an admin made the final results official (after the committee's decision on a tie)
+    official_at: datetime | None = None
 
 
 class Round(RoundRecord, frozen=True, kw_only=True):
@@ -117,26 +119,39 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Candidate(Profile, frozen=True, kw_only=True):
-    """One shortlisted profile of a round. ``has_photo``: a photo is stored;
+    """One shortlisted profile of a round. ``has_photo``: a photo is stored, ``photo_version``
+    names it (16 hex digits, None without one; see :mod:`voting.core.photos`);
     ``achievements`` is long text, shown in the single-candidate view."""
 
     id: int
     round_id: int
     achievements: str = ""
     has_photo: bool = False
+    photo_version: str | None = None
 
 
 def check_settings(values: dict[str, Any]) -> None:
     """Raise :class:`Invalid` ``invalid_round`` unless ``min_choices <= max_choices``,
     ``closes_at`` is after ``opens_at`` and ``fields`` is a non-empty list of distinct
-    labels. ``values``: a round's settings (missing keys take the defaults)."""
+    labels; the error's ``field`` names the setting to correct. ``values``: a round's
+    settings (missing keys take the defaults)."""
     low = values.get("min_choices", DEFAULT_MIN_CHOICES)
     high = values.get("max_choices", DEFAULT_MAX_CHOICES)
     if low > high:
-        raise Invalid("invalid_round", "min_choices must not exceed max_choices")
+        raise Invalid(
+            "invalid_round",
+            "min_choices must not exceed max_choices",
+            details={"field": "max_choices"},
+        )
     o, c = values.get("opens_at"), values.get("closes_at")
     if o is not None and c is not None and c <= o:
-        raise Invalid("invalid_round", "closes_at must be after opens_at")
+        raise Invalid(
+            "invalid_round", "closes_at must be after opens_at", details={"field": "closes_at"}
+        )
     fields = values.get("fields")
     if fields is not None and (not fields or len(set(fields)) != len(fields)):
-        raise Invalid("invalid_round", "fields must be a non-empty list of distinct labels")
+        raise Invalid(
+            "invalid_round",
+            "fields must be a non-empty list of distinct labels",
+            details={"field": "fields"},
+        )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NoReturn
@@ -458,3 +458,19 @@ def parse_shortlist(
     _check_codes(codes, errors)
     errors.raise_if_any()
     return rows
+
+
+def check_candidate(
+    values: Mapping[str, str], fields: Sequence[str], *, current_year: int | None = None
+) -> CandidateRow:
+    """One candidate's :data:`COLUMNS` (text cells, e.g. from an edit form) checked by the
+    rules of a shortlist row (see :func:`parse_shortlist`), stripped and NFC-normalised.
+    Raises :class:`ShortlistError` whose errors have ``row`` 0 and the column at fault."""
+    errors = _Errors()
+    labels = {_clean(label): label for label in fields}
+    max_year = (current_year if current_year is not None else date.today().year) - MIN_AGE
+    record = _Record(0, [str(values.get(name, "")) for name in COLUMNS])
+    row = _check_row(record, list(COLUMNS), labels, max_year, errors)
+    errors.raise_if_any()
+    assert row is not None  # no error means a row
+    return row

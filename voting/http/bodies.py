@@ -1,6 +1,7 @@
 """JSON bodies read strictly: the media type a route takes, and no duplicate keys.
 
-* :func:`json_only`: a route whose handler takes a JSON ``data`` body answers 415
+* :func:`json_only`: a route whose handler takes a JSON ``data`` body (a form body declares
+  its media type with ``Body(media_type=...)``) answers 415
   ``unsupported_media_type`` to a non-empty body of any other media type
   (``text/plain`` and form posts are what a cross-site page can send without a CORS
   preflight, so refusing them also narrows what such a page can do).
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from litestar import Request
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Empty, Receive, Scope, Send
 
@@ -32,8 +34,11 @@ _takes_json: dict[int, bool] = {}
 def _handler_takes_json(handler: Any) -> bool:
     known = _takes_json.get(id(handler))
     if known is None:
-        params = getattr(handler, "parsed_fn_signature", None)
-        known = params is not None and "data" in params.parameters
+        signature = getattr(handler, "parsed_fn_signature", None)
+        data = signature.parameters.get("data") if signature is not None else None
+        body = getattr(data, "kwarg_definition", None)
+        media = getattr(body, "media_type", RequestEncodingType.JSON)
+        known = data is not None and media == RequestEncodingType.JSON
         _takes_json[id(handler)] = known
     return known
 

@@ -18,7 +18,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, HeaderParameter, RawBody
+from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,11 +31,13 @@ from voting.core.errors import (
     outcome_unknown,
     unavailable,
 )
+from voting.core.photos import DEFAULT_SIZE, MEDIA_TYPE, SIZES, SizeName
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
+from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, photo_response
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
 from voting.live import state as live
@@ -50,6 +52,8 @@ MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
 VOTER_COOKIE = "voter"
 
 _json = msgspec.json.Encoder()
+SIZE_DOC = ", ".join(f"{s.name}: {s.width}×{s.height} px" for s in SIZES.values())
+V_DOC = "the photo's version, as in photo_url: its answer may be cached for a year"
 
 
 @dataclass
@@ -134,8 +138,13 @@ def round_out(rnd: Round) -> RoundOut:
 
 
 def candidate_out(c: Candidate, *, achievements: bool) -> CandidateOut:
-    """The public view of a candidate (``photo_url`` null when it has no photo)."""
-    photo = f"/api/v1/rounds/{c.round_id}/candidates/{c.id}/photo" if c.has_photo else None
+    """The public view of a candidate: ``photo_url`` names the current version of its photo
+    (default size; add ``&size=card`` for the card's), null when it has none."""
+    photo = (
+        f"/api/v1/rounds/{c.round_id}/candidates/{c.id}/photo?v={c.photo_version}"
+        if c.photo_version
+        else None
+    )
     profile = {f: getattr(c, f) for f in Profile.__struct_fields__}
     return CandidateOut(
         **profile,
@@ -208,16 +217,24 @@ async def candidate_detail(
 @get(
     "/rounds/{round_id:int}/candidates/{candidate_id:int}/photo",
     summary="A candidate's photo",
-    media_type="image/jpeg",
+    media_type=MEDIA_TYPE,
+    operation_class=PhotoOperation,
 )
 async def candidate_photo(
-    services: ServicesDep, round_id: FromPath[int], candidate_id: FromPath[int]
+    services: ServicesDep,
+    round_id: FromPath[int],
+    candidate_id: FromPath[int],
+    size: Annotated[SizeName, QueryParameter(description=SIZE_DOC)] = DEFAULT_SIZE,
+    v: Annotated[str | None, QueryParameter(max_length=64, description=V_DOC)] = None,
+    if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
 ) -> Response[bytes]:
-    """The photo bytes; 404 ``photo_not_found`` when the candidate has none."""
-    async with services.engine.connect() as conn:
-        await queries.get_public_round(conn, round_id)
-        data, media_type = await queries.candidate_photo(conn, round_id, candidate_id)
-    return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
+    """One size of the photo (WebP), as ``photo_url`` names it: with ``ETag``,
+    ``Cache-Control`` (a year and ``immutable`` when ``v`` is the current version, else 5
+    minutes) and 304 when ``If-None-Match`` names the ETag. 404 ``photo_not_found`` when the
+    candidate has none (or is not in the round); 400 ``malformed`` for another ``size``."""
+    photo = await services.photos.find(round_id, candidate_id, size, public=True)
+    cache = IMMUTABLE if v == photo.version else SHORT
+    return photo_response(photo, cache, if_none_match)
 
 
 def _voter(request: Request[Any, Any, Any], services: Services) -> VoterCredential:

@@ -185,3 +185,14 @@ async def restore(
             pipe.hset(keys.voters, mapping=dict(items[i : i + 10_000]))
         pipe.hset(keys.meta, "ballots", ballots)
         await pipe.execute()
+
+
+async def oldest_wait(redis: Redis, keys: RoundKeys, now_ms: int) -> float | None:
+    """Seconds the oldest ballot still in the stream has waited for the persister (its entry
+    id is its arrival time in ms); None when none waits."""
+    first = await redis.xrange(keys.stream, count=1)
+    if not first:
+        return None
+    entry_id = first[0][0]
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return max(0.0, (now_ms - int(text.split("-", 1)[0])) / 1000)

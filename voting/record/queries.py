@@ -16,14 +16,28 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
+from voting.core.photos import DEFAULT_SIZE
+from voting.core.results import DecisionOut
 from voting.core.rounds import Action, Candidate, FinalTally, Round, RoundRecord
 from voting.record import tables
 
 _ROUND_FIELDS = RoundRecord.__struct_fields__
-#: Candidates without their photo bytes, telling whether they have one.
+_PHOTO = tables.candidate_photos.alias("photo")
+#: Candidates with the version of their photo (null when none; every size of a photo shares
+#: one version, so one size is joined), without any photo bytes.
 _CANDIDATES = select(
-    *(c for c in tables.candidates.c if c.name != "photo"),
-    tables.candidates.c.photo.isnot(None).label("has_photo"),
+    *tables.candidates.c,
+    _PHOTO.c.version.label("photo_version"),
+    _PHOTO.c.version.isnot(None).label("has_photo"),
+).select_from(
+    tables.candidates.outerjoin(
+        _PHOTO,
+        and_(
+            _PHOTO.c.round_id == tables.candidates.c.round_id,
+            _PHOTO.c.code == tables.candidates.c.code,
+            _PHOTO.c.size == DEFAULT_SIZE,
+        ),
+    )
 )
 
 
@@ -126,25 +140,6 @@ async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int)
     return _candidate(row)
 
 
-async def candidate_photo(
-    conn: AsyncConnection, round_id: int, candidate_id: int
-) -> tuple[bytes, str]:
-    """``(bytes, media type)`` of a candidate's photo; :class:`NotFound` ``photo_not_found``."""
-    c = tables.candidates
-    row = None
-    if valid_id(candidate_id):
-        row = (
-            await conn.execute(
-                select(c.c.photo, c.c.photo_type).where(
-                    c.c.round_id == round_id, c.c.id == candidate_id
-                )
-            )
-        ).first()
-    if row is None or row[0] is None:
-        raise NotFound("photo_not_found", "this candidate has no photo")
-    return bytes(row[0]), row[1] or "image/jpeg"
-
-
 async def persisted_count(conn: AsyncConnection, round_id: int) -> int:
     """Ballots of ``round_id`` in Postgres."""
     b = tables.ballots
@@ -195,3 +190,102 @@ async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[in
         )
     )
     return [(int(rid), "open" if status == "draft" else "close") for rid, status in rows]
+
+
+async def ballots_by_time(
+    conn: AsyncConnection, round_id: int, unit: str, since: datetime, zone: str = "UTC"
+) -> list[tuple[datetime, int]]:
+    """Persisted ballots of ``round_id`` cast since ``since``, counted per ``unit``
+    (``minute`` or ``hour``, truncated in the time zone ``zone``): ``[(start, count)]`` in
+    time order, the start an aware UTC datetime; empty units are left out."""
+    if unit not in ("minute", "hour"):
+        raise ValueError("unit is minute or hour")
+    b = tables.ballots
+    bucket = func.timezone(zone, func.date_trunc(unit, func.timezone(zone, b.c.cast_at)))
+    rows = await conn.execute(
+        select(bucket.label("start"), func.count().label("n"))
+        .where(b.c.round_id == round_id, b.c.cast_at >= since)
+        .group_by("start")
+        .order_by("start")
+    )
+    return [(r.start, int(r.n)) for r in rows]
+
+
+async def tie_decision(conn: AsyncConnection, round_id: int) -> DecisionOut | None:
+    """The standing committee's recorded decision on ``round_id``'s tie, or None."""
+    d = tables.tie_decisions
+    row = (await conn.execute(select(d).where(d.c.round_id == round_id))).mappings().first()
+    if row is None:
+        return None
+    return DecisionOut(
+        chosen=list(row["chosen"]),
+        decided_by=row["decided_by"],
+        reason=row["reason"],
+        decided_on=row["decided_on"],
+        recorded_by=row["recorded_by"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+async def audit_log(
+    conn: AsyncConnection,
+    *,
+    round_id: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Audit events, newest first, filtered by round, actor and action (each optional):
+    ``[{"id", "created_at", "actor", "action", "round_id", "details"}]``, at most
+    ``limit``."""
+    a = tables.audit_events
+    query = select(a.c.id, a.c.created_at, a.c.actor, a.c.action, a.c.round_id, a.c.details)
+    if round_id is not None:
+        query = query.where(a.c.round_id == round_id)
+    if actor:
+        query = query.where(a.c.actor == actor)
+    if action:
+        query = query.where(a.c.action == action)
+    rows = await conn.execute(query.order_by(a.c.id.desc()).limit(limit))
+    return [dict(r) for r in rows.mappings()]
+
+
+async def audit_facets(conn: AsyncConnection) -> tuple[list[str], list[str]]:
+    """The actors and the actions that appear in the audit log, sorted."""
+    a = tables.audit_events
+    actors = await conn.scalars(select(a.c.actor).distinct().order_by(a.c.actor))
+    actions = await conn.scalars(select(a.c.action).distinct().order_by(a.c.action))
+    return list(actors), list(actions)
+
+
+#: What the record knows of refused ballots: audit action → reason (see :func:`refusal_counts`).
+REFUSAL_EVENTS = {"ballot_refused_duplicate_voter": "duplicate_voter"}
+
+
+async def refusal_counts(conn: AsyncConnection, round_id: int) -> dict[str, int]:
+    """Ballots of ``round_id`` refused after Redis accepted them, by reason, from the audit
+    log: ``{"duplicate_voter": n}`` (a second ballot of a voter already in Postgres, refused
+    by ``UNIQUE (round, voter)`` when persisted; 0 when none). Requests refused at the door
+    (400, 409, 429 answers to ``POST /ballots``) are not counted by any store yet, so they
+    are not here."""
+    a = tables.audit_events
+    refused = func.coalesce(func.jsonb_array_length(a.c.details["ballot_ids"]), 0)
+    rows = await conn.execute(
+        select(a.c.action, func.coalesce(func.sum(refused), 0))
+        .where(a.c.round_id == round_id, a.c.action.in_(list(REFUSAL_EVENTS)))
+        .group_by(a.c.action)
+    )
+    counts = dict.fromkeys(REFUSAL_EVENTS.values(), 0)
+    for action, n in rows:
+        counts[REFUSAL_EVENTS[action]] += int(n)
+    return counts
+
+
+async def round_events(conn: AsyncConnection, round_id: int) -> list[tuple[str, datetime]]:
+    """``(action, when)`` of the round's audit events, oldest first (``round_open``,
+    ``round_pause``, ``round_final``...; ``when`` aware, UTC)."""
+    a = tables.audit_events
+    rows = await conn.execute(
+        select(a.c.action, a.c.created_at).where(a.c.round_id == round_id).order_by(a.c.id)
+    )
+    return [(str(action), when) for action, when in rows]

@@ -1,8 +1,9 @@
 """The record: Postgres tables as SQLAlchemy Core ``Table`` objects.
 
 The alembic migrations in ``voting/record/migrations`` create exactly these tables; this module is
-what the code queries through. Postgres is the record (rounds, candidates, ballots, voting
-codes, admin users, audit log); Redis only holds live state that can be rebuilt from here.
+what the code queries through. Postgres is the record (rounds, candidates and their photos,
+ballots, voting codes, admin users, audit log); Redis only holds live state that can be rebuilt
+from here.
 No email address, phone number or full IP address is stored: voters are keyed hashes and
 ballots keep the client's network prefix only, erased by ``voting purge``.
 """
@@ -14,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -30,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from voting.core.photos import SIZE_NAMES
 from voting.core.roles import ADMIN_ROLES
 from voting.core.rounds import IDENTITY_MODES, RESULTS_VISIBILITIES, ROUND_STATUSES
 
@@ -55,6 +58,7 @@ rounds = Table(
     Column("closed_at", DateTime(timezone=True)),
     Column("final_at", DateTime(timezone=True)),
     Column("final_tally", JSONB),
+    Column("official_at", DateTime(timezone=True)),
     CheckConstraint(f"status IN {ROUND_STATUSES}", name="rounds_status"),
     CheckConstraint(f"results_visibility IN {RESULTS_VISIBILITIES}", name="rounds_visibility"),
     CheckConstraint(f"identity_mode IN {IDENTITY_MODES}", name="rounds_identity_mode"),
@@ -79,9 +83,28 @@ candidates = Table(
     Column("field", Text, nullable=False),
     Column("summary", Text, nullable=False),
     Column("achievements", Text, nullable=False),
-    Column("photo", LargeBinary),
-    Column("photo_type", String(64)),
     UniqueConstraint("round_id", "code", name="candidates_round_code"),
+)
+
+#: Candidate photos (see :mod:`voting.core.photos`): one row per candidate code and size,
+#: never the upload itself but its re-encoded renditions. Keyed by the candidate's ``code``,
+#: not its id, so that a shortlist imported again keeps the photos of the codes it still has.
+#: ``sha256``: hex digest of ``data`` (the ETag); ``version``: the same for every size of one
+#: upload (``?v=`` in photo URLs).
+candidate_photos = Table(
+    "candidate_photos",
+    metadata,
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("size", String(16), primary_key=True),
+    Column("media_type", String(32), nullable=False),
+    Column("width", SmallInteger, nullable=False),
+    Column("height", SmallInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("version", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(f"size IN {SIZE_NAMES}", name="candidate_photos_size"),
 )
 
 ballots = Table(
@@ -146,4 +169,20 @@ audit_events = Table(
     Column("round_id", Integer, ForeignKey("rounds.id", ondelete="SET NULL")),
     Column("details", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+#: The standing committee's decision on a tie across the cut-off (see
+#: :mod:`voting.services.publication`): which tied candidates take the seats left, who decided,
+#: why and when; who recorded it. One per round; replaced (and audited) until the results are
+#: official.
+tie_decisions = Table(
+    "tie_decisions",
+    metadata,
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True),
+    Column("chosen", ARRAY(Integer), nullable=False),
+    Column("decided_by", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_on", Date, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

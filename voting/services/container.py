@@ -1,8 +1,9 @@
 """The per-process resources every handler needs, opened and closed in the app's lifespan.
 
 :func:`open_services` is the one place that wires the layers: it opens Redis and Postgres,
-builds the signers, the ballot box, the persister, the round service and the voter desk, and
-runs the background loops (Redis guard; persister and round schedule when asked).
+builds the signers, the ballot box, the persister, the round service, the voter desk and the
+photo service, and runs the background loops (Redis guard; persister and round schedule when
+asked).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from voting.record import queries
 from voting.record.db import make_engine
 from voting.record.persister import Persister
 from voting.services import schedule
+from voting.services.photos import PhotoService
 from voting.services.rounds import RoundService
 from voting.services.voters import VoterDesk
 from voting.settings import Settings
@@ -51,6 +53,7 @@ class Services:
     persister: Persister
     rounds: RoundService
     voters: VoterDesk
+    photos: PhotoService
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
     def forget(self, round_id: int) -> None:
@@ -139,6 +142,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         persister=persister,
         rounds=rounds,
         voters=VoterDesk(hot, engine, settings, signers, box),
+        photos=PhotoService(engine),
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -157,6 +161,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        services.photos.close()
         if box.group_commit is not None:
             await box.group_commit.stop()
         await redis.aclose(close_connection_pool=True)

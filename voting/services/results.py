@@ -13,14 +13,15 @@ from voting.record import queries
 
 
 async def round_results(engine: AsyncEngine, redis: Redis, prefix: str, rnd: Round) -> Results:
-    """The results of ``rnd``: final (the tally counted in Postgres when it closed) once the
-    round is final, else live from the Redis tally (empty for a draft). Redis errors
-    propagate."""
+    """The results of ``rnd``: final (the tally counted in Postgres when it closed, with the
+    committee's decision on a tie when recorded) once the round is final, else live from the
+    Redis tally (empty for a draft). Redis errors propagate."""
     async with engine.connect() as conn:
         cands = await queries.list_candidates(conn, rnd.id)
+        decision = await queries.tie_decision(conn, rnd.id) if rnd.final else None
     if rnd.final_tally is not None and rnd.final:
         final = rnd.final_tally
-        return build_results(rnd, cands, final.tally, final.ballots, final=True)
+        return build_results(rnd, cands, final.tally, final.ballots, final=True, decision=decision)
     if not rnd.published:
         return build_results(rnd, cands, {}, 0, final=False)
     tally, total = await live.tally(redis, RoundKeys(prefix, rnd.id))

@@ -62,7 +62,7 @@ from voting.core.rounds import (
 from voting.core.shortlist import CandidateRow
 from voting.live import state as live
 from voting.live.keys import RoundKeys
-from voting.record import queries, tables
+from voting.record import photos, queries, tables
 from voting.record.audit import audit, decision_number
 from voting.record.persister import Persister
 
@@ -177,13 +177,15 @@ class RoundService:
         self, actor: str, round_id: int, rows: Sequence[CandidateRow]
     ) -> list[Candidate]:
         """Replace the draft round's candidates with ``rows`` (already validated) in one
-        transaction. Raises ``round_not_found``, :class:`Conflict` ``round_not_draft``."""
+        transaction; photos stay with the codes still in the shortlist, the others are
+        deleted. Raises ``round_not_found``, :class:`Conflict` ``round_not_draft``."""
         async with self.engine.begin() as conn:
             await self._draft(conn, round_id, "candidates can only be imported while in draft")
             c = tables.candidates
             await conn.execute(delete(c).where(c.c.round_id == round_id))
             values = [{"round_id": round_id, **msgspec.structs.asdict(r)} for r in rows]
             await conn.execute(c.insert(), values)
+            await photos.drop_orphans(conn, round_id)
             await audit(conn, actor, "candidates_import", round_id, {"count": len(rows)})
             return await queries.list_candidates(conn, round_id)
 

@@ -85,17 +85,47 @@ export function formatDate(iso) {
   return Number.isNaN(d.getTime()) ? text(iso) : dateFormat.format(d);
 }
 
-/** Fill `box` with the person's photo (photo_url), or their initials when there is none. */
-export function fillAvatar(box, person) {
+/* The photo sizes the API serves (GET .../photo?size=): pixels of each, for the <img>'s
+ * width and height (its aspect ratio; CSS sets the drawn size). */
+const PHOTO_SIZES = { card: [192, 192], profile: [480, 600] };
+
+/** The URL of one size of the person's photo: photo_url (same origin only) with ?size=. */
+function photoUrl(person, size) {
+  const raw = typeof person.photo_url === 'string' ? person.photo_url.trim() : '';
+  if (!raw) return '';
+  let url;
+  try {
+    url = new URL(raw, window.location.href);
+  } catch (_) {
+    return '';
+  }
+  if (url.origin !== window.location.origin) return '';
+  url.searchParams.set('size', size);
+  return url.pathname + url.search;
+}
+
+/**
+ * Fill `box` with the person's photo in `size` ('card' or 'profile'; lazy-loaded, alt
+ * "Ảnh của <name>"), or their initials (decorative, hidden from screen readers) when there is
+ * none or it fails to load.
+ */
+export function fillAvatar(box, person, size = 'card') {
   box.textContent = '';
   const showInitials = () => {
     box.textContent = initials(person.full_name);
+    box.classList.remove('avatar-photo');
     box.classList.add('avatar-initials');
+    box.setAttribute('aria-hidden', 'true');
   };
-  const url = typeof person.photo_url === 'string' ? person.photo_url.trim() : '';
-  if (url && !/^\s*(javascript|data|vbscript):/i.test(url)) {
+  const url = photoUrl(person, size);
+  if (url) {
+    const [width, height] = PHOTO_SIZES[size] || PHOTO_SIZES.card;
     box.classList.remove('avatar-initials');
-    const img = el('img', { alt: '', loading: 'lazy', decoding: 'async' });
+    box.classList.add('avatar-photo');
+    box.removeAttribute('aria-hidden');
+    const img = el('img', {
+      alt: `Ảnh của ${text(person.full_name)}`, loading: 'lazy', decoding: 'async', width, height,
+    });
     img.addEventListener('error', showInitials, { once: true });
     img.src = url;
     box.append(img);
@@ -104,10 +134,10 @@ export function fillAvatar(box, person) {
   }
 }
 
-/** A new avatar box (decorative: aria-hidden) for the person; `large` for the profile size. */
+/** A new avatar box for the person: the card size, or the profile size when `large`. */
 export function avatar(person, large) {
-  const box = el('div', { className: large ? 'avatar avatar-lg' : 'avatar', 'aria-hidden': 'true' });
-  fillAvatar(box, person);
+  const box = el('div', { className: large ? 'avatar avatar-lg' : 'avatar' });
+  fillAvatar(box, person, large ? 'profile' : 'card');
   return box;
 }
 

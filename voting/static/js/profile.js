@@ -45,7 +45,7 @@ export async function openProfile(id, opener) {
   if (!c) return;
   state.profileId = id;
   profileOpener = opener || null;
-  fillAvatar($('profile-avatar'), c);
+  fillAvatar($('profile-avatar'), c, 'profile');
   $('profile-code').textContent = text(c.code);
   const fieldTag = $('profile-field');
   fieldTag.textContent = text(c.field);

@@ -47,10 +47,16 @@ function renderResults(r) {
     return c ? c.full_name : `#${id}`;
   };
 
+  const decision = r.decision && typeof r.decision === 'object' ? r.decision : null;
+  const chosen = new Set(decision && Array.isArray(decision.chosen) ? decision.chosen : []);
+  const official = r.official === true;
+  let badge = 'Kết quả tạm thời';
+  if (official) badge = 'Kết quả chính thức';
+  else if (r.final) badge = 'Đã kiểm đếm, chờ công bố chính thức';
   body.append(el('p', { className: 'results-meta' },
     el('span', {
-      className: r.final ? 'status-badge result-final' : 'status-badge result-provisional',
-      text: r.final ? 'Kết quả chính thức' : 'Kết quả tạm thời',
+      className: official ? 'status-badge result-final' : 'status-badge result-provisional',
+      text: badge,
     }),
     ' ',
     el('span', null, `Tổng số phiếu: ${formatNumber(r.total_ballots)}`)));
@@ -61,7 +67,14 @@ function renderResults(r) {
     }));
   }
 
-  if (tie && tied.size) {
+  if (tie && tied.size && decision) {
+    const [y, m, d] = String(decision.decided_on).split('-');
+    body.append(el('div', { className: 'tie-note', role: 'note' },
+      el('strong', { text: `Quyết định của ${decision.decided_by}: ` }),
+      `${tied.size} gương điển hình cùng xếp hạng ${tie.rank} tranh ${tie.seats} suất còn lại; `
+      + `ngày ${d}/${m}/${y}, ${decision.decided_by} quyết định chọn `
+      + `${Array.from(chosen, nameOf).join(', ')}. Đây là quyết định theo quy chế, không phải số phiếu.`));
+  } else if (tie && tied.size) {
     const names = Array.from(tied, nameOf).join(', ');
     const votesRow = rows.find((x) => tied.has(x.candidate_id));
     const votes = votesRow ? ` với ${formatNumber(votesRow.votes)} phiếu` : '';
@@ -81,8 +94,9 @@ function renderResults(r) {
   const winnerLabel = r.final ? 'Trúng chọn' : 'Đang dẫn đầu';
   const tbody = el('tbody');
   for (const row of rows) {
-    const isWinner = winners.has(row.candidate_id);
-    const isTie = tied.has(row.candidate_id);
+    const byDecision = chosen.has(row.candidate_id);
+    const isWinner = winners.has(row.candidate_id) || byDecision;
+    const isTie = tied.has(row.candidate_id) && !byDecision;
     const bar = el('span', { className: 'vote-bar', 'aria-hidden': 'true' });
     bar.style.width = `${Math.round(((Number(row.votes) || 0) / maxVotes) * 100)}%`;
     const tr = el('tr', {
@@ -93,8 +107,11 @@ function renderResults(r) {
     el('td', { className: 'col-name' },
       el('span', { className: 'result-name', text: row.full_name }),
       el('span', { className: 'result-sub', text: [row.code, row.field].filter(Boolean).join(' · ') }),
-      isWinner ? el('span', { className: 'mark mark-winner', text: winnerLabel }) : null,
-      isTie ? el('span', { className: 'mark mark-tie', text: 'Đồng phiếu' }) : null),
+      isWinner ? el('span', {
+        className: 'mark mark-winner',
+        text: byDecision ? `${winnerLabel} (theo quyết định)` : winnerLabel,
+      }) : null,
+      isTie ? el('span', { className: 'mark mark-tie', text: decision ? 'Đồng phiếu, không được chọn' : 'Đồng phiếu' }) : null),
     el('td', { className: 'col-votes' },
       el('span', { className: 'votes-num', text: formatNumber(row.votes) }),
       el('span', { className: 'vote-track', 'aria-hidden': 'true' }, bar)));
@@ -111,8 +128,8 @@ function renderResults(r) {
   const winnerCount = winners.size;
   const seats = state.round && state.round.winners;
   if (seats) {
-    let summary = `${winnerCount}/${seats} suất đã xác định`;
-    if (tie) summary += `; ${tie.seats} suất còn lại chờ quyết định do đồng phiếu`;
+    let summary = `${winnerCount + chosen.size}/${seats} suất đã xác định`;
+    if (tie && !decision) summary += `; ${tie.seats} suất còn lại chờ quyết định do đồng phiếu`;
     body.append(el('p', { className: 'muted small', text: `${summary}.` }));
   }
 }

@@ -1,0 +1,69 @@
+"""Vietnamese words and number and date formats of the admin documents (exports, the committee
+report, voting-code cards): one place, so every document says the same thing the same way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+#: Vietnam's time (UTC+7, no daylight saving): documents show times in it.
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+#: A candidate's outcome in a results table: certainly elected, or tied across the cut-off.
+WINNER = "Trúng cử"
+TIED = "Đồng hạng"
+
+STATUS = {
+    "draft": "Nháp",
+    "open": "Đang mở",
+    "paused": "Tạm dừng",
+    "closed": "Đã kết thúc",
+}
+
+IDENTITY_MODE = {
+    "device": "Theo thiết bị (trình duyệt giải bài kiểm tra chống máy tự động)",
+    "code": "Mã bình chọn dùng một lần do Ban Tổ chức phát",
+    "email": "Thư điện tử (mã xác thực gửi qua thư)",
+    "phone": "Số điện thoại di động (mã xác thực gửi qua SMS)",
+}
+
+RESULTS_VISIBILITY = {
+    "live": "Công khai trực tiếp trong khi bình chọn",
+    "after_close": "Công khai sau khi kết thúc",
+}
+
+
+def yes_no(value: bool) -> str:
+    """``True`` → ``"có"``, ``False`` → ``"không"``."""
+    return "có" if value else "không"
+
+
+def number(n: int) -> str:
+    """An integer with Vietnamese digit grouping: ``12345`` → ``"12.345"``."""
+    return f"{n:,}".replace(",", ".")
+
+
+def percent(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a Vietnamese percentage with one decimal: ``(1, 3)`` →
+    ``"33,3%"``; ``"–"`` when ``whole`` is 0."""
+    if whole <= 0:
+        return "–"
+    return f"{100 * part / whole:.1f}".replace(".", ",") + "%"
+
+
+def moment(when: datetime | None, missing: str = "–") -> str:
+    """An aware datetime in Vietnam's time, ``"14:05 ngày 05/12/2026"``; ``missing`` for
+    ``None``. A naive datetime is taken as UTC."""
+    if when is None:
+        return missing
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    local = when.astimezone(VIETNAM)
+    return f"{local:%H:%M} ngày {local:%d/%m/%Y}"
+
+
+def dateline(when: datetime) -> str:
+    """The date line of a document: ``"ngày 05 tháng 12 năm 2026"`` (Vietnam's date)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    local = when.astimezone(VIETNAM)
+    return f"ngày {local:%d} tháng {local:%m} năm {local:%Y}"

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Litestar, Request, Response, get, patch, post, put
-from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
@@ -31,11 +30,11 @@ from redis.exceptions import RedisError
 
 from admin import sessions
 from admin.auth import (
-    SESSION_COOKIE,
     AdminDep,
     LoginDesk,
     authenticated,
     current_admin,
+    session_cookie,
     writer,
 )
 from admin.codes import ROUTES as CODE_ROUTES
@@ -171,18 +170,6 @@ def admin_round(rnd: Round) -> AdminRoundOut:
     return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
 
 
-def _session_cookie(value: str, max_age: int, secure: bool) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=value,
-        httponly=True,
-        samesite="strict",
-        path="/admin",
-        max_age=max_age,
-        secure=secure,
-    )
-
-
 @post("/login", summary="Log in", status_code=200, responses=answers(401, 429))
 async def login(
     request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[LoginIn]
@@ -194,7 +181,7 @@ async def login(
     desk: LoginDesk = request.app.state.login_desk
     network = client_prefix(request, services.settings)
     who = await desk.login(data.username, data.password, network)
-    cookie = _session_cookie(
+    cookie = session_cookie(
         who.token, services.settings.tokens.admin_ttl, services.settings.server.secure
     )
     out = LoginOut(who.token, who.csrf_token, who.username, who.role, who.expires_at)
@@ -209,7 +196,7 @@ async def logout(services: ServicesDep, admin: AdminDep) -> Response[None]:
     async with services.engine.begin() as conn:
         await audit(conn, admin.username, "logout", None)
     return Response(
-        None, status_code=204, cookies=[_session_cookie("", 0, services.settings.server.secure)]
+        None, status_code=204, cookies=[session_cookie("", 0, services.settings.server.secure)]
     )
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from redis.asyncio import Redis
@@ -206,6 +207,20 @@ async def authenticated(
         csrf_token=session.csrf_token,
         expires_at=session.expires_at,
         via_cookie=via_cookie,
+    )
+
+
+def session_cookie(value: str, max_age: int, secure: bool) -> Cookie:
+    """The HttpOnly, ``SameSite=Strict`` session cookie for ``/admin`` (``max_age`` seconds; 0
+    with an empty value clears it)."""
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=value,
+        httponly=True,
+        samesite="strict",
+        path="/admin",
+        max_age=max_age,
+        secure=secure,
     )
 
 

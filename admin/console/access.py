@@ -14,14 +14,13 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 
 from admin import sessions
-from admin.auth import SESSION_COOKIE, Admin, AdminDep, LoginDesk
+from admin.auth import SESSION_COOKIE, Admin, AdminDep, LoginDesk, session_cookie
 from admin.console.forms import domain_errors
 from voting.core.errors import DomainError, Limited, Unauthenticated, Unavailable
 from voting.core.text import USERNAME_PATTERN
@@ -83,18 +82,6 @@ def _safe_next(value: str | None) -> str:
     return HOME
 
 
-def _cookie(value: str, max_age: int, secure: bool) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=value,
-        httponly=True,
-        samesite="strict",
-        path="/admin",
-        max_age=max_age,
-        secure=secure,
-    )
-
-
 @get("/login", include_in_schema=False)
 async def login_page(
     next: FromQuery[str | None] = None, expired: FromQuery[str | None] = None
@@ -135,7 +122,7 @@ async def login_submit(
         error = LOGIN_MESSAGES.get(exc.code, LOGIN_MESSAGES["invalid_credentials"])
     else:
         settings = services.settings
-        cookie = _cookie(who.token, settings.tokens.admin_ttl, settings.server.secure)
+        cookie = session_cookie(who.token, settings.tokens.admin_ttl, settings.server.secure)
         answer: Response[Any] = (
             ClientRedirect(redirect_to=target)
             if is_htmx(request)
@@ -154,7 +141,7 @@ async def logout(services: ServicesDep, admin: AdminDep) -> Response[Any]:
     async with services.engine.begin() as conn:
         await audit(conn, admin.username, "logout", None)
     answer = ClientRedirect(redirect_to=LOGIN)
-    answer.set_cookie(_cookie("", 0, services.settings.server.secure))
+    answer.set_cookie(session_cookie("", 0, services.settings.server.secure))
     return answer
 
 

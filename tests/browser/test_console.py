@@ -8,14 +8,9 @@ Runs its own ``voting serve`` with the persister, on a database and key prefix o
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import subprocess
-import sys
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -24,26 +19,11 @@ from playwright.sync_api import Browser, Page, expect
 from tests.support.app import ADMIN_PASSWORD, OBSERVER_PASSWORD, SAMPLE_CSV
 from tests.support.browser import axe_violations
 from tests.support.pdf import pdf_text
-from tests.support.servers import (
-    Backends,
-    VotingProcess,
-    create_database,
-    delete_prefix,
-    drop_database,
-    free_port,
-    service_env,
-)
+from tests.support.servers import Backends, own_service
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 15_000
 T = TypeVar("T")
-
-
-def off_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to its end in a thread of its own (Playwright's sync API holds an event
-    loop in this one)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 class Console:
@@ -53,40 +33,9 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(backends: Backends) -> Iterator[Console]:
-    name = f"voting_console_{secrets.token_hex(4)}"
-    database_url = off_loop(create_database(backends.database_url, name))
-    prefix = f"{backends.prefix}:console"
-    port = free_port()
-    env = service_env(
-        database_url=database_url,
-        redis_url=backends.redis_url,
-        prefix=prefix,
-        data_dir=backends.data_dir,
-        port=port,
-        secret_keys=("console-key",),
-        identity_key="console-identity",
-        VOTING_RUN_PERSISTER="true",
-    )
-    for user, password, role in (
-        ("admin", ADMIN_PASSWORD, "admin"),
-        ("observer", OBSERVER_PASSWORD, "observer"),
-    ):
-        done = subprocess.run(
-            [sys.executable, "-m", "voting.cli", "admin", "create-user", user, "--role", role],
-            env={**env, "VOTING_ADMIN_PASSWORD": password},
-            capture_output=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-    proc = VotingProcess("console", ["serve"], env, backends.data_dir / "console.log", port)
-    proc.start()
-    try:
-        proc.wait_healthy(30.0)
-        yield Console(proc.url)
-    finally:
-        proc.stop()
-        off_loop(drop_database(backends.database_url, name))
-        off_loop(delete_prefix(backends.redis_url, prefix))
+    users = [("admin", ADMIN_PASSWORD, "admin"), ("observer", OBSERVER_PASSWORD, "observer")]
+    with own_service(backends, "console", users, VOTING_RUN_PERSISTER="true") as url:
+        yield Console(url)
 
 
 @pytest.fixture

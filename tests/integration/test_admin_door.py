@@ -8,8 +8,6 @@ import asyncio
 import json
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,23 +18,14 @@ import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
 from tests.support.app import ADMIN_PASSWORD, make_settings, unique_slug
-from tests.support.servers import Backends, free_port, server_env, wait_http
+from tests.support.servers import Backends
+from tests.support.servers import ServeProcess as Server
+from tests.support.servers import run_voting as voting
 from tests.support.voters import error_code, new_voter
 from voting.record.db import make_engine
 from voting.settings import Settings
 
 LOGIN = "/admin/api/v1/login"
-
-
-def voting(settings: Settings, *args: str, stdin: str = "", **env: str) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "voting.cli", *args],
-        env=server_env(settings, free_port(), **env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def new_user(settings: Settings, role: str = "admin") -> tuple[str, str]:
@@ -306,32 +295,6 @@ async def test_duplicate_keys_and_non_json_numbers_are_refused(client, admin_hea
 # ---------- login limits and the event loop, on a real server ----------
 
 
-class Server:
-    """``voting serve`` behind a trusted proxy (127.0.0.1: X-Forwarded-For names the client)."""
-
-    def __init__(self, settings: Settings, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voting.cli", "serve"],
-            env=server_env(
-                settings,
-                self.port,
-                VOTING_RUN_PERSISTER="false",
-                VOTING_TRUSTED_PROXIES="127.0.0.1/32",
-                **env,
-            ),
-        )
-        wait_http(f"{self.url}/healthz", alive=lambda: self.proc.poll() is None)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def isolated(backends: Backends) -> Settings:
     return make_settings(backends, redis_prefix=f"{backends.prefix}:door-{secrets.token_hex(3)}")
 
@@ -341,6 +304,7 @@ def limited_server(backends: Backends, admin_users: None) -> Iterator[Server]:
     """3 login attempts per minute per network; 3 failures per hour per username."""
     server = Server(
         isolated(backends),
+        VOTING_TRUSTED_PROXIES="127.0.0.1/32",
         VOTING_LOGIN_RATE="3",
         VOTING_LOGIN_BURST="3",
         VOTING_LOGIN_PERIOD="60",
@@ -421,7 +385,9 @@ async def test_failed_logins_per_username_across_networks(limited_server, http, 
 
 @pytest.fixture(scope="module")
 def storm_server(backends: Backends, admin_users: None) -> Iterator[Server]:
-    server = Server(isolated(backends), VOTING_LOGIN_HASHES="2")
+    server = Server(
+        isolated(backends), VOTING_TRUSTED_PROXIES="127.0.0.1/32", VOTING_LOGIN_HASHES="2"
+    )
     try:
         yield server
     finally:

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 
-from tests.support.servers import free_port, server_env
+from tests.support.servers import run_voting as voting
 from tests.support.voters import new_voter
 from voting.identity.tokens import Signers, TokenInvalid
 from voting.live.keys import RoundKeys
 from voting.settings import Settings, SettingsError
-
-
-def voting(settings: Settings, *args: str, stdin: str = "", **env: str):
-    return subprocess.run(
-        [sys.executable, "-m", "voting.cli", *args],
-        env=server_env(settings, free_port(), **env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_create_user_from_env_and_stdin(settings, client):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,7 +20,8 @@ import pytest_asyncio
 from litestar.testing import AsyncTestClient
 
 from tests.support.app import make_settings, round_factory
-from tests.support.servers import Backends, free_port, server_env, wait_http
+from tests.support.servers import Backends
+from tests.support.servers import ServeProcess as Server
 from tests.support.voters import error_code
 from voting.app import create_app
 from voting.core.errors import retry_after_seconds
@@ -128,23 +127,6 @@ async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends
 # ---------- over real servers ----------
 
 
-class Server:
-    def __init__(self, settings: Settings, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voting.cli", "serve"],
-            env=server_env(settings, self.port, VOTING_RUN_PERSISTER="false", **env),
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def untrusting_server(backends: Backends) -> Iterator[Server]:
     """No trusted proxies; 2 credentials per 60 s per prefix, own key prefix."""
@@ -155,7 +137,6 @@ def untrusting_server(backends: Backends) -> Iterator[Server]:
         VOTING_CREDENTIAL_BURST="2",
     )
     try:
-        wait_http(f"{server.url}/healthz")
         yield server
     finally:
         server.stop()
@@ -172,7 +153,6 @@ def proxied_server(settings: Settings) -> Iterator[Server]:
         VOTING_CREDENTIAL_BURST="2",
     )
     try:
-        wait_http(f"{server.url}/healthz")
         yield server
     finally:
         server.stop()

@@ -13,10 +13,7 @@ the documented media type, and a body that fits the documented schema.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,15 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV
-from tests.support.servers import (
-    Backends,
-    create_database,
-    delete_prefix,
-    drop_database,
-    free_port,
-    service_env,
-    wait_http,
-)
+from tests.support.servers import Backends, own_service
 
 SAMPLE_PHOTOS = SAMPLE_CSV.with_name("shortlist-sample-photos.zip")
 MAX_EXAMPLES = 20  # per operation and kind of data
@@ -110,48 +99,16 @@ def _prepare(url: str) -> tuple[dict[str, str], int, int, dict[int, int]]:
 
 @pytest.fixture(scope="module")
 def api(backends: Backends) -> Iterator[Api]:
-    name = f"voting_fuzz_{secrets.token_hex(4)}"
-    database_url = asyncio.run(create_database(backends.database_url, name))
-    prefix = f"{backends.prefix}:fuzz"
-    port = free_port()
-    env = service_env(
-        database_url=database_url,
-        redis_url=backends.redis_url,
-        prefix=prefix,
-        data_dir=backends.data_dir,
-        port=port,
-        secret_keys=("fuzz-key",),
-        identity_key="fuzz-identity",
+    with own_service(
+        backends,
+        "fuzz",
+        [("admin", ADMIN_PASSWORD, "admin")],
         VOTING_RUN_PERSISTER="false",
         VOTING_CHALLENGE_REQUIRED="true",
         VOTING_EMAIL_SENDER="console",
         VOTING_SMS_SENDER="console",
-    )
-    created = subprocess.run(
-        [sys.executable, "-m", "voting.cli", "admin", "create-user", "admin"],
-        env={**env, "VOTING_ADMIN_PASSWORD": ADMIN_PASSWORD},
-        capture_output=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voting.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz", alive=lambda: proc.poll() is None)
+    ) as url:
         yield Api(url, *_prepare(url))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        asyncio.run(drop_database(backends.database_url, name))
-        asyncio.run(delete_prefix(backends.redis_url, prefix))
 
 
 def fuzz(api: Api, path_regex: str, headers: dict[str, str], skip: set[str]) -> list[str]:

@@ -371,3 +371,88 @@ def running(
         yield proc
     finally:
         proc.stop(**stop)
+
+
+def run_voting(settings: Settings, *args: str, stdin: str = "", **env: str) -> Any:
+    """``python -m voting.cli ARGS`` on ``settings``' servers (see :func:`server_env`), to its
+    end (120 s at most): the ``subprocess.CompletedProcess`` with text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "voting.cli", *args],
+        env=server_env(settings, free_port(), **env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class ServeProcess:
+    """``voting serve`` (no persister) on ``settings``' servers with extra ``env``; waited for
+    on ``/healthz``; :meth:`stop` ends it."""
+
+    def __init__(self, settings: Settings, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voting.cli", "serve"],
+            env=server_env(settings, self.port, VOTING_RUN_PERSISTER="false", **env),
+        )
+        try:
+            wait_http(f"{self.url}/healthz", alive=lambda: self.proc.poll() is None)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        stop_process(self.proc)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def own_service(
+    backends: Backends, stem: str, users: Sequence[tuple[str, str, str]], **env: str
+) -> Iterator[str]:
+    """A ``voting serve`` on a database and key prefix of its own (both removed afterwards),
+    with the admin ``users`` (name, password, role) made by ``voting admin create-user``; its
+    URL. For tests whose requests change rounds that others must not see."""
+    name = f"voting_{stem}_{secrets.token_hex(4)}"
+    database_url = _off_loop(create_database(backends.database_url, name))
+    prefix = f"{backends.prefix}:{stem}"
+    port = free_port()
+    service = service_env(
+        database_url=database_url,
+        redis_url=backends.redis_url,
+        prefix=prefix,
+        data_dir=backends.data_dir,
+        port=port,
+        secret_keys=(f"{stem}-key",),
+        identity_key=f"{stem}-identity",
+        **env,
+    )
+    proc = None
+    try:
+        for user, password, role in users:
+            done = subprocess.run(
+                [sys.executable, "-m", "voting.cli", "admin", "create-user", user, "--role", role],
+                env={**service, "VOTING_ADMIN_PASSWORD": password},
+                capture_output=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+        proc = VotingProcess(stem, ["serve"], service, backends.data_dir / f"{stem}.log", port)
+        proc.start()
+        proc.wait_healthy(30.0)
+        yield proc.url
+    finally:
+        if proc is not None:
+            proc.stop()
+        _off_loop(drop_database(backends.database_url, name))
+        _off_loop(delete_prefix(backends.redis_url, prefix))
+
+
+def _off_loop(coro: Any) -> Any:
+    """Run ``coro`` to its end in a thread of its own (the caller may hold an event loop)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -44,7 +44,7 @@ from admin.photos import ROUTES as PHOTO_ROUTES
 from admin.publication import ROUTES as PUBLICATION_ROUTES
 from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid, unavailable
-from voting.core.rounds import Action, IdentityMode, Round, RoundRecord
+from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord
 from voting.core.shortlist import ShortlistError, check_candidate, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.http.answers import answers
@@ -304,19 +304,10 @@ async def import_candidates(
     }
 
 
-class CandidateIn(msgspec.Struct, forbid_unknown_fields=True):
-    """``PUT /rounds/{id}/candidates/{candidate_id}`` body: the candidate's whole profile, by
-    the rules of a shortlist row (the columns of the sample CSV)."""
+class CandidateIn(Profile, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``PUT /rounds/{id}/candidates/{candidate_id}`` body: the candidate's whole profile (the
+    columns of the sample CSV), checked by the rules of a shortlist row."""
 
-    code: str
-    full_name: str
-    gender: str
-    birth_year: int
-    position: str
-    workplace: str
-    nominated_by: str
-    field: str
-    summary: str
     achievements: str = ""
 
 

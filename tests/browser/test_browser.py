@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app import ADMIN_PASSWORD, SAMPLE_CSV, unique_slug
+from tests.support.browser import fresh_page
 
 SAMPLE_PHOTOS = SAMPLE_CSV.with_name("shortlist-sample-photos.zip")
 CANDIDATES = 28
@@ -31,16 +32,9 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture
 def browser_page(_browser: Browser) -> Iterator[Page]:
-    """A page in a new browser context (phone-sized); fails the test on an uncaught JS error."""
-    context = _browser.new_context(viewport={"width": 390, "height": 844}, locale="vi-VN")
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    if errors:
-        pytest.fail(f"JavaScript errors on the page: {errors}")
+    """A phone-sized page (see :func:`fresh_page`)."""
+    with fresh_page(_browser, 390, 844, TIMEOUT_MS) as page:
+        yield page
 
 
 def open_round(page: Page, live_server: Any, round_id: int | None = None) -> None:

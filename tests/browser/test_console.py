@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.app import ADMIN_PASSWORD, OBSERVER_PASSWORD, SAMPLE_CSV
-from tests.support.browser import axe_violations
+from tests.support.browser import axe_violations, fresh_page
 from tests.support.pdf import pdf_text
 from tests.support.servers import Backends, own_service
 
@@ -40,16 +40,9 @@ def console(backends: Backends) -> Iterator[Console]:
 
 @pytest.fixture
 def page(_browser: Browser) -> Iterator[Page]:
-    """A laptop-sized page in a new context; fails the test on an uncaught JS error."""
-    context = _browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
-    context.set_default_timeout(TIMEOUT_MS)
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield p
-    context.close()
-    if errors:
-        pytest.fail(f"JavaScript errors on the page: {errors}")
+    """A laptop-sized page (see :func:`fresh_page`)."""
+    with fresh_page(_browser, 1366, 768, TIMEOUT_MS) as page:
+        yield page
 
 
 def accessible(page: Page, name: str) -> None:

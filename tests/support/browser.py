@@ -1,11 +1,15 @@
-"""Helpers of the browser tests: Chromium's flags and an axe-core accessibility check."""
+"""Helpers of the browser tests: Chromium's flags, a fresh page, and an axe-core accessibility
+check."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Browser, Page
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
@@ -25,3 +29,18 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
         }"""
     )
     return list(found)
+
+
+@contextmanager
+def fresh_page(browser: Browser, width: int, height: int, timeout_ms: int) -> Iterator[Page]:
+    """A page in a new context (a fresh profile: no storage, no cookies) of ``width`` ×
+    ``height`` CSS pixels, in Vietnamese; fails the test on an uncaught JavaScript error."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="vi-VN")
+    context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    if errors:
+        pytest.fail(f"JavaScript errors on the page: {errors}")

@@ -45,6 +45,7 @@ PAGES = [
     rounds.upload_shortlist,
     rounds.edit_candidate_page,
     rounds.edit_candidate,
+    rounds.preview_page,
     access.logout,
     *dashboard.ROUTES,
     *results.ROUTES,

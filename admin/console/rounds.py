@@ -468,3 +468,21 @@ async def edit_candidate(
         )
     services.forget(round_id)
     return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}")
+
+
+def initials(name: str) -> str:
+    """The initials of a name as the public page shows them (first and last word)."""
+    words = name.split()
+    if not words:
+        return "?"
+    return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
+
+
+@get("/rounds/{round_id:int}/preview", include_in_schema=False)
+async def preview_page(services: ServicesDep, admin: AdminDep, round_id: FromPath[int]) -> Template:
+    """The round's candidates as voters will see them (the public page's cards and style),
+    drafts included."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+        cands = await queries.list_candidates(conn, round_id)
+    return page("preview.html", admin, round=rnd, candidates=cands, initials=initials)

@@ -64,11 +64,15 @@ def log_in(page: Page, console: Console, user: str, password: str) -> None:
 
 
 def cast_ballots(console: Console, round_id: int, count: int) -> None:
-    """``count`` voters cast a ballot each through the public API (no proof of work here)."""
+    """``count`` voters of the round cast a ballot each through the public API (no proof of
+    work here); then the first tries again (refused: already voted) and one sends a ballot
+    that is not one (refused: malformed)."""
     with httpx.Client(base_url=console.url, timeout=30) as http:
         candidates = http.get(f"/api/v1/rounds/{round_id}").json()["candidates"]
+        tokens = []
         for i in range(count):
-            token = http.post("/api/v1/voters", json={}).json()["voter_token"]
+            token = http.post("/api/v1/voters", json={"round_id": round_id}).json()["voter_token"]
+            tokens.append(token)
             choices = [candidates[(i + k) % len(candidates)]["id"] for k in range(3)]
             r = http.post(
                 f"/api/v1/rounds/{round_id}/ballots",
@@ -76,6 +80,13 @@ def cast_ballots(console: Console, round_id: int, count: int) -> None:
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert r.status_code == 201, r.text
+        for body, status in (({"choices": [candidates[0]["id"]]}, 409), ({"choices": "x"}, 400)):
+            r = http.post(
+                f"/api/v1/rounds/{round_id}/ballots",
+                json=body,
+                headers={"Authorization": f"Bearer {tokens[0]}"},
+            )
+            assert r.status_code == status, r.text
 
 
 @pytest.mark.browser
@@ -144,6 +155,12 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     accessible(page, "round-draft")
     round_id = int(page.url.split("/rounds/")[1].split("?")[0])
 
+    # the cards as voters will see them, before the round opens
+    page.get_by_role("link", name="Xem trước danh sách như cử tri sẽ thấy").click()
+    expect(page.locator("li.card")).to_have_count(28)
+    expect(page.locator("li.card img")).to_have_count(28)
+    accessible(page, "preview")
+    page.go_back()
     # one candidate's page (photo and profile), and a tablet's width
     page.get_by_role("link", name="Nguyễn Thị Minh Thư").click()
     expect(page.get_by_role("heading", name="Nguyễn Thị Minh Thư (DH01)")).to_be_visible()
@@ -168,6 +185,9 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     cast_ballots(console, round_id, 12)
     expect(page.locator('[data-stat="accepted"]')).to_have_text("12", timeout=12_000)
     expect(page.locator('[data-stat="persisted"]')).to_have_text("12", timeout=12_000)
+    expect(page.locator('[data-stat="credentials"]')).to_have_text("12", timeout=12_000)
+    expect(page.locator('[data-refusal="Đã bình chọn rồi"]')).to_have_text("1")
+    expect(page.locator('[data-refusal="Phiếu không hợp lệ"]')).to_have_text("1")
     expect(page.locator("#chart canvas")).to_be_visible()
     # the chart and the turnout table are redrawn with the figures
     expect(page.locator("#turnout tbody td.num")).to_have_text("12", timeout=12_000)

@@ -91,7 +91,6 @@ class SecurityHeaders:
         HTTPS (:attr:`ServerSettings.secure`: the same switch as ``Secure`` cookies)."""
         return cls(frame_ancestors=server.frame_ancestors, hsts=server.secure)
 
-
     async def __call__(self, message: Message, scope: Scope) -> None:
         """Add the headers to an ``http.response.start`` message (other messages pass)."""
         if message["type"] != "http.response.start":

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ballot
 from voting.core.errors import (
+    DomainError,
     Forbidden,
     Invalid,
     Unauthenticated,
@@ -280,6 +281,22 @@ async def cast_ballot(
     503 unavailable (Retry-After: nothing changed) or outcome_unknown (Retry-After: the
     ballot may be recorded; retry with the same Idempotency-Key). ``body`` is the raw body.
     """
+    try:
+        return await _cast(request, services, round_id, body, idempotency_key)
+    except DomainError as exc:
+        if exc.code != "round_not_found":  # only rounds that exist are counted
+            services.counters.add(round_id, exc.code)
+        raise
+
+
+async def _cast(
+    request: Request[Any, Any, Any],
+    services: Services,
+    round_id: int,
+    body: bytes,
+    idempotency_key: str | None,
+) -> Response[bytes]:
+    """:func:`cast_ballot` without the counting of refusals."""
     if request.content_type[0] != "application/json":
         raise HTTPException(status_code=415, detail="a ballot is sent as application/json")
     choices = parse_ballot(body)  # decoded once, strictly: see voting.core.ballot

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from voting.core.errors import MAX_ID, Unavailable, unavailable
 from voting.http.answers import answers
 from voting.http.client_ip import client_networks, client_prefix
+from voting.live.counters import CREDENTIALS
 from voting.services.container import ServicesDep
 from voting.services.voters import OtpIn, OtpSentOut, VoterIn, VoterTokenOut
 
@@ -114,6 +115,8 @@ async def issue_voter(
         out = await services.voters.issue(data or VoterIn(), network, aggregate)
     except (RedisError, DBAPIError, ConnectionError):
         raise _unavailable() from None
+    if out.round_id is not None:
+        services.counters.add(out.round_id, CREDENTIALS)
     s = services.settings
     cookie = Cookie(
         key="voter",

@@ -24,7 +24,9 @@ class RoundKeys:
     candidate id → votes; ``voters``: hash voter hash → ballot id (the dedup set); ``stream``:
     the ballots stream read by the persister (its entries are the backlog);
     ``backlog_index``: hash ballot id → ``1`` of the backlog, written by the cast script and
-    emptied by the persister once the ballots are in Postgres (receipts look here).
+    emptied by the persister once the ballots are in Postgres (receipts look here);
+    ``counters``: hash name → count of credentials issued and ballots refused by code
+    (:mod:`voting.live.counters`).
     """
 
     prefix: str
@@ -35,11 +37,12 @@ class RoundKeys:
     voters: str = field(init=False)
     stream: str = field(init=False)
     backlog_index: str = field(init=False)
+    counters: str = field(init=False)
 
     def __post_init__(self) -> None:
         tag = f"{self.prefix}:{{round:{self.round_id}}}"
         names = {"tag": "", "meta": ":meta", "tally": ":tally", "voters": ":voters"}
-        names |= {"stream": ":ballots", "backlog_index": ":backlog"}
+        names |= {"stream": ":ballots", "backlog_index": ":backlog", "counters": ":counters"}
         for name, suffix in names.items():
             object.__setattr__(self, name, tag + suffix)
 

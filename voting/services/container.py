@@ -19,9 +19,11 @@ from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voting.core.loops import run_every
 from voting.identity.tokens import Signers
-from voting.live import durable, guard
+from voting.live import counters, durable, guard
 from voting.live.ballot_box import BallotBox
+from voting.live.counters import Counters
 from voting.live.limits import Rate
 from voting.record import queries
 from voting.record.db import make_engine
@@ -42,6 +44,8 @@ class Services:
     ``VOTING_REDIS_HOT_TIMEOUT`` seconds for a connection and as long for each answer
     (ballots, credentials, receipts, live results, readiness, admin progress and status
     changes), so that a stalled Redis gives a fast 503.
+    ``counters``: credentials issued and ballots refused, per round, flushed to Redis every
+    few seconds (:mod:`voting.live.counters`).
     ``cache``: short-lived public documents (key → (monotonic expiry, JSON bytes))."""
 
     settings: Settings
@@ -54,6 +58,7 @@ class Services:
     rounds: RoundService
     voters: VoterDesk
     photos: PhotoService
+    counters: Counters
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
     def forget(self, round_id: int) -> None:
@@ -143,6 +148,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         rounds=rounds,
         voters=VoterDesk(hot, engine, settings, signers, box),
         photos=PhotoService(engine),
+        counters=Counters(redis, settings.redis.prefix),
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -154,6 +160,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
             await guard.check(redis, box)
         tasks.append(asyncio.create_task(guard.run(redis, box, stop)))
+        tasks.append(
+            asyncio.create_task(run_every(services.counters.flush, stop, counters.FLUSH_EVERY))
+        )
         if settings.persister.run:
             tasks.append(asyncio.create_task(persister.run(stop)))
             tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
@@ -161,6 +170,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await services.counters.flush()
         services.photos.close()
         if box.group_commit is not None:
             await box.group_commit.stop()

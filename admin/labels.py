@@ -67,3 +67,32 @@ def dateline(when: datetime) -> str:
         when = when.replace(tzinfo=UTC)
     local = when.astimezone(VIETNAM)
     return f"ngày {local:%d} tháng {local:%m} năm {local:%Y}"
+
+#: Refusals of ballots as admins read them: a label and the error codes it groups (the codes
+#: counted by :mod:`voting.live.counters`).
+REFUSAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Vượt giới hạn tần suất", ("rate_limited",)),
+    ("Đã bình chọn rồi", ("already_voted",)),
+    (
+        "Phiếu không hợp lệ",
+        (
+            "malformed",
+            "too_many_choices",
+            "too_few_choices",
+            "duplicate_choice",
+            "unknown_candidate",
+            "idempotency_key_reused",
+        ),
+    ),
+    ("Thông tin cử tri không hợp lệ", ("voter_token_required", "voter_token_invalid")),
+    ("Vòng chưa mở hoặc đã đóng", ("round_not_open",)),
+    ("Hệ thống chưa sẵn sàng", ("unavailable", "outcome_unknown")),
+)
+
+
+def refusal_groups(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """``counts`` (error code → refusals) as ``[(label, n)]`` by :data:`REFUSAL_GROUPS`, then
+    any other code as ``Khác (code)``."""
+    rest = dict(counts)
+    grouped = [(label, sum(rest.pop(c, 0) for c in codes)) for label, codes in REFUSAL_GROUPS]
+    return grouped + [(f"Khác ({code})", n) for code, n in sorted(rest.items())]

@@ -35,6 +35,8 @@ from voting.core.reconciliation import Reconciliation
 from voting.core.results import DecisionOut, RankedCandidate, Results
 from voting.core.rounds import Round
 from voting.http.answers import answers
+from voting.live import counters
+from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.services.container import ServicesDep
 from voting.services.results import round_results
@@ -45,10 +47,9 @@ REFUSAL_REASONS = {
 }
 
 REFUSALS_NOTE = (
-    "Chưa thống kê: các yêu cầu bị từ chối ngay khi gửi phiếu (số lựa chọn không hợp lệ, người "
-    "đã bình chọn, ngoài thời gian bình chọn, vượt giới hạn tần suất) hiện chưa được hệ thống "
-    "đếm; các phiếu này không được tiếp nhận và không tính vào kết quả. Mục này sẽ bổ sung khi "
-    "có số liệu."
+    "Phiếu bị từ chối khi gửi không được tiếp nhận và không tính vào kết quả; số lần từ chối do "
+    "từng máy chủ đếm và cộng dồn vài giây một lần (có thể thiếu vài giây cuối nếu máy chủ dừng "
+    "đột ngột)."
 )
 
 
@@ -58,9 +59,11 @@ class ReportInput:
 
     ``round``: the round as recorded; ``results``: its results document (final or live, see
     :func:`voting.services.results.round_results`); ``reconciliation``: Redis against
-    Postgres read when the report is made; ``refusals``: reason → ballots refused (see
-    :func:`voting.record.queries.refusal_counts`); ``events``: the round's audit events
-    ``(action, when)``, oldest first (the actual opening and pauses come from them);
+    Postgres read when the report is made; ``refusals``: reason → ballots refused after Redis
+    accepted them (see :func:`voting.record.queries.refusal_counts`); ``refused_at_door``:
+    ``(label, n)`` of ballots refused when sent (:func:`admin.labels.refusal_groups`);
+    ``events``: the round's audit events ``(action, when)``, oldest first (the actual opening
+    and pauses come from them);
     ``generated_at``: aware datetime; ``generated_by``: the admin's username;
     ``organisation``: the issuer (``VOTING_ORGANISATION``); ``decision``: the committee's
     decision on a tie, if any.
@@ -75,6 +78,7 @@ class ReportInput:
     generated_by: str
     organisation: str
     decision: DecisionOut | None = None
+    refused_at_door: Sequence[tuple[str, int]] = ()
 
 
 def _choices(low: int, high: int) -> str:
@@ -235,7 +239,8 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
         "refusals": [
             [REFUSAL_REASONS.get(reason, reason), labels.number(n)]
             for reason, n in inp.refusals.items()
-        ],
+        ]
+        + [[f"Bị từ chối khi gửi: {label}", labels.number(n)] for label, n in inp.refused_at_door],
         "refusals_note": REFUSALS_NOTE,
         "table": {
             "header": ["Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Tỷ lệ", "Kết quả"],
@@ -285,6 +290,9 @@ async def committee_report(
                 f"round {round_id} is {rnd.status}: the report is made once it is closed",
             )
         refusals = await queries.refusal_counts(conn, round_id)
+    keys = RoundKeys(services.settings.redis.prefix, round_id)
+    refused_at_door = labels.refusal_groups(await counters.read(services.redis, keys))
+    async with services.engine.connect() as conn:
         events = await queries.round_events(conn, round_id)
     results = await round_results(
         services.engine, services.redis, services.settings.redis.prefix, rnd
@@ -296,6 +304,7 @@ async def committee_report(
         results=results,
         reconciliation=rec,
         refusals=refusals,
+        refused_at_door=refused_at_door,
         events=events,
         generated_at=now,
         generated_by=admin.username,

@@ -27,6 +27,7 @@ from admin.auth import AdminDep
 from admin.console.access import page
 from admin.console.forms import VIETNAM
 from admin.console.rounds import STATUS_LABELS
+from admin.labels import refusal_groups
 from voting.live import counters
 from voting.live import state as live
 from voting.live.keys import RoundKeys
@@ -37,25 +38,6 @@ from voting.services.readiness import readiness
 from voting.services.results import round_results
 
 REFRESH = 5  # seconds between refreshes of the figures
-#: Refusals of ballots on the dashboard: a label and the error codes it groups.
-REFUSAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Vượt giới hạn tần suất", ("rate_limited",)),
-    ("Đã bình chọn rồi", ("already_voted",)),
-    (
-        "Phiếu không hợp lệ",
-        (
-            "malformed",
-            "too_many_choices",
-            "too_few_choices",
-            "duplicate_choice",
-            "unknown_candidate",
-            "idempotency_key_reused",
-        ),
-    ),
-    ("Thông tin cử tri không hợp lệ", ("voter_token_required", "voter_token_invalid")),
-    ("Vòng chưa mở hoặc đã đóng", ("round_not_open",)),
-    ("Hệ thống chưa sẵn sàng", ("unavailable", "outcome_unknown")),
-)
 HOURS = 6  # hours of the per-minute chart
 PERSISTER_LATE = 30.0  # seconds a ballot may wait before the persister is called late
 
@@ -71,8 +53,7 @@ async def _stats(services: Services, round_id: int) -> dict[str, Any]:
     try:
         counts = await counters.read(services.redis, keys)
         stats["credentials"] = counts.pop(counters.CREDENTIALS, 0)
-        grouped = [(label, sum(counts.pop(c, 0) for c in codes)) for label, codes in REFUSAL_GROUPS]
-        stats["refusals"] = grouped + [(f"Khác ({code})", n) for code, n in sorted(counts.items())]
+        stats["refusals"] = refusal_groups(counts)
         _, stats["accepted"] = await live.tally(services.redis, keys)
         stats["waiting"] = await live.backlog(services.redis, keys)
         stats["oldest_wait"] = await live.oldest_wait(services.redis, keys, int(time.time() * 1000))

@@ -5,6 +5,7 @@ pages in chromium."""
 from __future__ import annotations
 
 import re
+import zipfile
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -271,3 +272,41 @@ async def test_the_login_limit_is_said_in_vietnamese(backends, admin_users):
             "/admin/login", data={"username": "admin", "password": ADMIN_PASSWORD}, headers=HX
         )
         assert "hx-redirect" not in r.headers  # still limited: no session
+
+
+async def test_photos_are_uploaded_from_the_console(client, admin_users, make_round):
+    rnd = await make_round(status="draft")
+    hx = await console_login(client, "admin", ADMIN_PASSWORD)
+    photos = SAMPLE_CSV.with_name("shortlist-sample-photos.zip")
+    bad = SAMPLE_CSV.with_name("photos-bad.zip")
+    r = await client.post(
+        f"/admin/rounds/{rnd['id']}/photos",
+        files={"file": ("anh.zip", bad.read_bytes(), "application/zip")},
+        headers=hx,
+    )
+    assert "không ảnh nào được lưu" in r.text and "megapixel" in r.text
+    r = await client.post(f"/admin/rounds/{rnd['id']}/photos", data={}, headers=hx)
+    assert "Hãy chọn một tệp ZIP." in r.text
+    r = await client.post(
+        f"/admin/rounds/{rnd['id']}/photos",
+        files={"file": ("anh.zip", photos.read_bytes(), "application/zip")},
+        headers=hx,
+    )
+    assert r.headers["hx-redirect"] == f"/admin/rounds/{rnd['id']}?photos=28"
+    cid = rnd["candidate_ids"][0]
+    with zipfile.ZipFile(photos) as z:
+        one = z.read(next(n for n in z.namelist() if n.upper().startswith("DH02")))
+    r = await client.post(
+        f"/admin/rounds/{rnd['id']}/candidates/{cid}/photo",
+        files={"file": ("x.jpg", b"not an image", "image/jpeg")},
+        headers=hx,
+    )
+    assert "Không phải ảnh JPEG, PNG hay WebP." in r.text
+    r = await client.post(
+        f"/admin/rounds/{rnd['id']}/candidates/{cid}/photo",
+        files={"file": ("x.jpg", one, "image/jpeg")},
+        headers=hx,
+    )
+    assert r.headers["hx-redirect"].endswith(f"/candidates/{cid}/edit?photo=1")
+    page = await client.get(f"/admin/rounds/{rnd['id']}/preview", headers={"Cookie": hx["Cookie"]})
+    assert page.text.count('class="card"') == 28 and page.text.count("<img") == 28

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from tests.support.pdf import pdf_text
@@ -18,6 +19,10 @@ async def tied_round(client, make_round, admin_headers) -> tuple[dict, list[int]
         f"/api/v1/rounds/{rnd['id']}/ballots", json={"choices": ids[:3]}, headers=voter
     )
     assert r.status_code == 201, r.text
+    again = await client.post(
+        f"/api/v1/rounds/{rnd['id']}/ballots", json={"choices": ids[:3]}, headers=voter
+    )
+    assert again.status_code == 409  # counted as a refusal, shown in the report
     r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
     return rnd, ids[:3]
@@ -68,9 +73,14 @@ async def test_a_tie_is_decided_by_the_committee_then_made_official(
     )
     assert r.json()["elected"] == tied[1:]
     # the committee report prints the decision
-    report = await client.get(f"{base}/report", headers=admin_headers)
-    assert report.status_code == 200
-    text = pdf_text(report.content)
+    for _ in range(40):  # refusals reach Redis with the app's next flush (2 s)
+        report = await client.get(f"{base}/report", headers=admin_headers)
+        assert report.status_code == 200
+        text = pdf_text(report.content)
+        if "Bị từ chối khi gửi: Đã bình chọn rồi 1" in text:
+            break
+        await asyncio.sleep(0.25)
+    assert "Bị từ chối khi gửi: Đã bình chọn rồi 1" in text
     assert "Quyết định của Ban Thường vụ" in text and "ưu tiên người có thành tích" in text
     r = await client.post(f"{base}/official", headers=admin_headers)
     assert r.status_code == 200 and r.json()["official"] is True

@@ -68,6 +68,7 @@ def dateline(when: datetime) -> str:
     local = when.astimezone(VIETNAM)
     return f"ngày {local:%d} tháng {local:%m} năm {local:%Y}"
 
+
 #: Refusals of ballots as admins read them: a label and the error codes it groups (the codes
 #: counted by :mod:`voting.live.counters`).
 REFUSAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -37,7 +37,7 @@ from voting.core.rounds import Round
 from voting.http.answers import answers
 from voting.live import counters
 from voting.live.keys import RoundKeys
-from voting.record import queries
+from voting.record import audit, queries
 from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
@@ -65,6 +65,7 @@ class ReportInput:
     ``events``: the round's audit events ``(action, when)``, oldest first (the actual opening
     and pauses come from them);
     ``generated_at``: aware datetime; ``generated_by``: the admin's username;
+    ``audit_head``: the audit log's chain head (:func:`voting.record.audit.head`) when made;
     ``organisation``: the issuer (``VOTING_ORGANISATION``); ``decision``: the committee's
     decision on a tie, if any.
     """
@@ -79,6 +80,7 @@ class ReportInput:
     organisation: str
     decision: DecisionOut | None = None
     refused_at_door: Sequence[tuple[str, int]] = ()
+    audit_head: str = ""
 
 
 def _choices(low: int, high: int) -> str:
@@ -258,6 +260,11 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
             f"Báo cáo được lập tự động từ hệ thống bình chọn lúc "
             f"{labels.moment(inp.generated_at)} (giờ Việt Nam), tài khoản lập: "
             f"{inp.generated_by}."
+            + (
+                f" Mã kiểm tra nhật ký thao tác (đầu chuỗi băm SHA-256): {inp.audit_head}."
+                if inp.audit_head
+                else ""
+            )
         ),
     }
 
@@ -294,6 +301,7 @@ async def committee_report(
     refused_at_door = labels.refusal_groups(await counters.read(services.redis, keys))
     async with services.engine.connect() as conn:
         events = await queries.round_events(conn, round_id)
+        audit_head = await audit.head(conn)
     results = await round_results(
         services.engine, services.redis, services.settings.redis.prefix, rnd
     )
@@ -305,6 +313,7 @@ async def committee_report(
         reconciliation=rec,
         refusals=refusals,
         refused_at_door=refused_at_door,
+        audit_head=audit_head,
         events=events,
         generated_at=now,
         generated_by=admin.username,

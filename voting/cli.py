@@ -13,6 +13,8 @@ voting admin list | set-role NAME ROLE | disable NAME | enable NAME | delete NAM
              reset-password NAME               manage admin users; changing a role or
                                                password, disabling and deleting end the
                                                user's sessions at once
+voting audit verify                            recompute the audit log's hash chain; exit 1
+                                               where an event was changed or removed
 voting reconcile [ROUND]                       compare Redis with Postgres + stream; exit 1
                                                on a mismatch (default: every round)
 voting recover [ROUND]                         rebuild Redis state from Postgres after Redis
@@ -327,6 +329,32 @@ def cmd_admin(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """``voting audit verify``: recompute the audit log's hash chain; exit 1 where it breaks."""
+    from voting.record import audit
+    from voting.record.db import make_engine
+
+    async def run(url: str) -> int:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                result = await audit.check(conn)
+        finally:
+            await engine.dispose()
+        if result.ok:
+            print(f"audit log: {result.events} events chained; head {result.head}")
+            return 0
+        print(
+            f"audit log: the chain breaks at event {result.broken_at} (an event was changed, "
+            f"removed or inserted); {result.events - 1} events before it are intact",
+            file=sys.stderr,
+        )
+        return 1
+
+    with resolved(settings) as s:
+        return asyncio.run(run(s.database.url or ""))
+
+
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     """``voting reconcile``: Redis against Postgres + backlog; exit 1 on a difference."""
     from voting.services.container import open_services
@@ -438,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         adm.add_parser(verb, help=text).add_argument("name")
     sub.choices["admin"].set_defaults(func=cmd_admin)
+    aud = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_cmd", required=True
+    )
+    aud.add_parser("verify", help="recompute the audit log's hash chain; 1 where it breaks")
+    sub.choices["audit"].set_defaults(func=cmd_audit_verify)
     rec = sub.add_parser("reconcile", help="compare Redis with Postgres + stream; 1 on mismatch")
     rec.add_argument("round", type=int, nargs="?", help="one round (default: every round)")
     rec.set_defaults(func=cmd_reconcile)

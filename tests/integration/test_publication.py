@@ -82,6 +82,7 @@ async def test_a_tie_is_decided_by_the_committee_then_made_official(
         await asyncio.sleep(0.25)
     assert "Bị từ chối khi gửi: Đã bình chọn rồi 1" in text
     assert "Quyết định của Ban Thường vụ" in text and "ưu tiên người có thành tích" in text
+    assert "Mã kiểm tra nhật ký thao tác (đầu chuỗi băm SHA-256):" in text
     r = await client.post(f"{base}/official", headers=admin_headers)
     assert r.status_code == 200 and r.json()["official"] is True
     public = (await client.get(f"/api/v1/rounds/{rnd['id']}/results")).json()

@@ -1,13 +1,20 @@
-"""The audit log: one append-only row per change an admin, the schedule or a command made."""
+"""The audit log: one append-only row per change an admin, the schedule or a command made,
+hash-chained (:mod:`voting.core.chain`): writers take a transaction-scoped advisory lock, read
+the last hash and append, so the chain has one order however many processes write."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voting.core.chain import GENESIS, ChainCheck, check_chain, event_hash
 from voting.record import tables
+
+#: The advisory lock key of the chain (any constant; "audit" in ASCII).
+CHAIN_LOCK = 0x6175646974
 
 
 async def audit(
@@ -18,12 +25,48 @@ async def audit(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit event in the caller's transaction. ``actor``: a username, or
-    ``cli``, ``schedule``, ``persister``; ``details``: JSON-able."""
+    ``cli``, ``schedule``, ``persister``; ``details``: JSON-able (strings, integers, lists,
+    objects). Holds the chain's lock until the caller's transaction ends."""
+    a = tables.audit_events
+    details = details or {}
+    await conn.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+    prev = await conn.scalar(select(a.c.hash).order_by(a.c.id.desc()).limit(1)) or GENESIS
+    created_at = datetime.now(UTC)
     await conn.execute(
-        tables.audit_events.insert().values(
-            actor=actor, action=action, round_id=round_id, details=details or {}
+        a.insert().values(
+            actor=actor,
+            action=action,
+            round_id=round_id,
+            details=details,
+            created_at=created_at,
+            prev_hash=prev,
+            hash=event_hash(prev, created_at, actor, action, round_id, details),
         )
     )
+
+
+async def check(conn: AsyncConnection) -> ChainCheck:
+    """Recompute the whole chain from the record (:func:`voting.core.chain.check_chain`)."""
+    a = tables.audit_events
+    rows = await conn.execute(
+        select(
+            a.c.id,
+            a.c.created_at,
+            a.c.actor,
+            a.c.action,
+            a.c.round_id,
+            a.c.details,
+            a.c.prev_hash,
+            a.c.hash,
+        ).order_by(a.c.id)
+    )
+    return check_chain(dict(r) for r in rows.mappings())
+
+
+async def head(conn: AsyncConnection) -> str:
+    """The hash of the last event (:data:`voting.core.chain.GENESIS` for an empty log)."""
+    a = tables.audit_events
+    return str(await conn.scalar(select(a.c.hash).order_by(a.c.id.desc()).limit(1)) or GENESIS)
 
 
 async def decision_number(conn: AsyncConnection) -> int:

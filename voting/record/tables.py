@@ -169,6 +169,9 @@ audit_events = Table(
     Column("round_id", Integer, ForeignKey("rounds.id", ondelete="SET NULL")),
     Column("details", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    #: the hash chain (see :mod:`voting.core.chain`)
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 #: The standing committee's decision on a tie across the cut-off (see

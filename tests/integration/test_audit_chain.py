@@ -1,5 +1,6 @@
-"""The audit log as recorded is one hash chain, however many writers; tampering in the database
-is caught by ``voting audit verify``; the committee report prints the head."""
+"""The audit log as recorded is one hash chain, however many writers; it refuses UPDATE and
+DELETE; tampering by someone who gets past that is caught by ``voting audit verify``; the
+committee report prints the head."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import secrets
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.support.servers import Backends, create_database, drop_database, service_env
 from voting.record import audit
@@ -50,7 +53,16 @@ async def test_concurrent_writers_keep_one_chain_and_tampering_is_caught(backend
         done = await asyncio.to_thread(verify, url, backends)
         assert done.returncode == 0, done.stderr
         assert f"40 events chained; head {result.head}" in done.stdout
-        async with engine.begin() as conn:  # someone edits an event in the database
+        victim = None
+        for statement in (
+            "UPDATE audit_events SET actor = 'x' WHERE id = (SELECT min(id) FROM audit_events)",
+            "DELETE FROM audit_events WHERE id = (SELECT min(id) FROM audit_events)",
+        ):  # the log refuses changes outright
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with engine.begin() as conn:
+                    await conn.execute(text(statement))
+        async with engine.begin() as conn:  # the table's owner gets past the trigger...
+            await conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
             victim = await conn.scalar(
                 text("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 10")
             )
@@ -58,7 +70,8 @@ async def test_concurrent_writers_keep_one_chain_and_tampering_is_caught(backend
                 text("UPDATE audit_events SET details = '{\"i\": 999}' WHERE id = :id"),
                 {"id": victim},
             )
-        async with engine.connect() as conn:
+            await conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+        async with engine.connect() as conn:  # ...and the chain shows it
             assert (await audit.check(conn)).broken_at == victim
         done = await asyncio.to_thread(verify, url, backends)
         assert done.returncode == 1 and f"breaks at event {victim}" in done.stderr

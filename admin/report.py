@@ -297,11 +297,10 @@ async def committee_report(
                 f"round {round_id} is {rnd.status}: the report is made once it is closed",
             )
         refusals = await queries.refusal_counts(conn, round_id)
-    keys = RoundKeys(services.settings.redis.prefix, round_id)
-    refused_at_door = labels.refusal_groups(await counters.read(services.redis, keys))
-    async with services.engine.connect() as conn:
         events = await queries.round_events(conn, round_id)
         audit_head = await audit.head(conn)
+    keys = RoundKeys(services.settings.redis.prefix, round_id)
+    refused_at_door = labels.refusal_groups(await counters.read(services.redis, keys))
     results = await round_results(
         services.engine, services.redis, services.settings.redis.prefix, rnd
     )

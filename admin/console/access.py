@@ -20,10 +20,10 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 
 from admin import sessions
+from admin.api import LoginIn
 from admin.auth import SESSION_COOKIE, Admin, AdminDep, LoginDesk, session_cookie
 from admin.console.forms import domain_errors
 from voting.core.errors import DomainError, Limited, Unauthenticated, Unavailable
-from voting.core.text import USERNAME_PATTERN
 from voting.http.client_ip import client_prefix
 from voting.http.errors import status_of
 from voting.record.audit import audit
@@ -32,13 +32,6 @@ from voting.services.container import ServicesDep
 HOME = "/admin"
 LOGIN = "/admin/login"
 FormBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-class LoginForm(msgspec.Struct):
-    """The login form (the API's LoginIn rules)."""
-
-    username: Annotated[str, msgspec.Meta(pattern=USERNAME_PATTERN, min_length=1, max_length=64)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 def page(name: str, admin: Admin | None, **context: Any) -> Template:
@@ -108,7 +101,7 @@ async def login_submit(
     username = str(data.get("username", "")).strip()
     try:
         form = msgspec.convert(
-            {"username": username, "password": str(data.get("password", ""))}, LoginForm
+            {"username": username, "password": str(data.get("password", ""))}, LoginIn
         )
         desk: LoginDesk = request.app.state.login_desk
         who = await desk.login(

@@ -17,10 +17,11 @@ from admin.auth import AdminDep
 from admin.console.access import page
 from admin.console.forms import vietnam_time
 from voting.core.errors import valid_id
+from voting.core.text import USERNAME_PATTERN
 from voting.record import queries
 from voting.services.container import Services, ServicesDep
 
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NAME = re.compile(USERNAME_PATTERN)  # actors are usernames; actions are snake_case words
 LIMIT = 500  # events shown (the CSV has up to EXPORT_LIMIT)
 EXPORT_LIMIT = 100_000
 ACTIONS = {

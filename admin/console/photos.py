@@ -5,6 +5,7 @@ and one candidate's photo on their page, through the same service as the admin A
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Response, post
@@ -13,11 +14,11 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import ClientRedirect
 
-from admin.auth import AdminDep, writer
+from admin.auth import Admin, AdminDep, writer
 from admin.console.access import message_of, page
 from voting.core.errors import DomainError
 from voting.core.photos import MAX_PHOTO_BYTES, MAX_ZIP_BYTES
-from voting.services.container import ServicesDep
+from voting.services.container import Services, ServicesDep
 
 UploadBody = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
 _PHOTO_MESSAGES = (
@@ -71,8 +72,26 @@ def _entries(exc: DomainError) -> list[dict[str, str]]:
     return [{"name": "", "message": message_of(exc)}]
 
 
-async def _read(upload: Any) -> bytes | None:
-    return await upload.read() if isinstance(upload, UploadFile) else None
+async def _upload(
+    services: Services,
+    admin: Admin,
+    round_id: int,
+    data: dict[str, Any],
+    missing: str,
+    store: Callable[[bytes], Awaitable[str]],
+) -> Response[Any]:
+    """The uploaded ``file`` given to ``store`` (which answers where to go next); a missing
+    file (``missing`` said) or a refusal in place, entry by entry."""
+    upload = data.get("file")
+    raw = await upload.read() if isinstance(upload, UploadFile) else b""
+    if not raw:
+        return page("photos_result.html", admin, errors=[{"name": "", "message": missing}])
+    try:
+        target = await store(raw)
+    except DomainError as exc:
+        return page("photos_result.html", admin, errors=_entries(exc))
+    services.forget(round_id)
+    return ClientRedirect(redirect_to=target)
 
 
 @post(
@@ -86,17 +105,12 @@ async def upload_photos(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: UploadBody
 ) -> Response[Any]:
     """Store the photos of a ZIP (as ``POST /admin/api/v1/rounds/{id}/photos``): all or none."""
-    raw = await _read(data.get("file"))
-    if not raw:
-        return page(
-            "photos_result.html", admin, errors=[{"name": "", "message": "Hãy chọn một tệp ZIP."}]
-        )
-    try:
+
+    async def store(raw: bytes) -> str:
         stored = await services.photos.load_zip(admin.username, round_id, raw)
-    except DomainError as exc:
-        return page("photos_result.html", admin, errors=_entries(exc))
-    services.forget(round_id)
-    return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}?photos={len(stored)}")
+        return f"/admin/rounds/{round_id}?photos={len(stored)}"
+
+    return await _upload(services, admin, round_id, data, "Hãy chọn một tệp ZIP.", store)
 
 
 @post(
@@ -114,19 +128,12 @@ async def upload_photo(
     data: UploadBody,
 ) -> Response[Any]:
     """Set one candidate's photo (as ``POST .../candidates/{id}/photo``)."""
-    raw = await _read(data.get("file"))
-    if not raw:
-        return page(
-            "photos_result.html", admin, errors=[{"name": "", "message": "Hãy chọn một ảnh."}]
-        )
-    try:
+
+    async def store(raw: bytes) -> str:
         await services.photos.set_photo(admin.username, round_id, candidate_id, raw)
-    except DomainError as exc:
-        return page("photos_result.html", admin, errors=_entries(exc))
-    services.forget(round_id)
-    return ClientRedirect(
-        redirect_to=f"/admin/rounds/{round_id}/candidates/{candidate_id}/edit?photo=1"
-    )
+        return f"/admin/rounds/{round_id}/candidates/{candidate_id}/edit?photo=1"
+
+    return await _upload(services, admin, round_id, data, "Hãy chọn một ảnh.", store)
 
 
 ROUTES = [upload_photos, upload_photo]

@@ -43,17 +43,23 @@ def _handler_takes_json(handler: Any) -> bool:
     return known
 
 
-def _media_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
-    """The request's media type (lower case, no parameters) and whether it has a body."""
-    media, body = None, False
+def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these raw ASGI headers sends a body (a non-zero
+    ``Content-Length`` or any ``Transfer-Encoding``)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+def _media_type(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The request's media type (lower case, no parameters), or None."""
     for name, value in headers:
         if name == b"content-type":
-            media = value.decode("latin-1").split(";", 1)[0].strip().lower()
-        elif name == b"content-length":
-            body = body or value.strip() not in (b"0", b"")
-        elif name == b"transfer-encoding":
-            body = True
-    return media, body
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return None
 
 
 def json_only(app: ASGIApp) -> ASGIApp:
@@ -62,8 +68,10 @@ def json_only(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _handler_takes_json(scope.get("route_handler")):
-            media, has_body = _media_type(scope["headers"])
-            if has_body and not (media in JSON_TYPES or (media or "").endswith("+json")):
+            media = _media_type(scope["headers"])
+            if has_body(scope["headers"]) and not (
+                media in JSON_TYPES or (media or "").endswith("+json")
+            ):
                 raise HTTPException(status_code=415, detail="send the body as application/json")
         await app(scope, receive, send)
 

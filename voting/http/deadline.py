@@ -25,20 +25,13 @@ from typing import Any
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from voting.http.bodies import has_body
+
 _BODY_408 = b'{"error":{"code":"request_timeout","message":"the request body came too slowly"}}'
 
 
 class BodyDeadline(BaseException):
     """Raised from ``receive`` into the application when its request's body is late."""
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return value.strip() not in (b"0", b"")
-        if name == b"transfer-encoding":
-            return True
-    return False
 
 
 def _closing(message: Any) -> Any:
@@ -57,7 +50,7 @@ def body_deadline(
     hook, e.g. :class:`voting.http.headers.SecurityHeaders`) decorates the 408 answer too."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        if scope["type"] != "http" or not has_body(scope["headers"]):
             await app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()

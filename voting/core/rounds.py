@@ -20,10 +20,13 @@ RoundStatus = Literal["draft", "open", "paused", "closed"]
 IdentityMode = Literal["device", "code", "email", "phone"]
 ResultsVisibility = Literal["live", "after_close"]
 Action = Literal["open", "pause", "resume", "close"]
+#: Who decides a tie across the cut-off (see :mod:`voting.core.ranking`), fixed at opening.
+TieBreak = Literal["committee", "draw", "field_balance"]
 
 ROUND_STATUSES: tuple[str, ...] = get_args(RoundStatus)
 IDENTITY_MODES: tuple[str, ...] = get_args(IdentityMode)
 RESULTS_VISIBILITIES: tuple[str, ...] = get_args(ResultsVisibility)
+TIE_BREAKS: tuple[str, ...] = get_args(TieBreak)
 
 #: action → (statuses it applies to, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], RoundStatus]] = {
@@ -81,6 +84,17 @@ class RoundRecord(msgspec.Struct, frozen=True, kw_only=True):
     final_at: datetime | None
     #: when an admin made the final results official (after the committee's decision on a tie)
     official_at: datetime | None = None
+    #: rules chosen in draft, frozen when the round opens (see voting.core.rules):
+    #: who breaks a tie across the cut-off; at least this many winners per field (None: off);
+    #: the quarantine rules' thresholds ({}: the defaults, see voting.core.quarantine)
+    tie_break: TieBreak = "committee"
+    field_minimum: int | None = None
+    detection: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: SHA-256 (hex) of the frozen rules, set at opening; the draw's seed (secret until the
+    #: round closes) and its published SHA-256
+    rules_hash: str | None = None
+    draw_seed: str | None = None
+    draw_commitment: str | None = None
 
 
 class Round(RoundRecord, frozen=True, kw_only=True):

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from voting.core.photos import SIZE_NAMES
 from voting.core.roles import ADMIN_ROLES
-from voting.core.rounds import IDENTITY_MODES, RESULTS_VISIBILITIES, ROUND_STATUSES
+from voting.core.rounds import IDENTITY_MODES, RESULTS_VISIBILITIES, ROUND_STATUSES, TIE_BREAKS
 
 metadata = MetaData()
 
@@ -59,7 +59,16 @@ rounds = Table(
     Column("final_at", DateTime(timezone=True)),
     Column("final_tally", JSONB),
     Column("official_at", DateTime(timezone=True)),
+    #: rules chosen in draft and frozen at opening (see voting.core.rules)
+    Column("tie_break", String(16), nullable=False, server_default="committee"),
+    Column("field_minimum", SmallInteger),
+    Column("detection", JSONB, nullable=False, server_default="{}"),
+    Column("rules_hash", String(64)),
+    Column("draw_seed", String(64)),
+    Column("draw_commitment", String(64)),
     CheckConstraint(f"status IN {ROUND_STATUSES}", name="rounds_status"),
+    CheckConstraint(f"tie_break IN {TIE_BREAKS}", name="rounds_tie_break"),
+    CheckConstraint("field_minimum IS NULL OR field_minimum >= 1", name="rounds_field_minimum"),
     CheckConstraint(f"results_visibility IN {RESULTS_VISIBILITIES}", name="rounds_visibility"),
     CheckConstraint(f"identity_mode IN {IDENTITY_MODES}", name="rounds_identity_mode"),
     CheckConstraint(
@@ -117,7 +126,62 @@ ballots = Table(
     Column("cast_at", DateTime(timezone=True), nullable=False),
     Column("ip_prefix", String(64)),
     Column("persisted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    #: the voter's receipt (voting.core.tracker); not unique: 60 random bits may collide
+    Column("tracker", String(13)),
+    #: seq of the commitment that sealed the ballot; NULL while its epoch is open
+    Column("epoch", Integer),
+    #: inputs of the quarantine rules: when the credential was issued, a hash of the
+    #: User-Agent (16 hex; erased with ip_prefix by voting purge)
+    Column("credential_at", DateTime(timezone=True)),
+    Column("agent", String(16)),
     UniqueConstraint("round_id", "voter_hash", name="ballots_one_per_voter"),
+    Index("ballots_tracker", "tracker"),
+    Index("ballots_round_epoch", "round_id", "epoch"),
+)
+
+#: Published commitments (see voting.core.merkle): seq 0 the rules frozen at opening, then
+#: one per sealed epoch, each naming the hash of the one before. Append-only (a trigger).
+commitments = Table(
+    "commitments",
+    metadata,
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="RESTRICT"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("trackers_root", String(64), nullable=False),
+    Column("choices_root", String(64), nullable=False),
+    Column("rules_hash", String(64)),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("kind IN ('rules', 'epoch')", name="commitments_kind"),
+)
+
+#: Ballots a quarantine rule flagged (voting.core.quarantine): kept, not in the tally unless
+#: their reason group is decided "count". One reason per ballot.
+quarantined_ballots = Table(
+    "quarantined_ballots",
+    metadata,
+    Column(
+        "ballot_id", Uuid, ForeignKey("ballots.ballot_id", ondelete="RESTRICT"), primary_key=True
+    ),
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="RESTRICT"), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("flagged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("quarantined_round_reason", "round_id", "reason"),
+)
+
+#: An admin's decision on one reason group of a round's quarantine: count or void, why.
+quarantine_decisions = Table(
+    "quarantine_decisions",
+    metadata,
+    Column("round_id", Integer, ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("decision", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("decision IN ('count', 'void')", name="quarantine_decisions_decision"),
 )
 
 admin_users = Table(

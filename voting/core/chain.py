@@ -38,7 +38,13 @@ def event_hash(
         "round_id": round_id,
         "details": details,
     }
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_hash(body)
+
+
+def canonical_hash(value: Any) -> str:
+    """SHA-256 (hex) of ``value``'s canonical JSON: keys sorted, no spaces, UTF-8 (see the
+    module). ``value``: JSON-able (dicts, lists, strings, integers, booleans, None)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

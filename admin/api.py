@@ -42,6 +42,7 @@ from admin.device import ROUTES as DEVICE_ROUTES
 from admin.export import results_csv, results_xlsx
 from admin.photos import ROUTES as PHOTO_ROUTES
 from admin.publication import ROUTES as PUBLICATION_ROUTES
+from admin.quarantine import ROUTES as QUARANTINE_ROUTES
 from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid, unavailable
 from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord
@@ -63,6 +64,8 @@ SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Title = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=300)]
 Description = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, max_length=20_000)]
 FieldLabel = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=200)]
+#: Quarantine thresholds by name (voting.core.quarantine.THRESHOLDS); ``{}``: the defaults
+Detection = Annotated[dict[str, int | float], msgspec.Meta(max_length=32)]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -106,6 +109,8 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     results_visibility: Literal["live", "after_close"] = "after_close"
     fields: list[FieldLabel] | None = None
     identity_mode: IdentityMode = "device"
+    #: quarantine thresholds that differ from the defaults (see voting.core.quarantine)
+    detection: Detection | None = None
 
 
 class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -122,6 +127,7 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     results_visibility: Literal["live", "after_close"] | msgspec.UnsetType = msgspec.UNSET
     fields: list[FieldLabel] | msgspec.UnsetType = msgspec.UNSET
     identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
+    detection: Detection | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProgressOut(msgspec.Struct):
@@ -488,6 +494,7 @@ ROUTES = [
     *CODE_ROUTES,
     *DEVICE_ROUTES,
     *PUBLICATION_ROUTES,
+    *QUARANTINE_ROUTES,
     *REPORT_ROUTES,
     *PHOTO_ROUTES,
     logout,

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 import msgspec
 
+from voting.core.quarantine import QuarantineSummary
 from voting.core.ranking import rank_candidates
 from voting.core.rounds import Candidate, Round
 
@@ -52,7 +53,9 @@ class Results(msgspec.Struct):
     certainly in the top N by votes, ``tie`` when the cut-off is tied; ``final`` once counted
     in Postgres after the close. ``decision``: the committee's choice among the tied (never
     counted as votes); ``elected``: ``winners`` plus that choice, once made; ``official``:
-    an admin published the final results as official."""
+    an admin published the final results as official. ``quarantine``: ballots the
+    quarantine rules flagged, per reason (see :mod:`voting.core.quarantine`); the final
+    tally leaves out those not decided ``count``."""
 
     round_id: int
     title: str
@@ -65,6 +68,7 @@ class Results(msgspec.Struct):
     decision: DecisionOut | None = None
     elected: list[int] | None = None
     official: bool = False
+    quarantine: QuarantineSummary | None = None
 
 
 def build_results(
@@ -75,6 +79,7 @@ def build_results(
     *,
     final: bool,
     decision: DecisionOut | None = None,
+    quarantine: QuarantineSummary | None = None,
 ) -> Results:
     """Rank ``tally`` (candidate id → votes; ids not in ``candidates`` are ignored) for
     ``rnd``'s ``winners`` seats into the results document, with the committee's
@@ -113,6 +118,7 @@ def build_results(
         if decided and decision
         else (list(outcome.winners) if tie is None and final else None),
         official=rnd.official_at is not None,
+        quarantine=quarantine,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 import msgspec
 
 from voting.core.errors import Invalid
+from voting.core.quarantine import check_detection
 
 RoundStatus = Literal["draft", "open", "paused", "closed"]
 #: How a round identifies its voters (see :mod:`voting.services.voters`).
@@ -147,8 +148,10 @@ class Candidate(Profile, frozen=True, kw_only=True):
 def check_settings(values: dict[str, Any]) -> None:
     """Raise :class:`Invalid` ``invalid_round`` unless ``min_choices <= max_choices``,
     ``closes_at`` is after ``opens_at`` and ``fields`` is a non-empty list of distinct
-    labels; the error's ``field`` names the setting to correct. ``values``: a round's
-    settings (missing keys take the defaults)."""
+    labels and ``detection`` holds valid quarantine thresholds
+    (:func:`voting.core.quarantine.check_detection`, field ``detection.<name>``); the error's
+    ``field`` names the setting to correct. ``values``: a round's settings (missing keys take
+    the defaults)."""
     low = values.get("min_choices", DEFAULT_MIN_CHOICES)
     high = values.get("max_choices", DEFAULT_MAX_CHOICES)
     if low > high:
@@ -169,3 +172,5 @@ def check_settings(values: dict[str, Any]) -> None:
             "fields must be a non-empty list of distinct labels",
             details={"field": "fields"},
         )
+    if values.get("detection") is not None:
+        check_detection(values["detection"])

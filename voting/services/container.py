@@ -2,8 +2,8 @@
 
 :func:`open_services` is the one place that wires the layers: it opens Redis and Postgres,
 builds the signers, the ballot box, the persister, the round service, the voter desk and the
-photo service, and runs the background loops (Redis guard; persister and round schedule when
-asked).
+photo service, and runs the background loops (Redis guard; persister, round schedule and quarantine
+sweep when asked).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from voting.live.limits import Rate
 from voting.record import queries
 from voting.record.db import make_engine
 from voting.record.persister import Persister
-from voting.services import schedule
+from voting.services import quarantine, schedule
 from voting.services.photos import PhotoService
 from voting.services.rounds import RoundService
 from voting.services.voters import VoterDesk
@@ -99,8 +99,8 @@ def _redis(url: str, timeout: float) -> Redis:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
-    ``settings.persister.run``, run the persister and the round schedule until the context
-    exits; then flush and close. The Redis guard runs always; with ``settings.redis.durable_ack``
+    ``settings.persister.run``, run the persister, the round schedule and the quarantine sweep
+    until the context exits; then flush and close. The Redis guard runs always; with ``settings.redis.durable_ack``
     the group commit too.
 
     Raises ValueError when a URL is missing,
@@ -166,6 +166,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if settings.persister.run:
             tasks.append(asyncio.create_task(persister.run(stop)))
             tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
+            sweep = quarantine.QuarantineSweep(engine, redis, settings.redis.prefix)
+            tasks.append(asyncio.create_task(quarantine.run(sweep, stop)))
         yield services
     finally:
         stop.set()

@@ -49,13 +49,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voting.core.errors import Conflict, Invalid, Unavailable, unavailable
+from voting.core.quarantine import check_detection
 from voting.core.reconciliation import Reconciliation, tally_of
 from voting.core.rounds import (
     DEFAULT_FIELDS,
     TRANSITIONS,
     Action,
     Candidate,
-    FinalTally,
     Round,
     check_settings,
 )
@@ -65,6 +65,7 @@ from voting.live.keys import RoundKeys
 from voting.record import photos, queries, tables
 from voting.record.audit import audit, decision_number
 from voting.record.persister import Persister
+from voting.services import quarantine
 
 logger = logging.getLogger("voting.rounds")
 
@@ -84,7 +85,15 @@ class Recovery(msgspec.Struct):
 
 
 def _audit_value(value: Any) -> Any:
-    return value if isinstance(value, str | int | list) or value is None else str(value)
+    return value if isinstance(value, str | int | list | dict) or value is None else str(value)
+
+
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``detection`` (when given) checked and normalised."""
+    values = {**values}
+    if values.get("detection") is not None:
+        values["detection"] = check_detection(values["detection"])
+    return values
 
 
 class RoundService:
@@ -126,7 +135,7 @@ class RoundService:
 
         Raises :class:`Conflict` ``slug_taken``, :class:`Invalid` ``invalid_round``.
         """
-        values = {**values}
+        values = _normalised(values)
         values.setdefault("fields", list(DEFAULT_FIELDS))
         check_settings(values)
         try:
@@ -151,6 +160,7 @@ class RoundService:
         ``round_not_draft``, :class:`Invalid` ``invalid_round``."""
         async with self.engine.begin() as conn:
             rnd = await self._draft(conn, round_id, "a round can only be changed in draft")
+            values = _normalised(values)
             check_settings({**msgspec.structs.asdict(rnd), **values})
             if "fields" in values:
                 used = {c.field for c in await queries.list_candidates(conn, round_id)}
@@ -517,20 +527,31 @@ class RoundService:
         return rec
 
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
-        """Drain the closed round's stream into Postgres, count the final tally there, and mark
-        the round final if it equals the Redis tally. A mismatch is logged as an error and kept
-        in the audit log; the result then stays not final (never silently patched)."""
+        """Drain the closed round's stream into Postgres, run the quarantine rules over all its
+        ballots (:func:`voting.services.quarantine.full_pass`), and mark the round final if
+        Postgres's count of every ballot equals the Redis tally; the stored final tally is
+        then the official one: every ballot but those set aside by the quarantine (pending
+        review or voided). A mismatch is logged as an error and kept in the audit log; the
+        result then stays not final (never silently patched)."""
         await self.persister.drain(round_id)
-        rec = await self.reconcile(round_id)
+        async with self.engine.begin() as conn:
+            await quarantine.full_pass(conn, await queries.get_round(conn, round_id))
+        rec = await self.reconcile(round_id)  # compares every ballot, quarantined or not
         async with self.engine.begin() as conn:
             if rec.ok:
-                final = FinalTally(tally=rec.postgres_tally, ballots=rec.postgres_ballots)
+                final = await quarantine.store_final_tally(conn, round_id)
                 await conn.execute(
                     update(tables.rounds)
                     .where(tables.rounds.c.id == round_id)
-                    .values(final_at=datetime.now(UTC), final_tally=queries.final_tally_json(final))
+                    .values(final_at=datetime.now(UTC))
                 )
-                await audit(conn, actor, "round_final", round_id, {"ballots": rec.postgres_ballots})
+                await audit(
+                    conn,
+                    actor,
+                    "round_final",
+                    round_id,
+                    {"ballots": rec.postgres_ballots, "counted": final.ballots},
+                )
             else:
                 logger.error(
                     "round %s: Redis and Postgres tallies differ: %s", round_id, rec.differences()

@@ -69,7 +69,9 @@ async def full_pass(conn: AsyncConnection, rnd: Round) -> int:
     """Run the rules over every ballot of ``rnd`` in ``conn``'s transaction; returns the
     ballots newly quarantined."""
     rows = await record.ballot_rows(conn, rnd.id)
-    added = await record.flag(conn, rnd.id, classify(rows, round_thresholds(rnd)))
+    # about 2 s of CPU per 100 000 ballots: off the event loop
+    found = await asyncio.to_thread(classify, rows, round_thresholds(rnd))
+    added = await record.flag(conn, rnd.id, found)
     if added:
         logger.warning("round %s: %d ballot(s) quarantined by the full pass", rnd.id, added)
     return added
@@ -126,7 +128,7 @@ class QuarantineSweep:
             cast = {r.ballot_id: r.cast_at for r in rows}
             found = {
                 b: reason
-                for b, reason in classify(rows, th).items()
+                for b, reason in (await asyncio.to_thread(classify, rows, th)).items()
                 if cast[b] < until and (since is None or cast[b] >= since)
             }
             added = await record.flag(conn, round_id, found)

@@ -9,13 +9,14 @@ come from Postgres through a short in-process cache.
 
 from __future__ import annotations
 
+import hashlib
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
@@ -27,7 +28,6 @@ from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ball
 from voting.core.errors import (
     DomainError,
     Forbidden,
-    Invalid,
     Unauthenticated,
     outcome_unknown,
     unavailable,
@@ -41,11 +41,10 @@ from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, photo_response
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
-from voting.live import state as live
 from voting.live.durable import DurableAckFailed
-from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.services.container import Services, ServicesDep
+from voting.services.receipts import ReceiptOut
 from voting.services.results import round_results
 
 READ_CACHE_TTL = 5.0  # seconds a public document is served from memory
@@ -106,19 +105,6 @@ class RoundDetailOut(RoundOut):
 
     description: str = ""
     candidates: list[CandidateOut] = []
-
-
-class ReceiptOut(msgspec.Struct):
-    """What a receipt proves: the ballot and whether it is in the record yet.
-
-    ``recorded``: persisted in Postgres; ``pending``: accepted, in the backlog (Redis), not
-    yet persisted; ``unknown``: neither (report it to the organisers with the receipt).
-    """
-
-    round_id: int
-    ballot_id: str
-    choices: list[int]
-    status: str
 
 
 def round_out(rnd: Round) -> RoundOut:
@@ -289,6 +275,14 @@ async def cast_ballot(
         raise
 
 
+def agent_hash(user_agent: str | None) -> str:
+    """The first 16 hex digits of SHA-256 of the User-Agent header ("" without one): enough for
+    the quarantine rules to count distinct browsers, not to identify one."""
+    if not user_agent:
+        return ""
+    return hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:16]
+
+
 async def _cast(
     request: Request[Any, Any, Any],
     services: Services,
@@ -316,7 +310,13 @@ async def _cast(
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
     try:
         answer = await box.cast(
-            round_id, voter.voter_hash, choices, client_prefix(request, services.settings), key
+            round_id,
+            voter.voter_hash,
+            choices,
+            client_prefix(request, services.settings),
+            key,
+            credential_at=voter.issued_at,
+            agent=agent_hash(request.headers.get("user-agent")),
         )
     except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
         raise outcome_unknown() from None  # asked, no answer: it may be recorded
@@ -339,34 +339,24 @@ async def public_results(services: ServicesDep, round_id: FromPath[int]) -> Resu
         raise unavailable("live results are unavailable; try again shortly") from None
 
 
-@get("/receipts/{receipt:str}", summary="Check a ballot receipt")
-async def check_receipt(services: ServicesDep, receipt: FromPath[str]) -> ReceiptOut:
-    """Verify a receipt's signature and say whether its ballot is recorded (Postgres),
-    pending (in the backlog index in Redis) or unknown; 400 ``receipt_invalid`` when forged
-    or malformed."""
+@get(
+    "/receipts/{receipt:str}",
+    summary="Check a ballot receipt",
+    responses=answers(400, 429, 503),
+    cache_control=CacheControlHeader(no_store=True),
+)
+async def check_receipt(
+    request: Request[Any, Any, Any], services: ServicesDep, receipt: FromPath[str]
+) -> ReceiptOut:
+    """Where the ballot of a receipt (its tracker; hyphens, spaces and case do not matter)
+    is: ``recorded``, ``pending`` (accepted, being recorded), ``quarantined`` (set aside by a
+    published rule, with its reason) or ``unknown``. 400 ``receipt_invalid`` when it is not a
+    tracker (a typo is caught by its check symbol); 429 ``rate_limited`` past the
+    per-network limit of receipt checks."""
     try:
-        payload = services.signers.load_receipt(receipt)
-        round_id, ballot_id = int(payload["r"]), uuid.UUID(str(payload["b"]))
-    except (TokenInvalid, ValueError, TypeError):
-        raise Invalid("receipt_invalid", "this receipt is not valid") from None
-    status = await _receipt_status(services, round_id, ballot_id)
-    return ReceiptOut(
-        round_id=round_id, ballot_id=str(ballot_id), choices=list(payload["c"]), status=status
-    )
-
-
-async def _receipt_status(services: Services, round_id: int, ballot_id: uuid.UUID) -> str:
-    async with services.engine.connect() as conn:
-        if await queries.ballot_recorded(conn, ballot_id):
-            return "recorded"
-        try:
-            keys = RoundKeys(services.settings.redis.prefix, round_id)
-            if await live.in_backlog(services.hot, keys, str(ballot_id)):
-                return "pending"
-        except RedisError:
-            raise unavailable("the vote store is unavailable; try again shortly") from None
-        # persisted between the two looks: the persister commits before it unindexes
-        return "recorded" if await queries.ballot_recorded(conn, ballot_id) else "unknown"
+        return await services.receipts.check(receipt, client_prefix(request, services.settings))
+    except RedisError:
+        raise unavailable("the vote store is unavailable; try again shortly") from None
 
 
 ROUTES = [

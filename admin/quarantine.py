@@ -25,9 +25,7 @@ class QuarantineDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @get("/rounds/{round_id:int}/quarantine", summary="The round's quarantined ballots for review")
-async def quarantine_review(
-    services: ServicesDep, round_id: FromPath[int]
-) -> quarantine.ReviewOut:
+async def quarantine_review(services: ServicesDep, round_id: FromPath[int]) -> quarantine.ReviewOut:
     """Per reason: the rule's text, ballots flagged, the decision; per group with ballots,
     the networks with the most of them (ballots per minute) and a few examples (network
     prefix, time, choices as candidate codes, User-Agent hash). 404 ``round_not_found``."""

@@ -68,8 +68,12 @@ def test_a_flood_from_one_network_at_a_quiet_hour_is_flagged_network_share():
     rng = random.Random(3)
     quiet = honest_crowd(rng, minutes=60, per_minute=5)
     flood = [
-        ballot(1200 + i * 2.5 + rng.random(), "198.51.100.0/24", f"{i % 50:016x}",
-               rng.sample(CANDIDATES, 5))
+        ballot(
+            1200 + i * 2.5 + rng.random(),
+            "198.51.100.0/24",
+            f"{i % 50:016x}",
+            rng.sample(CANDIDATES, 5),
+        )
         for i in range(200)
     ]
     found = q.classify(quiet + flood, DEVICE)
@@ -136,9 +140,13 @@ def test_credential_farm_few_agents_and_even_timing():
         t += rng.expovariate(1 / 20)
         office.append(ballot(t, "198.51.100.0/24", "f" * 16))
     assert q.credential_farm(office, DEVICE) == set()
-    # fewer than 30: no; ballots without an agent: never
+    # fewer than 30: no; ballots from before agents were kept: never
     assert q.credential_farm(farm[:29], DEVICE) == set()
-    assert q.credential_farm([b._replace(agent=None) for b in farm], DEVICE) == set()
+    old = [b._replace(agent=None, credential_at=None) for b in farm]
+    assert q.credential_farm(old, DEVICE) == set()
+    # without a User-Agent header (agent stored as NULL, credential time known): one agent
+    no_header = [b._replace(agent=None) for b in farm]
+    assert q.credential_farm(no_header, DEVICE) == {b.ballot_id for b in farm}
     # a farm is reported as a farm even when its ballots are also fast
     fast_farm = [b._replace(credential_at=b.cast_at.replace(microsecond=0)) for b in farm]
     assert set(q.classify(fast_farm, CODE).values()) == {"credential_farm"}
@@ -192,7 +200,10 @@ def test_thresholds_are_checked_with_the_field_named():
 def test_the_summary_counts_each_group_by_its_decision():
     s = q.summarise(
         {"network_share": 5, "fast_redeem": 2, "credential_farm": 1},
-        {"network_share": ("count", "Một cơ quan bỏ phiếu tập trung"), "fast_redeem": ("void", "x")},
+        {
+            "network_share": ("count", "Một cơ quan bỏ phiếu tập trung"),
+            "fast_redeem": ("void", "x"),
+        },
         CODE,
         excluded=True,
     )

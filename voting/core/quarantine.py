@@ -16,8 +16,10 @@ that a reason group holds one kind of ballot and can be counted or voided as a w
    divided by the mean) of the gaps between consecutive cast times is at most
    ``farm_max_cv``. People arrive at random (Poisson: CV about 1); a script on a timer does
    not (CV near 0). Cast times are used (millisecond resolution) rather than credential
-   times (1 s resolution, too coarse for the gaps of a fast farm). Rows without an agent
-   (ballots from before these columns) are never flagged by this rule.
+   times (1 s resolution, too coarse for the gaps of a fast farm). A row without an agent
+   but with ``credential_at`` had no User-Agent header (the persister stores ``""`` as
+   NULL): it counts as the agent ``""``; rows without either (ballots from before these
+   columns) are never flagged by this rule.
 2. ``fast_redeem``: the ballot was cast less than ``fast_redeem_seconds`` after its
    credential was issued. ``credential_at`` has 1 s resolution (truncated), so the measured
    delay is at least the true one: a ballot whose true delay is ``S`` seconds or more is never
@@ -120,13 +122,13 @@ class Threshold:
 THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("farm_min_ballots", "credential_farm", int, 2, 1_000_000, "Số phiếu tối thiểu", True),
     Threshold("farm_window_minutes", "credential_farm", int, 1, 1440, "Trong khoảng (phút)"),
-    Threshold("farm_max_agents", "credential_farm", int, 1, 1000, "Số trình duyệt khác nhau tối đa"),
+    Threshold(
+        "farm_max_agents", "credential_farm", int, 1, 1000, "Số trình duyệt khác nhau tối đa"
+    ),
     Threshold(
         "farm_max_cv", "credential_farm", float, 0, 1, "Độ đều tối đa (hệ số biến thiên, 0-1)"
     ),
-    Threshold(
-        "fast_redeem_seconds", "fast_redeem", int, 1, 600, "Gửi phiếu sớm hơn (giây)", True
-    ),
+    Threshold("fast_redeem_seconds", "fast_redeem", int, 1, 600, "Gửi phiếu sớm hơn (giây)", True),
     Threshold(
         "identical_min_ballots", "identical_lists", int, 2, 1_000_000, "Số phiếu tối thiểu", True
     ),
@@ -134,9 +136,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold(
         "identical_min_choices", "identical_lists", int, 1, 200, "Chỉ xét danh sách có từ (người)"
     ),
-    Threshold(
-        "share_min_ballots", "network_share", int, 2, 1_000_000, "Số phiếu tối thiểu", True
-    ),
+    Threshold("share_min_ballots", "network_share", int, 2, 1_000_000, "Số phiếu tối thiểu", True),
     Threshold("share_window_minutes", "network_share", int, 1, 1440, "Trong khoảng (phút)"),
     Threshold("share_min_percent", "network_share", int, 1, 100, "Tỷ lệ tối thiểu (%)"),
 )
@@ -355,7 +355,11 @@ def credential_farm(rows: Iterable[BallotRow], th: Mapping[str, int | float]) ->
     window = int(th["farm_window_minutes"]) * _MINUTE_US
     max_agents = int(th["farm_max_agents"])
     max_cv = float(th["farm_max_cv"])
-    timed = [(t, r) for t, r in _ordered(rows) if r.agent is not None]
+    timed = [
+        (t, r if r.agent is not None else r._replace(agent=""))
+        for t, r in _ordered(rows)
+        if r.agent is not None or r.credential_at is not None
+    ]
     flagged: set[UUID] = set()
     for seq in _groups(timed, _network).values():
         if len(seq) < need:
@@ -475,7 +479,7 @@ PREAMBLE = (
     "Các phiếu có dấu hiệu bất thường theo những quy tắc dưới đây (định sẵn trước khi mở "
     "đợt bình chọn) được đánh dấu và để riêng, không bị xóa và không tính vào kết quả cho "
     "đến khi Ban Thường vụ xem xét từng nhóm và quyết định tính hay loại, có ghi rõ lý do. "
-    "Số phiếu của từng nhóm được công bố cùng kết quả. \"Cùng một mạng\" là cùng một dải "
+    'Số phiếu của từng nhóm được công bố cùng kết quả. "Cùng một mạng" là cùng một dải '
     "địa chỉ IP."
 )
 

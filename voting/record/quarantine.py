@@ -43,7 +43,11 @@ async def ballot_rows(
         where.append(_B.c.cast_at < until)
     rows = await conn.execute(
         select(
-            _B.c.ballot_id, _B.c.cast_at, _B.c.credential_at, _B.c.ip_prefix, _B.c.agent,
+            _B.c.ballot_id,
+            _B.c.cast_at,
+            _B.c.credential_at,
+            _B.c.ip_prefix,
+            _B.c.agent,
             _B.c.choices,
         ).where(*where)
     )
@@ -170,8 +174,12 @@ async def by_network(
     time order, UTC (empty minutes left out)."""
     top = (
         await conn.execute(
-            select(_B.c.ip_prefix, func.count().label("n"), func.min(_B.c.cast_at),
-                   func.max(_B.c.cast_at))
+            select(
+                _B.c.ip_prefix,
+                func.count().label("n"),
+                func.min(_B.c.cast_at),
+                func.max(_B.c.cast_at),
+            )
             .select_from(_B.join(_Q, _Q.c.ballot_id == _B.c.ballot_id))
             .where(_Q.c.round_id == round_id, _Q.c.reason == reason)
             .group_by(_B.c.ip_prefix)

@@ -23,9 +23,7 @@ async def round_results(engine: AsyncEngine, redis: Redis, prefix: str, rnd: Rou
     async with engine.connect() as conn:
         cands = await queries.list_candidates(conn, rnd.id)
         decision = await queries.tie_decision(conn, rnd.id) if rnd.final else None
-        summary = (
-            await quarantine.summary(conn, rnd, excluded=final) if rnd.published else None
-        )
+        summary = await quarantine.summary(conn, rnd, excluded=final) if rnd.published else None
     if final and rnd.final_tally is not None:
         stored = rnd.final_tally
         return build_results(

@@ -102,8 +102,8 @@ def _redis(url: str, timeout: float) -> Redis:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
     ``settings.persister.run``, run the persister, the round schedule and the quarantine sweep
-    until the context exits; then flush and close. The Redis guard runs always; with ``settings.redis.durable_ack``
-    the group commit too.
+    until the context exits; then flush and close. The Redis guard runs always; with
+    ``settings.redis.durable_ack`` the group commit too.
 
     Raises ValueError when a URL is missing,
     :class:`voting.live.durable.DurableAckUnsupported` when durable acknowledgement is asked

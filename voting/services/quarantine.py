@@ -49,8 +49,8 @@ from voting.core.quarantine import (
 )
 from voting.core.rounds import FinalTally, Round
 from voting.live.keys import RoundKeys
-from voting.record import queries, tables
 from voting.record import quarantine as record
+from voting.record import queries, tables
 from voting.record.audit import audit
 
 logger = logging.getLogger("voting.quarantine")

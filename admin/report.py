@@ -143,6 +143,33 @@ def _reconciliation(inp: ReportInput) -> dict[str, Any]:
     return {"rows": rows, "verdict": verdict, "ok": rec.ok}
 
 
+def _quarantine(res: Results) -> dict[str, Any] | None:
+    """The quarantine table of the report: per reason, its rule (name and text with the
+    thresholds), ballots flagged, counted after review, voided and pending; ``None`` without
+    a summary."""
+    q = res.quarantine
+    if q is None:
+        return None
+    rows = []
+    for line in q.reasons:
+        state = {"count": "Tính", "void": "Không tính"}.get(line.decision or "", "Chờ xem xét")
+        rows.append(
+            [
+                line.text,
+                labels.number(line.flagged),
+                labels.number(line.counted),
+                labels.number(line.voided),
+                labels.number(line.pending),
+                f"{state}: {line.note}" if line.note else (state if line.flagged else ""),
+            ]
+        )
+    return {
+        "header": ["Quy tắc", "Đánh dấu", "Tính", "Không tính", "Chờ", "Quyết định"],
+        "rows": rows,
+        "note": q.preamble,
+    }
+
+
 def report_document(inp: ReportInput) -> dict[str, Any]:
     """The strings the template lays out (see ``admin/templates/report.typ``), every number
     and date already formatted in Vietnamese."""
@@ -180,6 +207,18 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
         ["Phiếu bị loại sau khi tiếp nhận", labels.number(refused)],
         ["Phiếu được kiểm (tính vào kết quả)", labels.number(res.total_ballots)],
     ]
+    quarantine = _quarantine(res)
+    if res.quarantine is not None:
+        counts.insert(
+            3, ["Phiếu bị tạm giữ theo quy tắc phát hiện", labels.number(res.quarantine.flagged)]
+        )
+        counts.insert(
+            4,
+            [
+                "Trong đó không tính vào kết quả (chờ xem xét hoặc không tính)",
+                labels.number(res.quarantine.set_aside),
+            ],
+        )
     seats_known = len(res.winners)
     if res.tie is None:
         winners_intro = (
@@ -244,6 +283,7 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
         ]
         + [[f"Bị từ chối khi gửi: {label}", labels.number(n)] for label, n in inp.refused_at_door],
         "refusals_note": REFUSALS_NOTE,
+        "quarantine": quarantine,
         "table": {
             "header": ["Hạng", "Mã", "Họ và tên", "Lĩnh vực", "Số phiếu", "Tỷ lệ", "Kết quả"],
             "rows": rows,

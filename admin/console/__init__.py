@@ -25,6 +25,7 @@ from admin.console import (
     codes,
     dashboard,
     photos,
+    quarantine,
     results,
     rounds,
 )
@@ -49,6 +50,7 @@ PAGES = [
     access.logout,
     *dashboard.ROUTES,
     *results.ROUTES,
+    *quarantine.ROUTES,
     *audit_log.ROUTES,
     *accounts.ROUTES,
     *codes.ROUTES,

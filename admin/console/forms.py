@@ -16,8 +16,20 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from voting.core.errors import DomainError
+from voting.core.quarantine import THRESHOLDS
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def _detection_rules() -> dict[str, str]:
+    """``detection.<name>`` → what the threshold must be, in Vietnamese (round form errors)."""
+    out = {}
+    for t in THRESHOLDS:
+        kind = "số nguyên" if t.kind is int else "số thập phân"
+        off = "; 0 để tắt quy tắc" if t.zero_off else ""
+        out[f"detection.{t.name}"] = f"Một {kind} từ {t.low:g} đến {t.high:g}{off}."
+    return out
+
 
 #: What each round setting must be, said to an admin.
 FIELD_RULES: dict[str, str] = {
@@ -33,6 +45,7 @@ FIELD_RULES: dict[str, str] = {
     "opens_at": "Ngày giờ theo giờ Việt Nam, ví dụ 2026-12-20 08:00.",
     "closes_at": "Ngày giờ theo giờ Việt Nam, sau thời điểm mở.",
     "fields": "Mỗi dòng một lĩnh vực, không để trống, không trùng nhau, tối đa 200 ký tự.",
+    **_detection_rules(),
 }
 
 #: Messages of domain error codes, by the field they belong to (``""``: the whole form).

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from admin.auth import AdminDep, writer
 from admin.console.access import FormBody, message_of, page
+from admin.console.detection import RULE_NAMES
 from admin.console.forms import VIETNAM, vietnam_time
 from admin.console.rounds import STATUS_LABELS
 from admin.publication import DecisionIn
@@ -64,6 +65,7 @@ async def _context(services: Services, round_id: int) -> dict[str, Any]:
         "names": names,
         "official_at": vietnam_time(rnd.official_at),
         "rules": DECISION_RULES,
+        "quarantine_names": RULE_NAMES,
         "today": datetime.now(VIETNAM).date().isoformat(),
     }
 

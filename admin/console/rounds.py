@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from admin.api import RoundIn, RoundPatch, create_values, patch_values
 from admin.auth import AdminDep, writer
 from admin.console.access import FormBody, message_of, page
+from admin.console.detection import detection_fieldsets, detection_values
 from admin.console.forms import (
     FIELD_RULES,
     FormErrors,
@@ -157,10 +158,13 @@ def _view(rnd: Round) -> dict[str, Any]:
     }
 
 
-def _form_context(values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+def _form_context(
+    values: dict[str, Any], errors: dict[str, str], rnd: Round | None = None
+) -> dict[str, Any]:
     return {
         "values": values,
         "errors": errors,
+        "detection": detection_fieldsets(rnd, values),
         "rules": FIELD_RULES,
         "modes": MODE_LABELS,
         "visibilities": VISIBILITY_LABELS,
@@ -236,7 +240,11 @@ async def new_round_page(admin: AdminDep) -> Template:
 async def create_round(services: ServicesDep, admin: AdminDep, data: FormBody) -> Response[Any]:
     """Create the round as ``POST /admin/api/v1/rounds``; errors next to their fields."""
     try:
-        body = convert(RoundIn, round_values(data, partial=False))
+        values = round_values(data, partial=False)
+        detection = detection_values(data)
+        if detection:
+            values["detection"] = detection
+        body = convert(RoundIn, values)
         rnd = await services.rounds.create(admin.username, create_values(body))
     except FormErrors as exc:
         return page("round_form_body.html", admin, editing=None, **_form_context(data, exc.errors))
@@ -293,7 +301,7 @@ async def edit_round_page(
     rnd = await _round(services, round_id)
     if rnd.status != "draft":
         return Redirect(path=f"/admin/rounds/{round_id}", status_code=303)
-    return page("round_form.html", admin, editing=rnd, **_form_context(_form_values(rnd), {}))
+    return page("round_form.html", admin, editing=rnd, **_form_context(_form_values(rnd), {}, rnd))
 
 
 @post("/rounds/{round_id:int}/edit", include_in_schema=False, guards=[writer], status_code=200)
@@ -303,15 +311,19 @@ async def update_round(
     """Change the draft as ``PATCH /admin/api/v1/rounds/{id}``."""
     rnd = await _round(services, round_id)
     try:
-        body = convert(RoundPatch, round_values(data, partial=True))
+        body = convert(
+            RoundPatch, {**round_values(data, partial=True), "detection": detection_values(data)}
+        )
         values = patch_values(body)
         if values:
             await services.rounds.update(admin.username, round_id, values)
     except FormErrors as exc:
-        return page("round_form_body.html", admin, editing=rnd, **_form_context(data, exc.errors))
+        return page(
+            "round_form_body.html", admin, editing=rnd, **_form_context(data, exc.errors, rnd)
+        )
     except DomainError as exc:
         errors = domain_errors(exc).errors
-        return page("round_form_body.html", admin, editing=rnd, **_form_context(data, errors))
+        return page("round_form_body.html", admin, editing=rnd, **_form_context(data, errors, rnd))
     return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}")
 
 

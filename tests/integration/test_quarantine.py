@@ -12,6 +12,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from tests.integration.test_console import console_login
+from tests.support.app import ADMIN_PASSWORD, OBSERVER_PASSWORD
+from tests.support.pdf import pdf_text
 from tests.support.voters import error_code, new_voter
 from voting.record import tables
 from voting.services.quarantine import QuarantineSweep
@@ -309,3 +312,109 @@ async def test_ballots_cast_over_http_are_judged_by_the_rules(
     assert results["total_ballots"] == 2
     receipt = (await client.get(f"/api/v1/receipts/{hasty.json()['receipt']}")).json()
     assert receipt["status"] == "recorded"
+
+
+async def test_the_console_reviews_a_group_with_csrf_and_the_report_shows_it(
+    client, make_round, admin_headers, admin_users, services
+):
+    rnd = await make_round(winners=2, max_choices=5)
+    rid, ids = rnd["id"], rnd["candidate_ids"]
+    old = datetime.now(UTC) - timedelta(hours=2)
+    honest = [r for i in range(12) for r in rows(rid, old, [i * 90.0], f"10.1.{i}.0/24", ids[:2])]
+    copies = rows(
+        rid,
+        old + timedelta(minutes=30),
+        [i * 33.0 for i in range(10)],
+        "192.0.2.0/24",
+        [ids[5], ids[3], ids[4]],
+    )
+    await insert_ballots(services, honest + copies)
+    await services.rounds.recover("test", rid)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    assert r.status_code == 200 and r.json()["final_at"] is not None
+
+    hx = await console_login(client, "admin", ADMIN_PASSWORD)
+    cookie = {"Cookie": hx["Cookie"]}
+    results_page = await client.get(f"/admin/rounds/{rid}/results", headers=cookie)
+    assert f'href="/admin/rounds/{rid}/quarantine"' in results_page.text
+    assert "Nhiều phiếu giống hệt nhau: 10 bị đánh dấu" in results_page.text
+    page = await client.get(f"/admin/rounds/{rid}/quarantine", headers=cookie)
+    assert page.status_code == 200
+    assert "Nhiều phiếu giống hệt nhau: 10 phiếu" in page.text
+    assert "192.0.2.0/24" in page.text and "hx-confirm=" in page.text
+    codes = (await client.get(f"/api/v1/rounds/{rid}")).json()["candidates"]
+    code = {c["id"]: c["code"] for c in codes}
+    assert ", ".join(sorted(code[i] for i in (ids[3], ids[4], ids[5]))) in page.text
+    assert copies[0]["agent"] in page.text
+
+    url = f"/admin/rounds/{rid}/quarantine/identical_lists"
+    form = {"decision": "count", "note": "Cán bộ một cơ quan bầu theo danh sách đã thống nhất."}
+    # without the CSRF token: refused, nothing recorded
+    r = await client.post(url, data=form, headers={**cookie, "HX-Request": "true"})
+    assert "Phiên làm việc không hợp lệ" in r.text
+    assert await decisions_audited(services, rid) == []
+    # a note is required, said next to it
+    r = await client.post(url, data={**form, "note": "  "}, headers=hx)
+    assert r.status_code == 200 and 'id="identical_lists-note-error"' in r.text
+    r = await client.post(url, data={"note": "x"}, headers=hx)
+    assert 'id="identical_lists-decision-error"' in r.text
+    assert await decisions_audited(services, rid) == []
+    r = await client.post(url, data=form, headers=hx)
+    assert r.headers.get("hx-redirect") == f"/admin/rounds/{rid}/quarantine"
+    assert (await client.get(f"/api/v1/rounds/{rid}/results")).json()["total_ballots"] == 22
+    page = await client.get(f"/admin/rounds/{rid}/quarantine", headers=cookie)
+    assert "Tính vào kết quả" in page.text and form["note"] in page.text
+    # an observer sees the review, not the form
+    ob = await console_login(client, "observer", OBSERVER_PASSWORD)
+    page = await client.get(f"/admin/rounds/{rid}/quarantine", headers={"Cookie": ob["Cookie"]})
+    assert page.status_code == 200 and "Ghi quyết định" not in page.text
+    r = await client.post(url, data=form, headers=ob)
+    assert "chỉ được xem" in r.text
+
+    report = await client.get(f"/admin/api/v1/rounds/{rid}/report", headers=admin_headers)
+    assert report.status_code == 200
+    text = " ".join(pdf_text(report.content).split())
+    assert "Phiếu tạm giữ theo quy tắc phát hiện" in text
+    assert "Nhiều phiếu giống hệt nhau" in text and "Tính: Cán bộ một cơ quan" in text
+
+
+async def test_the_round_form_sets_thresholds_in_draft(client, admin_users, make_round):
+    hx = await console_login(client, "admin", ADMIN_PASSWORD)
+    rnd = await make_round(status="draft")
+    url = f"/admin/rounds/{rnd['id']}/edit"
+    page = await client.get(url, headers={"Cookie": hx["Cookie"]})
+    assert (
+        "Phát hiện phiếu bất thường" in page.text
+        and 'name="detection.share_min_ballots"' in page.text
+    )
+    assert 'placeholder="150"' in page.text
+    form = {"title": "Ngưỡng riêng", "description": "", "min_choices": "1", "max_choices": "16",
+            "winners": "16", "identity_mode": "device", "results_visibility": "after_close",
+            "opens_at": "", "closes_at": "", "fields": "\n".join(rnd["fields"])}  # fmt: skip
+    r = await client.post(url, data={**form, "detection.share_min_percent": "120"}, headers=hx)
+    assert 'id="detection.share_min_percent-error"' in r.text and "từ 1 đến 100" in r.text
+    r = await client.post(url, data={**form, "detection.farm_max_cv": "abc"}, headers=hx)
+    assert 'id="detection.farm_max_cv-error"' in r.text
+    api = f"/admin/api/v1/rounds/{rnd['id']}"
+    assert (await client.get(api, headers=hx)).json()["detection"] == {}
+    r = await client.post(
+        url,
+        data={**form, "detection.share_min_percent": "70", "detection.farm_max_cv": "0,2"},
+        headers=hx,
+    )
+    assert r.headers.get("hx-redirect") == f"/admin/rounds/{rnd['id']}"
+    assert (await client.get(api, headers=hx)).json()["detection"] == {
+        "share_min_percent": 70,
+        "farm_max_cv": 0.2,
+    }
+    page = await client.get(url, headers={"Cookie": hx["Cookie"]})
+    assert 'value="70"' in page.text
+    # the public page's rules say the round's thresholds once it opens
+    r = await client.post(f"{api}/open", headers=hx)
+    assert r.status_code == 200
+    detail = (await client.get(f"/api/v1/rounds/{rnd['id']}")).json()
+    rules = {x["reason"]: x for x in detail["detection"]["rules"]}
+    assert "chiếm từ 70%" in rules["network_share"]["text"]
+    assert "không quá 0,2;" in rules["credential_farm"]["text"]
+    assert rules["fast_redeem"]["active"] is False
+    assert "không bị xóa" in detail["detection"]["preamble"]

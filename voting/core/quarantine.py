@@ -565,3 +565,29 @@ def summarise(
         set_aside=sum(line.voided + line.pending for line in lines),
         excluded=excluded,
     )
+
+
+class RuleOut(msgspec.Struct):
+    """One detection rule as the public rules page shows it: its reason code, Vietnamese
+    name, the text with the round's thresholds, and whether it applies in this round."""
+
+    reason: str
+    name: str
+    text: str
+    active: bool
+
+
+class DetectionOut(msgspec.Struct):
+    """A round's detection rules for its public rules page: what quarantine means
+    (``preamble``) and the rules in rule order."""
+
+    preamble: str
+    rules: list[RuleOut]
+
+
+def public_rules(th: Mapping[str, int | float]) -> DetectionOut:
+    """The :class:`DetectionOut` of the thresholds ``th`` (:func:`thresholds`)."""
+    return DetectionOut(
+        preamble=PREAMBLE,
+        rules=[RuleOut(r.code, r.name, r.rule_text(th), int(th[r.switch]) != 0) for r in RULES],
+    )

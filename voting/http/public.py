@@ -33,6 +33,7 @@ from voting.core.errors import (
     unavailable,
 )
 from voting.core.photos import DEFAULT_SIZE, MEDIA_TYPE, SIZES, SizeName
+from voting.core.quarantine import DetectionOut, public_rules, thresholds
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
 from voting.http.answers import answers
@@ -105,6 +106,8 @@ class RoundDetailOut(RoundOut):
 
     description: str = ""
     candidates: list[CandidateOut] = []
+    #: the quarantine rules fixed with the round, with its thresholds (voting.core.quarantine)
+    detection: DetectionOut | None = None
 
 
 def round_out(rnd: Round) -> RoundOut:
@@ -184,6 +187,7 @@ async def round_detail(services: ServicesDep, round_id: FromPath[int]) -> Respon
             **msgspec.structs.asdict(round_out(rnd)),
             description=rnd.description,
             candidates=[candidate_out(c, achievements=False) for c in cands],
+            detection=public_rules(thresholds(rnd.detection, rnd.identity_mode)),
         )
         body = _cache(services, key, _json.encode(detail))
     return _json_response(body)

@@ -3,6 +3,7 @@
 import { api, NetworkError } from './api.js';
 import { $, el, formatNumber } from './dom.js';
 import { messageFor } from './messages.js';
+import { renderQuarantine } from './quarantine.js';
 import { state } from './state.js';
 
 /** Fetch and show the results of the current round (or why they are not shown). */
@@ -87,6 +88,7 @@ function renderResults(r) {
 
   if (rows.length === 0) {
     body.append(el('p', { className: 'muted', text: 'Chưa có dữ liệu kết quả.' }));
+    renderQuarantine(r, body);
     return;
   }
 
@@ -132,4 +134,5 @@ function renderResults(r) {
     if (tie && !decision) summary += `; ${tie.seats} suất còn lại chờ quyết định do đồng phiếu`;
     body.append(el('p', { className: 'muted small', text: `${summary}.` }));
   }
+  renderQuarantine(r, body);
 }

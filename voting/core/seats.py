@@ -17,14 +17,14 @@ it: the seed was fixed (by its hash) before the first ballot, and nobody knew it
 votes were counted.
 
 **Field balance as a tie-break** (``tie_break = "field_balance"``). The seats left are given
-one at a time. For each seat, among the tied candidates still without a seat, keep those
-whose field has the fewest winners so far (the winners by votes plus the seats this rule has
-already given). If one candidate is kept, it takes the seat. If several are kept, all in
-different fields, and there are seats for all of them, they all take seats (in any order the
-result is the same). Otherwise the rule cannot choose: the standing committee decides the
-seats still left, among the candidates kept when they span at least as many fields as seats
-are left (every seat would go to one of them), else among all the tied candidates still
-without a seat.
+one at a time, each to a tied candidate whose field has the fewest winners so far (the
+winners by votes plus the seats already given this way). Where several candidates qualify
+for a seat, the rule allows any of them, so it may allow several outcomes. A tied candidate
+who takes a seat in *every* outcome it allows takes the seat; when that does not fill the
+seats, the standing committee decides the seats still left, among the tied candidates who
+take a seat in *some* allowed outcome. Example: fields A and B have no winner, C has two; the
+tied are two of A, one of B, one of C, for two seats: B's takes a seat (every outcome gives
+one seat to A and one to B), and the committee chooses one of A's two.
 
 **Field minimum** (``field_minimum = K``, off when unset), applied once the tie (if any) is
 settled, to the ``N`` elected. A field *needs* ``min(K, its candidates)`` winners (only fields
@@ -78,9 +78,10 @@ def draw_order(seed: str, tied: Sequence[Entrant]) -> list[tuple[Entrant, str]]:
 
 @dataclass(frozen=True)
 class TieBreak:
-    """What a tie-break rule did: ``seated``, the tied candidates it gave seats (in the order
-    it gave them); ``left``, the tie it could not settle (the standing committee decides it),
-    or None. ``len(seated) + left.seats`` equals the tie's seats."""
+    """What a tie-break rule did: ``seated``, the tied candidates it gave seats (in draw order
+    for the draw, in standings order for field balance); ``left``, the tie it could not
+    settle (the standing committee decides it), or None; ``len(seated) + left.seats`` is
+    the tie's seats."""
 
     seated: tuple[int, ...]
     left: Tie | None
@@ -99,27 +100,36 @@ def break_by_field_balance(
 ) -> TieBreak:
     """Give ``tie``'s seats by field balance (see the module): ``winners`` are the winners
     by votes, ``tied`` the tie's candidates. Raises ``ValueError`` when ``tied`` are not the
-    tie's candidates."""
+    tie's candidates.
+
+    Computed without trying every order: the ``j``-th seat (from 0) a field could take
+    comes at *level* ``winners of the field + j``, and any order of the rule gives the seats
+    to the lowest levels, in any order among equal ones. So with ``cut`` the level of the
+    last seat, a field takes one seat per level below ``cut``, and one more at ``cut`` when
+    the fields with a level at ``cut`` are exactly as many as the seats left there."""
     _check(tie, tied)
     count = Counter(e.field for e in winners)
-    remaining = sorted(tied, key=_place)
-    seats = tie.seats
-    seated: list[int] = []
-    while seats > 0:
-        low = min(count[e.field] for e in remaining)
-        kept = [e for e in remaining if count[e.field] == low]
-        fields = {e.field for e in kept}
-        if len(fields) == len(kept) and len(kept) <= seats:
-            for e in kept:
-                seated.append(e.candidate_id)
-                count[e.field] += 1
-                remaining.remove(e)
-            seats -= len(kept)
-            continue
-        pool = kept if len(fields) >= seats else remaining
-        left = Tie(rank=tie.rank, seats=seats, candidate_ids=tuple(e.candidate_id for e in pool))
-        return TieBreak(tuple(seated), left)
-    return TieBreak(tuple(seated), None)
+    members: dict[str, list[Entrant]] = {}
+    for e in sorted(tied, key=_place):
+        members.setdefault(e.field, []).append(e)
+    levels = sorted(count[f] + j for f, group in members.items() for j in range(len(group)))
+    cut = levels[tie.seats - 1]
+    below = {f: sum(1 for j in range(len(g)) if count[f] + j < cut) for f, g in members.items()}
+    at_cut = [f for f, g in members.items() if count[f] <= cut < count[f] + len(g)]
+    open_seats = tie.seats - sum(below.values())
+    sure = {f: below[f] + (1 if f in at_cut and len(at_cut) == open_seats else 0) for f in members}
+    most = {f: below[f] + (1 if f in at_cut else 0) for f in members}
+    seated = [e for f, g in members.items() if sure[f] == len(g) for e in g]
+    pool = [e for f, g in members.items() if sure[f] < len(g) and most[f] > 0 for e in g]
+    seated.sort(key=_place)
+    pool.sort(key=_place)
+    seats = tie.seats - len(seated)
+    left = (
+        Tie(rank=tie.rank, seats=seats, candidate_ids=tuple(e.candidate_id for e in pool))
+        if seats
+        else None
+    )
+    return TieBreak(tuple(e.candidate_id for e in seated), left)
 
 
 def _check(tie: Tie, tied: Sequence[Entrant]) -> None:

@@ -45,7 +45,7 @@ from admin.publication import ROUTES as PUBLICATION_ROUTES
 from admin.quarantine import ROUTES as QUARANTINE_ROUTES
 from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid, unavailable
-from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord
+from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord, TieBreak
 from voting.core.shortlist import ShortlistError, check_candidate, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.http.answers import answers
@@ -66,6 +66,7 @@ Description = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, max_length=20_00
 FieldLabel = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=200)]
 #: Quarantine thresholds by name (voting.core.quarantine.THRESHOLDS); ``{}``: the defaults
 Detection = Annotated[dict[str, int | float], msgspec.Meta(max_length=32)]
+FieldMinimum = Annotated[int, msgspec.Meta(ge=1, le=200)]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,11 +112,15 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     identity_mode: IdentityMode = "device"
     #: quarantine thresholds that differ from the defaults (see voting.core.quarantine)
     detection: Detection | None = None
+    #: who settles a tie across the cut-off (see voting.core.seats), fixed at opening
+    tie_break: TieBreak = "committee"
+    #: at least this many winners per field (at most ``winners``); null: no field minimum
+    field_minimum: FieldMinimum | None = None
 
 
 class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """``PATCH /rounds/{id}`` body: the settings to change (draft only); ``null`` clears a
-    date."""
+    date or the field minimum."""
 
     title: Title | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType = msgspec.UNSET
@@ -128,6 +133,8 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     fields: list[FieldLabel] | msgspec.UnsetType = msgspec.UNSET
     identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
     detection: Detection | msgspec.UnsetType = msgspec.UNSET
+    tie_break: TieBreak | msgspec.UnsetType = msgspec.UNSET
+    field_minimum: FieldMinimum | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProgressOut(msgspec.Struct):
@@ -153,7 +160,8 @@ class ReconcileOut(msgspec.Struct):
     differences: dict[str, Any]
 
 
-#: A round as admins see it: every recorded setting and time (the final tally is in the results).
+#: A round as admins see it: every recorded setting and time (the final tally is in the results;
+#: ``draw_seed`` is null until the round is closed, for admins too).
 AdminRoundOut = RoundRecord
 
 
@@ -172,8 +180,10 @@ def patch_values(data: RoundPatch) -> dict[str, Any]:
 
 
 def admin_round(rnd: Round) -> AdminRoundOut:
-    """The admin view of a round."""
-    return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
+    """The admin view of a round (the draw's seed only once the round is closed: nobody may
+    know it while ballots can still be cast)."""
+    out = RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
+    return out if rnd.status == "closed" else msgspec.structs.replace(out, draw_seed=None)
 
 
 @post("/login", summary="Log in", status_code=200, responses=answers(401, 429))
@@ -229,7 +239,8 @@ async def admin_list_rounds(services: ServicesDep) -> list[AdminRoundOut]:
 async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
-    """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
+    """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens, a field
+    minimum above the winners)."""
     return admin_round(await services.rounds.create(admin.username, create_values(data)))
 
 
@@ -242,7 +253,8 @@ async def create_round(
 async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
-    """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
+    """409 ``round_not_draft`` once opened (the rules, the tie-break and the field minimum
+    included, are frozen then); 400 ``invalid_round`` when a rule would break."""
     values = patch_values(data)
     if not values:
         raise Invalid("malformed", "nothing to change")
@@ -379,7 +391,12 @@ def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandle
 
 
 open_round = _transition_route(
-    "open", "Open a draft round", "409 ``invalid_transition`` unless in draft; ``no_candidates``."
+    "open",
+    "Open a draft round",
+    "Freezes the rules: stores ``rules_hash`` (and, for the ``draw`` tie-break, the seed's "
+    "``draw_commitment``; the seed stays hidden until the close). 409 ``invalid_transition`` "
+    "unless in draft; ``no_candidates``; ``rules_infeasible`` when the field minimum needs "
+    "more seats than ``winners``.",
 )
 pause_round = _transition_route(
     "pause", "Pause an open round", "409 ``invalid_transition`` unless open."

@@ -36,6 +36,7 @@ from voting.core.photos import DEFAULT_SIZE, MEDIA_TYPE, SIZES, SizeName
 from voting.core.quarantine import DetectionOut, public_rules, thresholds
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
+from voting.core.rules import frozen_rules
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
@@ -102,12 +103,32 @@ class CandidateOut(Profile, frozen=True, kw_only=True):
 
 
 class RoundDetailOut(RoundOut):
-    """A round with its ``description`` and candidates ordered by code."""
+    """A round with its ``description``, candidates ordered by code, and the rules fixed at
+    opening (see :mod:`voting.core.rules` and :mod:`voting.core.seats`): ``tie_break``
+    (``committee``, ``draw`` or ``field_balance``), ``field_minimum`` (null: off),
+    ``rules_hash`` (SHA-256 of the frozen rules, the round's first commitment; the document
+    is ``GET /rounds/{id}/rules``), ``draw_commitment`` (SHA-256 of the draw's seed, ``draw``
+    rounds) and ``draw_seed`` (null until the round is closed)."""
 
     description: str = ""
     candidates: list[CandidateOut] = []
     #: the quarantine rules fixed with the round, with its thresholds (voting.core.quarantine)
     detection: DetectionOut | None = None
+    tie_break: str = "committee"
+    field_minimum: int | None = None
+    rules_hash: str | None = None
+    draw_commitment: str | None = None
+    draw_seed: str | None = None
+
+
+class RulesOut(msgspec.Struct):
+    """The frozen rules of a round (:func:`voting.core.rules.frozen_rules`) and the hash
+    stored when it opened: ``canonical_hash(rules)`` equals ``rules_hash`` (null for a round
+    opened before rules were hashed)."""
+
+    round_id: int
+    rules_hash: str | None
+    rules: dict[str, Any]
 
 
 def round_out(rnd: Round) -> RoundOut:
@@ -188,8 +209,33 @@ async def round_detail(services: ServicesDep, round_id: FromPath[int]) -> Respon
             description=rnd.description,
             candidates=[candidate_out(c, achievements=False) for c in cands],
             detection=public_rules(thresholds(rnd.detection, rnd.identity_mode)),
+            tie_break=rnd.tie_break,
+            field_minimum=rnd.field_minimum,
+            rules_hash=rnd.rules_hash,
+            draw_commitment=rnd.draw_commitment,
+            draw_seed=rnd.draw_seed if rnd.status == "closed" else None,  # secret until then
         )
         body = _cache(services, key, _json.encode(detail))
+    return _json_response(body)
+
+
+@get(
+    "/rounds/{round_id:int}/rules",
+    summary="The rules frozen when the round opened",
+    response_model=RulesOut,
+)
+async def round_rules(services: ServicesDep, round_id: FromPath[int]) -> Response[bytes]:
+    """The document whose SHA-256 is ``rules_hash`` (see :mod:`voting.core.rules`), rebuilt
+    from the record (nothing in it can change after opening), served from a 5-second cache;
+    404 ``round_not_found`` for drafts."""
+    key = f"rules:{round_id}"
+    body = _cached(services, key)
+    if body is None:
+        async with services.engine.connect() as conn:
+            rnd = await queries.get_public_round(conn, round_id)
+            cands = await queries.list_candidates(conn, round_id)
+        out = RulesOut(round_id=rnd.id, rules_hash=rnd.rules_hash, rules=frozen_rules(rnd, cands))
+        body = _cache(services, key, _json.encode(out))
     return _json_response(body)
 
 
@@ -366,6 +412,7 @@ async def check_receipt(
 ROUTES = [
     list_rounds,
     round_detail,
+    round_rules,
     candidate_detail,
     candidate_photo,
     *VOTER_ROUTES,

@@ -7,6 +7,7 @@ import { startIdentity } from './identity.js';
 import { showError, STATUS_LABELS } from './messages.js';
 import { renderDetectionRules } from './quarantine.js';
 import { loadResults } from './results.js';
+import { renderRules } from './rules.js';
 import { state } from './state.js';
 import { updateBar } from './votebar.js';
 
@@ -60,6 +61,7 @@ function showPageProblem(title, detail, withRetry) {
   $('round-schedule').hidden = true;
   $('round-rules').hidden = true;
   $('round-detection').hidden = true;
+  $('round-trust').hidden = true;
   const notice = $('round-notice');
   notice.textContent = detail || '';
   if (withRetry) {
@@ -108,6 +110,7 @@ export function renderRoundInfo() {
   if (typeof r.description === 'string' && r.description.trim()) {
     rules.prepend(el('span', { className: 'round-description', text: r.description.trim() }));
   }
+  renderRules(r);
 
   renderDetectionRules(r);
 

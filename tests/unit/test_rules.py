@@ -111,7 +111,7 @@ def test_the_rules_hash_is_sha256_of_canonical_json_an_outsider_can_redo() -> No
         {"max_choices": 2},
         {"identity_mode": "device"},
         {"results_visibility": "live"},
-        {"detection": {"burst": 50}},
+        {"detection": {"share_min_ballots": 50}},
         {"draw_commitment": "d" * 64},
         {"closes_at": AT},
         {"title": "Vòng khác"},

@@ -11,9 +11,10 @@ The document (JSON object; times ISO 8601 in UTC, ``+00:00``, or null)::
     {"round_id", "slug", "title", "min_choices", "max_choices", "winners",
      "identity_mode", "results_visibility", "fields": [label, ...],
      "candidates": [{"id", "code", "full_name", "field"}, ...]   (by code),
-     "tie_break", "field_minimum" (null: off), "detection" (the round's stored
-     thresholds, {} for the defaults), "draw_commitment" (null unless the draw),
-     "opens_at", "closes_at"}
+     "tie_break", "field_minimum" (null: off), "detection" (every
+     quarantine threshold in force: the stored ones over the defaults of the identity
+     mode, so a change of defaults in the code cannot change a frozen round's rules),
+     "draw_commitment" (null unless the draw), "opens_at", "closes_at"}
 
 The hash is :func:`voting.core.chain.canonical_hash`: SHA-256 (hex) of the canonical JSON
 (keys sorted, separators ``,`` and ``:``, UTF-8, no ASCII escaping), i.e. in Python
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from voting.core.chain import canonical_hash
+from voting.core.quarantine import thresholds
 from voting.core.rounds import Candidate, RoundRecord
 from voting.core.seats import Entrant, needs
 
@@ -76,7 +78,7 @@ def frozen_rules(
         ],
         "tie_break": rnd.tie_break,
         "field_minimum": rnd.field_minimum,
-        "detection": dict(rnd.detection),
+        "detection": thresholds(rnd.detection, rnd.identity_mode),
         "draw_commitment": commitment,
         "opens_at": _iso(rnd.opens_at),
         "closes_at": _iso(rnd.closes_at),

@@ -20,8 +20,8 @@ from voting.core.merkle import (
     commitment_of,
     make_commitment,
     sorted_choices,
-    tree_hash,
     trackers_root,
+    tree_hash,
 )
 
 

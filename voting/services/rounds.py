@@ -62,7 +62,7 @@ from voting.core.rounds import (
 from voting.core.shortlist import CandidateRow
 from voting.live import state as live
 from voting.live.keys import RoundKeys
-from voting.record import photos, queries, tables
+from voting.record import commitments, photos, queries, tables
 from voting.record.audit import audit, decision_number
 from voting.record.persister import Persister
 
@@ -246,6 +246,8 @@ class RoundService:
                     .where(tables.rounds.c.id == round_id)
                     .values(status="open")
                 )
+                if action == "open":  # the rules commitment, seq 0 (voting.record.commitments)
+                    await commitments.append_rules(conn, round_id)
                 await audit(conn, actor, f"round_{action}", round_id, {"from": rnd.status})
                 seq = await decision_number(conn)
         except RedisError:  # before the commit: the record is unchanged, Redis refuses
@@ -518,12 +520,15 @@ class RoundService:
 
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
         """Drain the closed round's stream into Postgres, count the final tally there, and mark
-        the round final if it equals the Redis tally. A mismatch is logged as an error and kept
-        in the audit log; the result then stays not final (never silently patched)."""
+        the round final if it equals the Redis tally, sealing the last epoch in the same
+        transaction (:func:`voting.record.commitments.seal_epoch`). A mismatch is logged as an
+        error and kept in the audit log; the result then stays not final (never silently
+        patched)."""
         await self.persister.drain(round_id)
         rec = await self.reconcile(round_id)
         async with self.engine.begin() as conn:
             if rec.ok:
+                await commitments.seal_epoch(conn, round_id)  # the last epoch, however small
                 final = FinalTally(tally=rec.postgres_tally, ballots=rec.postgres_ballots)
                 await conn.execute(
                     update(tables.rounds)

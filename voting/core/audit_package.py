@@ -33,8 +33,8 @@ every epoch's count and both roots, every ballot valid for the round, the quaran
 subtracted ballots present in the epochs, the recount (all choice lists minus the quarantined
 groups not counted) against the results' ballots and votes per candidate, the winners by
 votes (those certainly in the top N; seats settled by a rule are not checked), the audit
-chain intact, and every commitment saved during the vote (``saved``) present with the same
-hash.
+chain intact, and every commitment saved during the vote (``saved``) present with the same fields
+and hash (so the chain, checked, extends the copy).
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def _verify(zf: zipfile.ZipFile, saved: Any, report: Report) -> None:
         for item in items:
             s = commitment_of(item)
             now = by_seq.get(s.seq)
-            if s.round_id != round_id or now is None or now.hash != s.hash:
+            if s.round_id != round_id or now != s:  # every field, the hash included
                 changed.append(str(s.seq))
         if changed:
             report.failed.append(

@@ -118,9 +118,9 @@ def verify(path, saved_path=None):
         with open(saved_path, encoding="utf-8") as f:
             saved = json.load(f)
         saved = saved["commitments"] if isinstance(saved, dict) else saved
-        now = {c["seq"]: c["hash"] for c in chain}
-        for c in saved:
-            if now.get(c["seq"]) != c["hash"] or c["round_id"] != rnd["id"]:
+        now = {c["seq"]: c for c in chain}
+        for c in saved:  # every field the same, the hash included
+            if now.get(c["seq"]) != c or c["round_id"] != rnd["id"]:
                 bad.append(f"saved commitment seq {c['seq']} changed or missing")
     if not bad:
         ok.append(f"{len(chain)} commitments chained, {len(chain) - 1} epochs recounted")

@@ -44,7 +44,7 @@ from admin.photos import ROUTES as PHOTO_ROUTES
 from admin.publication import ROUTES as PUBLICATION_ROUTES
 from admin.report import ROUTES as REPORT_ROUTES
 from voting.core.errors import Conflict, Invalid, unavailable
-from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord
+from voting.core.rounds import Action, IdentityMode, Profile, Round, RoundRecord, TieBreak
 from voting.core.shortlist import ShortlistError, check_candidate, parse_shortlist
 from voting.core.text import LINE_PATTERN, TEXT_PATTERN, USERNAME_PATTERN, nfc
 from voting.http.answers import answers
@@ -63,6 +63,7 @@ SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Title = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=300)]
 Description = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, max_length=20_000)]
 FieldLabel = Annotated[str, msgspec.Meta(pattern=LINE_PATTERN, min_length=1, max_length=200)]
+FieldMinimum = Annotated[int, msgspec.Meta(ge=1, le=200)]
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -106,11 +107,15 @@ class RoundIn(msgspec.Struct, forbid_unknown_fields=True):
     results_visibility: Literal["live", "after_close"] = "after_close"
     fields: list[FieldLabel] | None = None
     identity_mode: IdentityMode = "device"
+    #: who settles a tie across the cut-off (see voting.core.seats), fixed at opening
+    tie_break: TieBreak = "committee"
+    #: at least this many winners per field (at most ``winners``); null: no field minimum
+    field_minimum: FieldMinimum | None = None
 
 
 class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """``PATCH /rounds/{id}`` body: the settings to change (draft only); ``null`` clears a
-    date."""
+    date or the field minimum."""
 
     title: Title | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType = msgspec.UNSET
@@ -122,6 +127,8 @@ class RoundPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     results_visibility: Literal["live", "after_close"] | msgspec.UnsetType = msgspec.UNSET
     fields: list[FieldLabel] | msgspec.UnsetType = msgspec.UNSET
     identity_mode: IdentityMode | msgspec.UnsetType = msgspec.UNSET
+    tie_break: TieBreak | msgspec.UnsetType = msgspec.UNSET
+    field_minimum: FieldMinimum | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProgressOut(msgspec.Struct):
@@ -147,7 +154,8 @@ class ReconcileOut(msgspec.Struct):
     differences: dict[str, Any]
 
 
-#: A round as admins see it: every recorded setting and time (the final tally is in the results).
+#: A round as admins see it: every recorded setting and time (the final tally is in the results;
+#: ``draw_seed`` is null until the round is closed, for admins too).
 AdminRoundOut = RoundRecord
 
 
@@ -166,8 +174,10 @@ def patch_values(data: RoundPatch) -> dict[str, Any]:
 
 
 def admin_round(rnd: Round) -> AdminRoundOut:
-    """The admin view of a round."""
-    return RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
+    """The admin view of a round (the draw's seed only once the round is closed: nobody may
+    know it while ballots can still be cast)."""
+    out = RoundRecord(**{f: getattr(rnd, f) for f in RoundRecord.__struct_fields__})
+    return out if rnd.status == "closed" else msgspec.structs.replace(out, draw_seed=None)
 
 
 @post("/login", summary="Log in", status_code=200, responses=answers(401, 429))
@@ -223,7 +233,8 @@ async def admin_list_rounds(services: ServicesDep) -> list[AdminRoundOut]:
 async def create_round(
     services: ServicesDep, admin: AdminDep, data: JSONBody[RoundIn]
 ) -> AdminRoundOut:
-    """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens)."""
+    """409 ``slug_taken``; 400 ``invalid_round`` (min > max, closes before opens, a field
+    minimum above the winners)."""
     return admin_round(await services.rounds.create(admin.username, create_values(data)))
 
 
@@ -236,7 +247,8 @@ async def create_round(
 async def update_round(
     services: ServicesDep, admin: AdminDep, round_id: FromPath[int], data: JSONBody[RoundPatch]
 ) -> AdminRoundOut:
-    """409 ``round_not_draft`` once opened; 400 ``invalid_round`` when a rule would break."""
+    """409 ``round_not_draft`` once opened (the rules, the tie-break and the field minimum
+    included, are frozen then); 400 ``invalid_round`` when a rule would break."""
     values = patch_values(data)
     if not values:
         raise Invalid("malformed", "nothing to change")
@@ -373,7 +385,12 @@ def _transition_route(action: Action, summary: str, doc: str) -> HTTPRouteHandle
 
 
 open_round = _transition_route(
-    "open", "Open a draft round", "409 ``invalid_transition`` unless in draft; ``no_candidates``."
+    "open",
+    "Open a draft round",
+    "Freezes the rules: stores ``rules_hash`` (and, for the ``draw`` tie-break, the seed's "
+    "``draw_commitment``; the seed stays hidden until the close). 409 ``invalid_transition`` "
+    "unless in draft; ``no_candidates``; ``rules_infeasible`` when the field minimum needs "
+    "more seats than ``winners``.",
 )
 pause_round = _transition_route(
     "pause", "Pause an open round", "409 ``invalid_transition`` unless open."

@@ -12,7 +12,9 @@ Both take the results document as the API serves it (brief section 5, ``GET
 and write one line per candidate, in the order of ``candidates`` (votes descending, then
 code), with the Vietnamese columns :data:`TABLE_COLUMNS` (rank, code, full name, field, votes,
 outcome). The outcome (``Kết quả``) is ``"Trúng cử"`` for an id in ``winners``,
-``"Đồng hạng"`` for an id in ``tie.candidate_ids`` and ``""`` otherwise.
+``"Đồng hạng"`` for an id in ``tie.candidate_ids`` and ``""`` otherwise; once the round's
+seat rules settled seats (``seated_by_rule``, ``decision``, ``entered_by_rule``,
+``displaced_by_rule``), the label says which one (:func:`admin.labels.seat_outcomes`).
 """
 
 from __future__ import annotations
@@ -40,19 +42,9 @@ SHEET_TITLE = "Kết quả"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _outcome(candidate_id: int, winners: set[int], tied: set[int]) -> str:
-    if candidate_id in winners:
-        return labels.WINNER
-    if candidate_id in tied:
-        return labels.TIED
-    return ""
-
-
 def _table(results: Mapping[str, Any]) -> list[tuple[int, str, str, str, int, str]]:
     """Rows ``(rank, code, full_name, field, votes, outcome)`` in the order of ``candidates``."""
-    winners = {int(cid) for cid in results["winners"]}
-    tie = results.get("tie")
-    tied = {int(cid) for cid in tie["candidate_ids"]} if tie else set()
+    outcome = labels.seat_outcomes(results)
     return [
         (
             int(c["rank"]),
@@ -60,7 +52,7 @@ def _table(results: Mapping[str, Any]) -> list[tuple[int, str, str, str, int, st
             str(c["full_name"]),
             str(c["field"]),
             int(c["votes"]),
-            _outcome(int(c["candidate_id"]), winners, tied),
+            outcome.get(int(c["candidate_id"]), ""),
         )
         for c in results["candidates"]
     ]

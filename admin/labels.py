@@ -3,7 +3,9 @@ report, voting-code cards): one place, so every document says the same thing the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 #: Vietnam's time (UTC+7, no daylight saving): documents show times in it.
 VIETNAM = timezone(timedelta(hours=7), "ICT")
@@ -11,6 +13,52 @@ VIETNAM = timezone(timedelta(hours=7), "ICT")
 #: A candidate's outcome in a results table: certainly elected, or tied across the cut-off.
 WINNER = "Trúng cử"
 TIED = "Đồng hạng"
+#: ... and the seats the round's rules settled (voting.core.seats): who decided each.
+BY_RULE = {
+    "draw": "Trúng cử (bốc thăm)",
+    "field_balance": "Trúng cử (ưu tiên lĩnh vực)",
+}
+BY_COMMITTEE = "Trúng cử (theo quyết định của Ban Thường vụ)"
+NOT_CHOSEN = "Đồng hạng, không được chọn"
+BY_FIELD_MINIMUM = "Trúng cử (theo số tối thiểu mỗi lĩnh vực)"
+DISPLACED = "Nhường suất (theo số tối thiểu mỗi lĩnh vực)"
+TIE_BREAK = {
+    "committee": "Ban Thường vụ quyết định",
+    "draw": "Bốc thăm công khai",
+    "field_balance": "Ưu tiên lĩnh vực còn ít người trúng chọn",
+}
+
+
+def seat_outcomes(results: Mapping[str, Any]) -> dict[int, str]:
+    """Each candidate's outcome (candidate id → label; absent: not elected) in a results
+    document as the API serves it (:class:`voting.core.results.Results` as builtins): elected
+    by votes, by the tie-break rule, by the committee or by the field minimum; tied and not
+    (yet) decided; tied and not chosen; giving up a seat to the field minimum."""
+    out = {int(cid): WINNER for cid in results.get("winners") or []}
+    tie = results.get("tie") or {}
+    tied = [int(cid) for cid in tie.get("candidate_ids") or []]
+    seated = {int(cid) for cid in results.get("seated_by_rule") or []}
+    left = results.get("undecided")
+    pool = {int(cid) for cid in left["candidate_ids"]} if left else None
+    decision = results.get("decision")
+    chosen = {int(cid) for cid in decision["chosen"]} if decision else set()
+    elected = results.get("elected")
+    rule = BY_RULE.get(str(results.get("tie_break")), WINNER)
+    for cid in tied:
+        if cid in seated:
+            out[cid] = rule
+        elif cid in chosen:
+            out[cid] = BY_COMMITTEE
+        elif elected is not None or (pool is not None and cid not in pool):
+            out[cid] = NOT_CHOSEN
+        else:
+            out[cid] = TIED
+    for cid in results.get("entered_by_rule") or []:
+        out[int(cid)] = BY_FIELD_MINIMUM
+    for cid in results.get("displaced_by_rule") or []:
+        out[int(cid)] = DISPLACED
+    return out
+
 
 STATUS = {
     "draft": "Nháp",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import Response, get
 from litestar.params import FromPath
 
@@ -111,7 +112,78 @@ def _rules(inp: ReportInput) -> list[list[str]]:
         ["Số lần tạm dừng", labels.number(pauses)],
         ["Thời điểm kết thúc thực tế", labels.moment(rnd.closed_at)],
         ["Thời điểm chốt kết quả chính thức", labels.moment(rnd.final_at, "Chưa chốt")],
+        ["Quy tắc khi đồng phiếu ở suất cuối", labels.TIE_BREAK[rnd.tie_break]],
+        [
+            "Số người trúng chọn tối thiểu mỗi lĩnh vực",
+            "Không áp dụng" if rnd.field_minimum is None else labels.number(rnd.field_minimum),
+        ],
+        ["Mã băm quy định khi mở (SHA-256)", _hash(rnd.rules_hash) or "Chưa có"],
+        *(
+            [["Mã băm số bốc thăm (công bố khi mở)", _hash(rnd.draw_commitment)]]
+            if rnd.draw_commitment
+            else []
+        ),
+        *(
+            [["Số bốc thăm (công bố sau khi đóng)", _hash(rnd.draw_seed)]]
+            if rnd.draw_seed and rnd.status == "closed"
+            else []
+        ),
     ]
+
+
+def _hash(value: str | None) -> str:
+    """A hex hash with zero-width spaces every 16 digits, so that a table cell can wrap it
+    (copied text keeps only the digits in most readers)."""
+    if not value:
+        return ""
+    return "\u200b".join(value[i : i + 16] for i in range(0, len(value), 16))
+
+
+def _seat_rules(inp: ReportInput, name: Any) -> list[str]:
+    """Paragraphs of section V on what the round's rules settled (tie-break, field minimum)."""
+    res, rnd = inp.results, inp.round
+    out: list[str] = []
+    if res.tie is not None and rnd.tie_break != "committee":
+        rule = labels.TIE_BREAK[rnd.tie_break]
+        if res.seated_by_rule:
+            names = "; ".join(name(cid) for cid in res.seated_by_rule)
+            out.append(f"Theo quy tắc đã công bố trước khi mở ({rule}), trúng cử: {names}.")
+        elif not res.final:
+            out.append(f"Quy tắc đã công bố ({rule}) được áp dụng khi kết quả được chốt.")
+        if res.draw is not None and res.draw.seed:
+            order = "; ".join(
+                f"{i}. {line.code} ({_hash(line.number)})"
+                for i, line in enumerate(res.draw.order, start=1)
+            )
+            out.append(
+                f"Bốc thăm: số bốc thăm {_hash(res.draw.seed)} có mã băm SHA-256 "
+                f"{_hash(res.draw.commitment)} đã công bố khi mở. Thứ tự theo mã băm SHA-256 "
+                f"của “số bốc thăm:mã”, từ nhỏ đến lớn: {order}."
+            )
+        if res.undecided is not None and res.tie_break != "committee":
+            out.append(
+                f"Quy tắc không tự xác định được {res.undecided.seats} suất còn lại giữa: "
+                + "; ".join(name(cid) for cid in res.undecided.candidate_ids)
+                + ". Ban Thường vụ quyết định."
+            )
+    if rnd.field_minimum is not None:
+        text = (
+            f"Số người trúng chọn tối thiểu mỗi lĩnh vực: {rnd.field_minimum} (lĩnh vực ít "
+            "người đề cử hơn: tất cả những người đó)."
+        )
+        swaps = list(zip(res.entered_by_rule, res.displaced_by_rule, strict=True))
+        if swaps:
+            text += " Theo quy định này: " + "; ".join(
+                f"{name(x)} vào thay {name(y)}" for x, y in swaps
+            )
+            text += "."
+        elif res.elected is not None:
+            text += " Danh sách theo số phiếu đã đáp ứng quy định này."
+        if res.fields_short:
+            text += " Không đủ suất cho mọi lĩnh vực; còn thiếu: " + "; ".join(res.fields_short)
+            text += "."
+        out.append(text)
+    return out
 
 
 def _reconciliation(inp: ReportInput) -> dict[str, Any]:
@@ -148,11 +220,13 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
     and date already formatted in Vietnamese."""
     res, rnd = inp.results, inp.round
     by_id = {c.candidate_id: c for c in res.candidates}
-    winners = set(res.winners)
-    tied = set(res.tie.candidate_ids) if res.tie else set()
+    seat = labels.seat_outcomes(msgspec.to_builtins(res))
 
     def outcome(cid: int) -> str:
-        return "winner" if cid in winners else "tie" if cid in tied else ""
+        label = seat.get(cid, "")
+        if label.startswith(labels.WINNER):
+            return "winner"
+        return "tie" if label else ""
 
     def name(cid: int) -> str:
         c = by_id.get(cid)
@@ -167,7 +241,7 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
                 c.field,
                 labels.number(c.votes),
                 labels.percent(c.votes, res.total_ballots),
-                {"winner": labels.WINNER, "tie": labels.TIED, "": ""}[outcome(c.candidate_id)],
+                seat.get(c.candidate_id, ""),
             ],
             "outcome": outcome(c.candidate_id),
         }
@@ -181,7 +255,13 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
         ["Phiếu được kiểm (tính vào kết quả)", labels.number(res.total_ballots)],
     ]
     seats_known = len(res.winners)
-    if res.tie is None:
+    elected = res.elected if res.elected is not None and res.elected != res.winners else None
+    if elected is not None:
+        winners_intro = (
+            f"Căn cứ kết quả kiểm phiếu và các quy định đã công bố trước khi mở, {len(elected)} "
+            "gương điển hình sau trúng cử:"
+        )
+    elif res.tie is None:
         winners_intro = (
             f"Căn cứ kết quả kiểm phiếu, {seats_known} gương điển hình sau trúng cử "
             f"(theo số phiếu từ cao xuống thấp):"
@@ -221,7 +301,7 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
                 ["Người ghi nhận", d.recorded_by],
             ],
         }
-    elif res.tie is not None:
+    elif res.tie is not None and (res.undecided is not None or not res.final):
         no_decision = (
             f"Đề nghị Ban Thường vụ xem xét, quyết định {res.tie.seats} suất còn lại theo quy "
             "tắc xử lý đồng hạng đã công bố trước khi mở đợt bình chọn."
@@ -250,7 +330,10 @@ def report_document(inp: ReportInput) -> dict[str, Any]:
         },
         "rate_note": "Tỷ lệ: số phiếu chọn gương điển hình trên tổng số phiếu được kiểm.",
         "winners_intro": winners_intro,
-        "winners": [name(cid) for cid in res.winners],
+        "winners": [name(cid) for cid in res.winners]
+        if elected is None
+        else [f"{name(cid)} — {seat.get(cid, labels.WINNER)}" for cid in elected],
+        "seat_rules": _seat_rules(inp, name),
         "tie": tie,
         "no_tie": no_tie,
         "decision": decision,

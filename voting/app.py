@@ -52,6 +52,20 @@ async def index(services: ServicesDep) -> Response[bytes]:
     )
 
 
+@get(["/kiem-tra"], include_in_schema=False, media_type="text/html")
+async def receipt_page(services: ServicesDep) -> Response[bytes]:
+    """The public receipt check page (``?ma=`` a tracker pre-fills it); the API it calls is
+    ``GET /api/v1/receipts/{tracker}``."""
+    return Response(
+        (STATIC / "kiem-tra.html").read_bytes(),
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": policy(services.settings.server.frame_ancestors),
+        },
+    )
+
+
 def _static(path: str, directory: Path) -> Router:
     """Static files at ``path``; revalidated, so that the modules of one page never mix
     versions after a deploy."""
@@ -85,6 +99,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         document(public_api.ROUTES)
         handlers += [
             index,
+            receipt_page,
             Router("/api/v1", route_handlers=public_api.ROUTES, tags=["public"]),
             _static("/static", STATIC),
         ]

@@ -273,6 +273,13 @@ class LimitSettings:
     credential_burst: Positive = _var(
         "VOTING_CREDENTIAL_BURST", "credential requests at once per IP prefix", 50
     )
+    receipt_rate: Positive = _var(
+        "VOTING_RECEIPT_RATE", "receipt checks per period per IP prefix", 60
+    )
+    receipt_period: Positive = _var("VOTING_RECEIPT_PERIOD", "seconds of the receipt limit", 60)
+    receipt_burst: Positive = _var(
+        "VOTING_RECEIPT_BURST", "receipt checks at once per IP prefix", 20
+    )
     otp_send_rate: Positive = _var("VOTING_OTP_SEND_RATE", "codes sent per period per address", 5)
     otp_send_period: Positive = _var(
         "VOTING_OTP_SEND_PERIOD", "seconds of the code sending limit", 3600

@@ -33,6 +33,11 @@ FIELD_RULES: dict[str, str] = {
     "opens_at": "Ngày giờ theo giờ Việt Nam, ví dụ 2026-12-20 08:00.",
     "closes_at": "Ngày giờ theo giờ Việt Nam, sau thời điểm mở.",
     "fields": "Mỗi dòng một lĩnh vực, không để trống, không trùng nhau, tối đa 200 ký tự.",
+    "tie_break": "Chọn cách xác định người vào các suất cuối khi đồng phiếu; "
+    "không đổi được sau khi mở vòng.",
+    "field_minimum": "Để trống nếu không áp dụng. Một số nguyên từ 1 đến 200, không lớn hơn "
+    "số người được tôn vinh: mỗi lĩnh vực có người đề cử phải có ít nhất chừng ấy người "
+    "trúng chọn (lĩnh vực ít người hơn: tất cả những người đó).",
 }
 
 #: Messages of domain error codes, by the field they belong to (``""``: the whole form).
@@ -54,6 +59,11 @@ CODE_MESSAGES: dict[str, tuple[str, str]] = {
     "already_official": ("", "Kết quả đã được công bố chính thức, không thay đổi được nữa."),
     "no_tie": ("", "Kết quả không có trường hợp đồng hạng cần quyết định."),
     "tie_undecided": ("", "Cần ghi quyết định của Ban Thường vụ về trường hợp đồng hạng trước."),
+    "rules_infeasible": (
+        "",
+        "Số người trúng chọn tối thiểu mỗi lĩnh vực cần nhiều suất hơn số người được tôn vinh; "
+        "hãy giảm con số này hoặc tăng số người được tôn vinh trước khi mở vòng.",
+    ),
 }
 _AT = re.compile(r"at `\$\.([a-z_]+)")
 
@@ -99,7 +109,14 @@ def round_values(form: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     Raises :class:`FormErrors` for a value that is not even of the right kind."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name in ("slug", "title", "description", "identity_mode", "results_visibility"):
+    for name in (
+        "slug",
+        "title",
+        "description",
+        "identity_mode",
+        "results_visibility",
+        "tie_break",
+    ):
         if name in form and (form[name] != "" or name in ("title", "description")):
             values[name] = str(form[name])
     if partial:
@@ -111,6 +128,15 @@ def round_values(form: dict[str, Any], *, partial: bool) -> dict[str, Any]:
                 errors[name] = FIELD_RULES[name]
             else:
                 values[name] = int(raw)
+    if "field_minimum" in form:
+        raw = str(form["field_minimum"]).strip()
+        if not raw:
+            if partial:
+                values["field_minimum"] = None  # an empty field turns the rule off
+        elif not raw.isdigit():
+            errors["field_minimum"] = FIELD_RULES["field_minimum"]
+        else:
+            values["field_minimum"] = int(raw)
     for name in ("opens_at", "closes_at"):
         if name not in form:
             continue

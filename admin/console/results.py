@@ -14,6 +14,7 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Template
 from redis.exceptions import RedisError
 
+from admin import labels
 from admin.auth import AdminDep, writer
 from admin.console.access import FormBody, message_of, page
 from admin.console.forms import VIETNAM, vietnam_time
@@ -43,18 +44,7 @@ async def _context(services: Services, round_id: int) -> dict[str, Any]:
         )
     except RedisError:
         results = None
-    outcome: dict[int, str] = {}
-    if results is not None:
-        outcome = {cid: "Trúng cử" for cid in results.winners}
-        if results.tie is not None:
-            chosen = set(results.decision.chosen) if results.decision else None
-            for cid in results.tie.candidate_ids:
-                if chosen is None:
-                    outcome[cid] = "Đồng hạng"
-                elif cid in chosen:
-                    outcome[cid] = "Trúng cử (theo quyết định của Ban Thường vụ)"
-                else:
-                    outcome[cid] = "Đồng hạng, không được chọn"
+    outcome = labels.seat_outcomes(msgspec.to_builtins(results)) if results else {}
     names = {c.candidate_id: c for c in results.candidates} if results else {}
     return {
         "round": rnd,
@@ -63,6 +53,10 @@ async def _context(services: Services, round_id: int) -> dict[str, Any]:
         "outcome": outcome,
         "names": names,
         "official_at": vietnam_time(rnd.official_at),
+        "tie_break_label": labels.TIE_BREAK[rnd.tie_break],
+        "swaps": list(zip(results.entered_by_rule, results.displaced_by_rule, strict=True))
+        if results
+        else [],
         "rules": DECISION_RULES,
         "today": datetime.now(VIETNAM).date().isoformat(),
     }

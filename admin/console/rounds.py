@@ -60,6 +60,23 @@ VISIBILITY_LABELS = {
     "after_close": "Sau khi đóng vòng",
     "live": "Công khai trực tiếp trong khi bình chọn",
 }
+#: The tie-break rules (voting.core.seats) as an admin chooses them, and as voters read them.
+TIE_BREAK_LABELS = {
+    "committee": "Ban Thường vụ quyết định",
+    "draw": "Bốc thăm công khai (mã băm công bố trước khi mở)",
+    "field_balance": "Ưu tiên lĩnh vực còn ít người trúng chọn",
+}
+TIE_BREAK_HELP = {
+    "committee": "Khi nhiều người bằng phiếu tranh các suất cuối, Ban Thường vụ quyết định "
+    "người được chọn; quyết định được ghi lại và công bố là quyết định, không phải số phiếu.",
+    "draw": "Khi mở vòng, hệ thống tạo một số bí mật ngẫu nhiên và công bố ngay mã băm SHA-256 "
+    "của nó; sau khi đóng vòng mới công bố số đó. Người đồng phiếu được xếp theo mã băm "
+    "SHA-256 của chuỗi “số bí mật:mã người”; ai đứng trước vào các suất còn lại. Ai cũng tự kiểm "
+    "tra lại được, và không ai điều khiển được kết quả.",
+    "field_balance": "Các suất còn lại lần lượt dành cho người đồng phiếu thuộc lĩnh vực đang "
+    "có ít người trúng chọn nhất; phần quy tắc này không tự quyết được thì Ban Thường vụ quyết "
+    "định.",
+}
 #: What each lifecycle action does, said before it is done.
 ACTIONS: dict[str, tuple[str, str]] = {
     "open": ("Mở vòng", "Sau khi mở, cử tri bắt đầu gửi phiếu và không sửa được quy định nữa."),
@@ -152,6 +169,8 @@ def _view(rnd: Round) -> dict[str, Any]:
         "visibility_label": VISIBILITY_LABELS[rnd.results_visibility],
         "opens_at": vietnam_time(rnd.opens_at),
         "closes_at": vietnam_time(rnd.closes_at),
+        "tie_break_label": TIE_BREAK_LABELS[rnd.tie_break],
+        "tie_break_help": TIE_BREAK_HELP[rnd.tie_break],
         "opens_iso": rnd.opens_at.isoformat() if rnd.opens_at else "",
         "closes_iso": rnd.closes_at.isoformat() if rnd.closes_at else "",
     }
@@ -164,6 +183,8 @@ def _form_context(values: dict[str, Any], errors: dict[str, str]) -> dict[str, A
         "rules": FIELD_RULES,
         "modes": MODE_LABELS,
         "visibilities": VISIBILITY_LABELS,
+        "tie_breaks": TIE_BREAK_LABELS,
+        "tie_break_help": TIE_BREAK_HELP,
     }
 
 
@@ -182,6 +203,8 @@ def _form_values(rnd: Round | None) -> dict[str, Any]:
             "opens_at": "",
             "closes_at": "",
             "fields": "\n".join(DEFAULT_FIELDS),
+            "tie_break": "committee",
+            "field_minimum": "",
         }
     return {
         "slug": rnd.slug,
@@ -195,6 +218,8 @@ def _form_values(rnd: Round | None) -> dict[str, Any]:
         "opens_at": input_time(rnd.opens_at),
         "closes_at": input_time(rnd.closes_at),
         "fields": "\n".join(rnd.fields),
+        "tie_break": rnd.tie_break,
+        "field_minimum": "" if rnd.field_minimum is None else rnd.field_minimum,
     }
 
 

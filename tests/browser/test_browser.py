@@ -111,13 +111,12 @@ def test_casting_shows_a_receipt(browser_page: Page, live_server: Any) -> None:
     open_round(page, live_server)
     names = cast(page, 3)
 
-    receipt = page.locator("#receipt").inner_text().strip()
-    assert receipt
+    shown = page.locator("#receipt").inner_text().strip()
+    assert len(shown) == 16 and shown.count("-") == 3  # 13 symbols in groups of four
     for name in names:
         expect(page.locator("#voted")).to_contain_text(name)
-    expect(page.locator("#ballot-id")).not_to_be_empty()
     stored = page.evaluate(f"localStorage.getItem('receipt_{live_server.round_id}')")
-    assert stored == receipt
+    assert stored == shown.replace("-", "")
     assert page.evaluate(f"localStorage.getItem('voter_token_device_{live_server.round_id}')")
     expect(page.locator("#votebar")).to_be_hidden()
 
@@ -170,7 +169,9 @@ def test_achievements_are_shown_on_demand(browser_page: Page, live_server: Any) 
 # ---------- identity modes ----------
 
 
-def _admin_round(live_server: Any, identity_mode: str, codes: int = 0) -> dict[str, Any]:
+def _admin_round(
+    live_server: Any, identity_mode: str, codes: int = 0, **rules: Any
+) -> dict[str, Any]:
     """An open round of the sample shortlist made through the live server's admin API (plain
     httpx: these tests run inside sync Playwright, where no asyncio fixture can be set up)."""
     with httpx.Client(base_url=f"{live_server.base_url}/admin/api/v1", timeout=30) as http:
@@ -183,6 +184,7 @@ def _admin_round(live_server: Any, identity_mode: str, codes: int = 0) -> dict[s
                 "slug": unique_slug(identity_mode),
                 "title": "Test",
                 "identity_mode": identity_mode,
+                **rules,
             },
         )
         assert r.status_code == 201, r.text
@@ -238,6 +240,31 @@ def test_device_mode_solves_the_proof_of_work_with_the_vendored_widget(
     foreign = [u for u in requests if not u.startswith((live_server.base_url, "data:", "blob:"))]
     assert not foreign, foreign
     cast(page, 2)
+
+
+@pytest.mark.browser
+def test_the_rules_section_says_how_ties_and_fields_are_settled(
+    browser_page: Page, live_server: Any
+) -> None:
+    rnd = _admin_round(live_server, "device", tie_break="draw", field_minimum=1, winners=16)
+    page = browser_page
+    open_round(page, live_server, rnd["id"])
+    detail = httpx.get(f"{live_server.base_url}/api/v1/rounds/{rnd['id']}", timeout=30).json()
+    trust = page.locator("#round-trust")
+    expect(trust).to_be_visible()
+    trust.locator("summary").click()
+    expect(trust).to_contain_text("hệ thống bốc thăm công khai")
+    expect(trust).to_contain_text("số bí mật chỉ được công bố sau khi đợt bình chọn kết thúc")
+    expect(trust.locator("[data-rule=draw]")).to_contain_text(detail["draw_commitment"])
+    expect(trust.locator("[data-rule=field-minimum]")).to_contain_text("ít nhất 1 người trúng chọn")
+    expect(trust.locator("[data-rule=commitments]")).to_contain_text(
+        "Số phiếu theo từng đợt vì thế được công khai ngay trong khi bình chọn"
+    )
+    expect(trust.locator("[data-rule=hash]")).to_contain_text(detail["rules_hash"])
+    href = trust.locator("[data-rule=hash] a").get_attribute("href")
+    assert href == f"/api/v1/rounds/{rnd['id']}/rules"
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
 @pytest.mark.browser

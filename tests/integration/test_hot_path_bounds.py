@@ -82,7 +82,6 @@ async def test_published_round_missing_from_redis_fails_closed(services, make_ro
     box = BallotBox(
         services.redis,
         f"{services.settings.redis.prefix}:bounds",  # a prefix where no round is live
-        receipt=services.signers.issue_receipt,
         published=published,
         rate=Rate(1000, 1, 1000),
         max_backlog=10,
@@ -105,7 +104,7 @@ async def test_receipt_is_answered_from_the_backlog_index(client, make_round, se
     )
     assert r.status_code == 201
     keys = services.ballot_box.keys(rnd["id"])
-    assert await live.in_backlog(services.redis, keys, r.json()["ballot_id"])
+    assert await live.in_backlog(services.redis, keys, r.json()["receipt"])
     check = await client.get(f"/api/v1/receipts/{r.json()['receipt']}")
     assert check.json()["status"] == "pending"
     await services.persister.drain(rnd["id"])

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from tests.integration.test_cli_and_settings import voting as run_voting
 from tests.support.voters import new_voter
@@ -45,8 +45,10 @@ async def _closed_round_with_ballots(client, admin_headers, make_round, services
 async def _counts(services, round_id):
     b, vc = tables.ballots, tables.voter_codes
     async with services.engine.connect() as conn:
-        prefixes = await conn.scalar(
-            select(func.count(b.c.ip_prefix)).where(b.c.round_id == round_id)
+        prefixes = await conn.scalar(  # ballots still holding network or browser data
+            select(func.count()).where(
+                b.c.round_id == round_id, or_(b.c.ip_prefix.is_not(None), b.c.agent.is_not(None))
+            )
         )
         ballots = await conn.scalar(select(func.count()).where(b.c.round_id == round_id))
         codes = await conn.scalar(select(func.count()).where(vc.c.round_id == round_id))

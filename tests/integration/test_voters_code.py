@@ -10,14 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.voters import error_code, new_voter
-from voting.identity.codes import (
-    ALPHABET,
-    CHECK_ALPHABET,
-    CodeInvalid,
-    format_code,
-    generate,
-    normalise,
-)
+from voting.core.crockford import ALPHABET, CHECK_ALPHABET
+from voting.identity.codes import CodeInvalid, format_code, generate, normalise
 from voting.record import tables
 
 

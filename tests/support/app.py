@@ -43,6 +43,8 @@ def make_settings(backends: Backends, **overrides: Any) -> Settings:
         "login_burst": 100_000,
         "login_user_rate": 100_000,
         "login_user_burst": 100_000,
+        "receipt_rate": 100_000,
+        "receipt_burst": 100_000,
     }
     values.update(overrides)
     return Settings().replace(**values)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import msgspec
+
 from admin.cards import code_cards_pdf, round_address
 from admin.report import ReportInput, report_pdf
 from tests.support.pdf import first_page_png, ink, pdf_fonts, pdf_pages, pdf_text, qr_texts
@@ -195,3 +197,58 @@ def test_code_cards_show_every_code_the_address_and_a_qr_that_reads_it():
     assert "Mỗi mã chỉ dùng được một lần." in text
     page = first_page_png(pdf, "unit-code-cards-page1")
     assert qr_texts(page) == [address] * 10
+
+
+SEED = "9e" * 32
+
+
+def test_report_says_which_rule_decided_which_seat():
+    from voting.core.rules import draw_commitment
+    from voting.core.seats import draw_number
+
+    rnd = closed_round(
+        tie_break="draw",
+        draw_seed=SEED,
+        draw_commitment=draw_commitment(SEED),
+        rules_hash="ab" * 32,
+        field_minimum=1,
+    )
+    # DH01, DH02 certain; DH03 and DH04 tied: the draw decides; then each of the 5 fields
+    # needs a winner with only 3 seats: nobody can give, two fields stay short
+    inp = ReportInput(
+        **{
+            **report_input().__dict__,
+            "round": rnd,
+            "results": build_results(rnd, candidates(), TALLY, 57, final=True),
+        }
+    )
+    first = min(("DH03", "DH04"), key=lambda code: draw_number(SEED, code))
+    text = pdf_text(report_pdf(inp)).replace("\u200b", "")
+    assert "Quy tắc khi đồng phiếu ở suất cuối Bốc thăm công khai" in text
+    assert "Số người trúng chọn tối thiểu mỗi lĩnh vực 1" in text
+    assert SEED in text.replace("\n", "") and draw_commitment(SEED) in text.replace("\n", "")
+    assert f"{first} " in text and "Trúng cử (bốc thăm)" in text
+    assert "Chưa có quyết định" not in text
+    assert "còn thiếu" in text
+
+
+def test_report_names_who_entered_by_the_field_minimum():
+    # DH02 moved to DH01's field: the top 3 hold two of Giáo dục and none of two other fields
+    cands = [c if c.id != 2 else msgspec.structs.replace(c, field="Giáo dục") for c in candidates()]
+    tally = {1: 40, 2: 31, 3: 20, 4: 19, 5: 3}
+    rnd = closed_round(field_minimum=1, final_tally=FinalTally(tally, 57))
+    inp = ReportInput(
+        **{
+            **report_input(tally=tally).__dict__,
+            "round": rnd,
+            "results": build_results(rnd, cands, tally, 57, final=True),
+        }
+    )
+    text = " ".join(pdf_text(report_pdf(inp)).split())
+    assert (
+        "Lê Quốc Hưng (DH04, Nghiên cứu khoa học): 19 phiếu vào thay "
+        "Nguyễn Văn Ất (DH02, Giáo dục): 31 phiếu"
+    ) in text
+    assert "Trúng cử (theo số tối thiểu mỗi lĩnh vực)" in text
+    assert "Nhường suất (theo số tối thiểu mỗi lĩnh vực)" in text
+    assert "còn thiếu: Thể dục - thể thao" in text

@@ -146,8 +146,9 @@ class Candidate(Profile, frozen=True, kw_only=True):
 
 def check_settings(values: dict[str, Any]) -> None:
     """Raise :class:`Invalid` ``invalid_round`` unless ``min_choices <= max_choices``,
-    ``closes_at`` is after ``opens_at`` and ``fields`` is a non-empty list of distinct
-    labels; the error's ``field`` names the setting to correct. ``values``: a round's
+    ``closes_at`` is after ``opens_at``, ``fields`` is a non-empty list of distinct
+    labels and ``field_minimum`` (when set) is at most ``winners``; the error's ``field``
+    names the setting to correct. ``values``: a round's
     settings (missing keys take the defaults)."""
     low = values.get("min_choices", DEFAULT_MIN_CHOICES)
     high = values.get("max_choices", DEFAULT_MAX_CHOICES)
@@ -161,6 +162,13 @@ def check_settings(values: dict[str, Any]) -> None:
     if o is not None and c is not None and c <= o:
         raise Invalid(
             "invalid_round", "closes_at must be after opens_at", details={"field": "closes_at"}
+        )
+    minimum = values.get("field_minimum")
+    if minimum is not None and minimum > values.get("winners", DEFAULT_WINNERS):
+        raise Invalid(
+            "invalid_round",
+            "field_minimum must not exceed winners",
+            details={"field": "field_minimum"},
         )
     fields = values.get("fields")
     if fields is not None and (not fields or len(set(fields)) != len(fields)):

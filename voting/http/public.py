@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import (
     OpenAPIFormat,
@@ -38,7 +38,6 @@ from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ball
 from voting.core.errors import (
     DomainError,
     Forbidden,
-    Invalid,
     Unauthenticated,
     outcome_unknown,
     unavailable,
@@ -46,18 +45,18 @@ from voting.core.errors import (
 from voting.core.photos import DEFAULT_SIZE, MEDIA_TYPE, SIZES, SizeName
 from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
+from voting.core.rules import frozen_rules
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, etag_matches, photo_response
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
-from voting.live import state as live
 from voting.live.durable import DurableAckFailed
-from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.services.audit_package import build_audit_package, round_commitments
 from voting.services.container import Services, ServicesDep
+from voting.services.receipts import ReceiptOut
 from voting.services.results import round_results
 
 READ_CACHE_TTL = 5.0  # seconds a public document is served from memory
@@ -119,23 +118,30 @@ class CandidateOut(Profile, frozen=True, kw_only=True):
 
 
 class RoundDetailOut(RoundOut):
-    """A round with its ``description`` and candidates ordered by code."""
+    """A round with its ``description``, candidates ordered by code, and the rules fixed at
+    opening (see :mod:`voting.core.rules` and :mod:`voting.core.seats`): ``tie_break``
+    (``committee``, ``draw`` or ``field_balance``), ``field_minimum`` (null: off),
+    ``rules_hash`` (SHA-256 of the frozen rules, the round's first commitment; the document
+    is ``GET /rounds/{id}/rules``), ``draw_commitment`` (SHA-256 of the draw's seed, ``draw``
+    rounds) and ``draw_seed`` (null until the round is closed)."""
 
     description: str = ""
     candidates: list[CandidateOut] = []
+    tie_break: str = "committee"
+    field_minimum: int | None = None
+    rules_hash: str | None = None
+    draw_commitment: str | None = None
+    draw_seed: str | None = None
 
 
-class ReceiptOut(msgspec.Struct):
-    """What a receipt proves: the ballot and whether it is in the record yet.
-
-    ``recorded``: persisted in Postgres; ``pending``: accepted, in the backlog (Redis), not
-    yet persisted; ``unknown``: neither (report it to the organisers with the receipt).
-    """
+class RulesOut(msgspec.Struct):
+    """The frozen rules of a round (:func:`voting.core.rules.frozen_rules`) and the hash
+    stored when it opened: ``canonical_hash(rules)`` equals ``rules_hash`` (null for a round
+    opened before rules were hashed)."""
 
     round_id: int
-    ballot_id: str
-    choices: list[int]
-    status: str
+    rules_hash: str | None
+    rules: dict[str, Any]
 
 
 class CommitmentOut(msgspec.Struct):
@@ -267,8 +273,33 @@ async def round_detail(services: ServicesDep, round_id: FromPath[int]) -> Respon
             **msgspec.structs.asdict(round_out(rnd)),
             description=rnd.description,
             candidates=[candidate_out(c, achievements=False) for c in cands],
+            tie_break=rnd.tie_break,
+            field_minimum=rnd.field_minimum,
+            rules_hash=rnd.rules_hash,
+            draw_commitment=rnd.draw_commitment,
+            draw_seed=rnd.draw_seed if rnd.status == "closed" else None,  # secret until then
         )
         body = _cache(services, key, _json.encode(detail))
+    return _json_response(body)
+
+
+@get(
+    "/rounds/{round_id:int}/rules",
+    summary="The rules frozen when the round opened",
+    response_model=RulesOut,
+)
+async def round_rules(services: ServicesDep, round_id: FromPath[int]) -> Response[bytes]:
+    """The document whose SHA-256 is ``rules_hash`` (see :mod:`voting.core.rules`), rebuilt
+    from the record (nothing in it can change after opening), served from a 5-second cache;
+    404 ``round_not_found`` for drafts."""
+    key = f"rules:{round_id}"
+    body = _cached(services, key)
+    if body is None:
+        async with services.engine.connect() as conn:
+            rnd = await queries.get_public_round(conn, round_id)
+            cands = await queries.list_candidates(conn, round_id)
+        out = RulesOut(round_id=rnd.id, rules_hash=rnd.rules_hash, rules=frozen_rules(rnd, cands))
+        body = _cache(services, key, _json.encode(out))
     return _json_response(body)
 
 
@@ -358,6 +389,14 @@ async def cast_ballot(
         raise
 
 
+def agent_hash(user_agent: str | None) -> str:
+    """The first 16 hex digits of SHA-256 of the User-Agent header ("" without one): enough for
+    the quarantine rules to count distinct browsers, not to identify one."""
+    if not user_agent:
+        return ""
+    return hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:16]
+
+
 async def _cast(
     request: Request[Any, Any, Any],
     services: Services,
@@ -385,7 +424,13 @@ async def _cast(
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
     try:
         answer = await box.cast(
-            round_id, voter.voter_hash, choices, client_prefix(request, services.settings), key
+            round_id,
+            voter.voter_hash,
+            choices,
+            client_prefix(request, services.settings),
+            key,
+            credential_at=voter.issued_at,
+            agent=agent_hash(request.headers.get("user-agent")),
         )
     except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
         raise outcome_unknown() from None  # asked, no answer: it may be recorded
@@ -478,39 +523,30 @@ async def audit_route(
     return _tagged(body, "application/zip", headers, if_none_match)
 
 
-@get("/receipts/{receipt:str}", summary="Check a ballot receipt")
-async def check_receipt(services: ServicesDep, receipt: FromPath[str]) -> ReceiptOut:
-    """Verify a receipt's signature and say whether its ballot is recorded (Postgres),
-    pending (in the backlog index in Redis) or unknown; 400 ``receipt_invalid`` when forged
-    or malformed."""
+@get(
+    "/receipts/{receipt:str}",
+    summary="Check a ballot receipt",
+    responses=answers(400, 429, 503),
+    cache_control=CacheControlHeader(no_store=True),
+)
+async def check_receipt(
+    request: Request[Any, Any, Any], services: ServicesDep, receipt: FromPath[str]
+) -> ReceiptOut:
+    """Where the ballot of a receipt (its tracker; hyphens, spaces and case do not matter)
+    is: ``recorded``, ``pending`` (accepted, being recorded), ``quarantined`` (set aside by a
+    published rule, with its reason) or ``unknown``. 400 ``receipt_invalid`` when it is not a
+    tracker (a typo is caught by its check symbol); 429 ``rate_limited`` past the
+    per-network limit of receipt checks."""
     try:
-        payload = services.signers.load_receipt(receipt)
-        round_id, ballot_id = int(payload["r"]), uuid.UUID(str(payload["b"]))
-    except (TokenInvalid, ValueError, TypeError):
-        raise Invalid("receipt_invalid", "this receipt is not valid") from None
-    status = await _receipt_status(services, round_id, ballot_id)
-    return ReceiptOut(
-        round_id=round_id, ballot_id=str(ballot_id), choices=list(payload["c"]), status=status
-    )
-
-
-async def _receipt_status(services: Services, round_id: int, ballot_id: uuid.UUID) -> str:
-    async with services.engine.connect() as conn:
-        if await queries.ballot_recorded(conn, ballot_id):
-            return "recorded"
-        try:
-            keys = RoundKeys(services.settings.redis.prefix, round_id)
-            if await live.in_backlog(services.hot, keys, str(ballot_id)):
-                return "pending"
-        except RedisError:
-            raise unavailable("the vote store is unavailable; try again shortly") from None
-        # persisted between the two looks: the persister commits before it unindexes
-        return "recorded" if await queries.ballot_recorded(conn, ballot_id) else "unknown"
+        return await services.receipts.check(receipt, client_prefix(request, services.settings))
+    except RedisError:
+        raise unavailable("the vote store is unavailable; try again shortly") from None
 
 
 ROUTES = [
     list_rounds,
     round_detail,
+    round_rules,
     candidate_detail,
     candidate_photo,
     *VOTER_ROUTES,

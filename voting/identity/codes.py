@@ -16,7 +16,6 @@ ballot): one code, one ballot.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,14 +23,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voting.core import crockford
 from voting.identity.tokens import Signers
 from voting.record import tables
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CHECK_ALPHABET = ALPHABET + "*~$=U"
 DATA_SYMBOLS = 10
-_VALUES = {c: i for i, c in enumerate(CHECK_ALPHABET)}
-_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 
 class CodeInvalid(ValueError):
@@ -39,26 +35,14 @@ class CodeInvalid(ValueError):
     symbol that does not match: usually a typo)."""
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        value, digit = divmod(value, 32)
-        out.append(ALPHABET[digit])
-    return "".join(reversed(out))
-
-
 def format_code(code: str) -> str:
     """``ABCDEFGHJKM`` → ``ABCD-EFGH-JKM`` (groups of four for reading aloud)."""
-    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+    return crockford.group(code)
 
 
 def generate() -> str:
     """A new random code, normalised (11 symbols, no hyphens), e.g. ``7K3QZ9M2PXC``."""
-    while True:
-        value = secrets.randbits(5 * DATA_SYMBOLS)
-        check = value % 37
-        if check < 32:
-            return _encode(value, DATA_SYMBOLS) + CHECK_ALPHABET[check]
+    return crockford.draw(DATA_SYMBOLS)
 
 
 def normalise(raw: str) -> str:
@@ -66,19 +50,10 @@ def normalise(raw: str) -> str:
 
     Raises :class:`CodeInvalid` when it is not 10 symbols plus a matching check symbol.
     """
-    text = "".join(raw.split()).replace("-", "").upper().translate(_ALIASES)
-    if len(text) != DATA_SYMBOLS + 1:
-        raise CodeInvalid(f"a voting code has {DATA_SYMBOLS + 1} characters")
-    data, check = text[:-1], text[-1]
-    value = 0
-    for c in data:
-        digit = _VALUES.get(c)
-        if digit is None or digit >= 32:
-            raise CodeInvalid(f"{c!r} is not a character of voting codes")
-        value = value * 32 + digit
-    if _VALUES.get(check) != value % 37:
-        raise CodeInvalid("the code's check character does not match (a typo?)")
-    return text
+    try:
+        return crockford.decode(raw, DATA_SYMBOLS)
+    except crockford.SymbolsInvalid as exc:
+        raise CodeInvalid(f"not a voting code: {exc}") from None
 
 
 def code_hash(signers: Signers, code: str) -> str:

@@ -44,6 +44,9 @@ class VoterCredential:
     voter_hash: str
     mode: str
     round_id: int | None = None
+    #: when the credential was issued (seconds since the epoch, whole seconds: the
+    #: itsdangerous timestamp); an input of the quarantine rules
+    issued_at: int = 0
 
     def check_round(self, round_id: int, identity_mode: str, *, device_bound: bool = False) -> None:
         """Raise :class:`TokenInvalid` unless the credential may vote in ``round_id``, whose
@@ -124,7 +127,7 @@ class Signers:
 
         Raises :class:`TokenInvalid`.
         """
-        payload = _load(self.voter, token, max_age)
+        payload, issued = _load(self.voter, token, max_age, stamped=True)
         if not isinstance(payload, dict):
             raise TokenInvalid("malformed voter token")
         voter, mode, round_id = payload.get("v"), payload.get("m"), payload.get("r")
@@ -132,7 +135,9 @@ class Signers:
             raise TokenInvalid("malformed voter token")
         if round_id is not None and not isinstance(round_id, int):
             raise TokenInvalid("malformed voter token")
-        return VoterCredential(voter_hash=voter, mode=mode, round_id=round_id)
+        return VoterCredential(
+            voter_hash=voter, mode=mode, round_id=round_id, issued_at=int(issued.timestamp())
+        )
 
     def issue_admin(self, username: str, session_id: str) -> str:
         """An admin session token ``{"u": username, "s": session id}`` (the session's row,
@@ -167,8 +172,13 @@ def _derive(key: str, purpose: str) -> bytes:
     return hmac.new(key.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
-def _load(serializer: URLSafeTimedSerializer, token: str, max_age: int | None) -> Any:
+def _load(
+    serializer: URLSafeTimedSerializer, token: str, max_age: int | None, *, stamped: bool = False
+) -> Any:
+    """The payload of ``token`` (with ``stamped``: ``(payload, issued datetime)``)."""
     try:
+        if stamped:
+            return serializer.loads(token, max_age=max_age, return_timestamp=True)
         return serializer.loads(token, max_age=max_age)
     except SignatureExpired:
         raise TokenInvalid("token expired", expired=True) from None

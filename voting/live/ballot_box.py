@@ -36,6 +36,7 @@ from voting.core.errors import (
     round_not_found,
     unavailable,
 )
+from voting.core.tracker import new_tracker
 from voting.live.durable import GroupCommit
 from voting.live.keys import RoundKeys
 from voting.live.limits import Rate
@@ -45,15 +46,12 @@ from voting.live.stream import encode_choices
 RULES_TTL = 30.0  # seconds a round's rules stay cached in process memory
 PUBLISHED_REFRESH = 5.0  # seconds between looks at the record for the published rounds
 
-#: Signs a receipt for ``(round_id, ballot_id, choices)``.
-ReceiptSigner = Callable[[int, str, list[int]], str]
-
 
 class BallotBox:
     """Casts ballots into Redis. One instance per process, shared by all requests.
 
     ``redis``: a client with ``decode_responses=True``; ``prefix``: the key prefix;
-    ``receipt``: signs the receipt of an accepted ballot; ``published``: returns the ids of
+    ``published``: returns the ids of
     every round out of draft in the record, asked only when a round's state is missing from
     Redis (to fail closed with 503, not 404, for a round Redis lost). Limits: ``rate``, the
     per-IP-prefix GCRA; ``max_backlog`` ballots waiting for the persister;
@@ -70,7 +68,6 @@ class BallotBox:
         redis: Redis,
         prefix: str,
         *,
-        receipt: ReceiptSigner,
         published: Callable[[], Awaitable[frozenset[int]]] | None = None,
         rate: Rate,
         max_backlog: int,
@@ -78,7 +75,7 @@ class BallotBox:
         timeout: float = 1.0,
     ) -> None:
         self.redis, self.prefix, self.timeout = redis, prefix, timeout
-        self.receipt, self.published = receipt, published
+        self.published = published
         self.rate, self.max_backlog, self.idempotency_ttl = rate, max_backlog, idempotency_ttl
         self.safe = True
         self.unsafe_reason = ""
@@ -160,9 +157,14 @@ class BallotBox:
         choices: list[int],
         client_prefix: str,
         idempotency_key: str | None,
+        *,
+        credential_at: int = 0,
+        agent: str = "",
     ) -> bytes:
         """Cast a checked ballot; return the 201 body (JSON of
-        :class:`~voting.core.ballot.AcceptedBallot`), the original one on a replay.
+        :class:`~voting.core.ballot.AcceptedBallot`, whose ``receipt`` is a fresh tracker),
+        the original one on a replay. ``credential_at`` (s since the epoch) and ``agent`` (a
+        User-Agent hash) are kept with the ballot for the quarantine rules.
 
         The answer is built before the script only when an ``Idempotency-Key`` asks for it
         to be stored; otherwise after the script accepted the ballot.
@@ -179,8 +181,11 @@ class BallotBox:
             raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
         keys = self.keys(round_id)
         ballot_id = str(uuid.uuid4())
+        tracker = new_tracker()
         now_ms = int(time.time() * 1000)
-        body = self._answer(round_id, ballot_id, choices, now_ms) if idempotency_key else b""
+        body = (
+            self._answer(round_id, ballot_id, choices, now_ms, tracker) if idempotency_key else b""
+        )
         script_keys = [
             keys.meta,
             keys.tally,
@@ -202,6 +207,9 @@ class BallotBox:
             self.rate.interval_ms,
             self.rate.burst,
             self.max_backlog,
+            tracker,
+            credential_at,
+            agent,
         ]
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
@@ -209,7 +217,7 @@ class BallotBox:
             result = await self._run_script(script_keys, script_args)
         outcome = result[0]
         if outcome == "ok":
-            return body or self._answer(round_id, ballot_id, choices, now_ms)
+            return body or self._answer(round_id, ballot_id, choices, now_ms, tracker)
         if outcome == "replay":
             stored: bytes = result[1].encode() if isinstance(result[1], str) else result[1]
             if msgspec.json.decode(stored, type=AcceptedBallot).choices != choices:
@@ -269,7 +277,9 @@ class BallotBox:
         finally:
             await pool.release(conn)
 
-    def _answer(self, round_id: int, ballot_id: str, choices: list[int], cast_ms: int) -> bytes:
+    def _answer(
+        self, round_id: int, ballot_id: str, choices: list[int], cast_ms: int, tracker: str
+    ) -> bytes:
         cast_at = datetime.fromtimestamp(cast_ms / 1000, UTC).isoformat(timespec="milliseconds")
         return self._encoder.encode(
             AcceptedBallot(
@@ -277,6 +287,6 @@ class BallotBox:
                 round_id=round_id,
                 choices=choices,
                 cast_at=cast_at.replace("+00:00", "Z"),
-                receipt=self.receipt(round_id, ballot_id, choices),
+                receipt=tracker,
             )
         )

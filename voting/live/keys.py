@@ -23,7 +23,7 @@ class RoundKeys:
     ids), ``identity_mode``, ``closes_at`` (ms), ``ballots`` (accepted so far); ``tally``: hash
     candidate id → votes; ``voters``: hash voter hash → ballot id (the dedup set); ``stream``:
     the ballots stream read by the persister (its entries are the backlog);
-    ``backlog_index``: hash ballot id → ``1`` of the backlog, written by the cast script and
+    ``backlog_index``: hash tracker → ballot id of the backlog, written by the cast script and
     emptied by the persister once the ballots are in Postgres (receipts look here);
     ``counters``: hash name → count of credentials issued and ballots refused by code
     (:mod:`voting.live.counters`).

@@ -154,9 +154,10 @@ async def backlog(redis: Redis, keys: RoundKeys) -> int:
     return int(await redis.xlen(keys.stream))
 
 
-async def in_backlog(redis: Redis, keys: RoundKeys, ballot_id: str) -> bool:
-    """Whether ``ballot_id`` is accepted and still waiting in the stream (an index lookup)."""
-    return bool(await redis.hexists(keys.backlog_index, ballot_id))
+async def in_backlog(redis: Redis, keys: RoundKeys, tracker: str) -> bool:
+    """Whether the ballot of ``tracker`` is accepted and still waiting in the stream (one
+    index lookup, never a stream scan)."""
+    return bool(await redis.hexists(keys.backlog_index, tracker))
 
 
 async def snapshot(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, list[StreamBallot]]:

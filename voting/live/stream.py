@@ -3,8 +3,10 @@
 ``lua/cast_ballot.lua`` appends each accepted ballot to its round's stream as the fields
 :data:`FIELDS`, in this order, from its ARGV: ``b`` ballot id (UUID), ``v`` voter hash,
 ``c`` choices (``"3,7,12"``), ``t`` cast at (ms since the epoch, Redis's clock), ``ip`` the
-client's network prefix. :class:`StreamBallot` decodes them for the persister and the
-reconciliation.
+client's network prefix, ``k`` the tracker (:mod:`voting.core.tracker`), ``ia`` when the voter
+credential was issued (s since the epoch), ``ua`` a hash of the User-Agent.
+:class:`StreamBallot` decodes them for the persister and the reconciliation; entries written
+before trackers existed lack the last three (they decode as empty / 0).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 #: Field names of one stream entry, as the cast script writes them.
-FIELDS = ("b", "v", "c", "t", "ip")
+FIELDS = ("b", "v", "c", "t", "ip", "k", "ia", "ua")
 
 
 def encode_choices(choices: list[int]) -> str:
@@ -24,7 +26,9 @@ def encode_choices(choices: list[int]) -> str:
 @dataclass(frozen=True)
 class StreamBallot:
     """One stream entry decoded: ``entry_id`` is the stream id, ``cast_at_ms`` ms since the
-    epoch, ``ip_prefix`` the client's network (empty when erased or unknown)."""
+    epoch, ``ip_prefix`` the client's network (empty when erased or unknown), ``tracker``
+    (empty for an entry from before trackers), ``credential_at`` s since the epoch (0:
+    unknown), ``agent`` the User-Agent hash (empty: none)."""
 
     entry_id: str
     ballot_id: uuid.UUID
@@ -32,6 +36,9 @@ class StreamBallot:
     choices: list[int]
     cast_at_ms: int
     ip_prefix: str
+    tracker: str = ""
+    credential_at: int = 0
+    agent: str = ""
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> StreamBallot:
@@ -43,4 +50,13 @@ class StreamBallot:
             choices=[int(c) for c in fields["c"].split(",") if c],
             cast_at_ms=int(fields["t"]),
             ip_prefix=fields.get("ip", ""),
+            tracker=fields.get("k", ""),
+            credential_at=int(fields.get("ia") or 0),
+            agent=fields.get("ua", ""),
         )
+
+    @property
+    def backlog_key(self) -> str:
+        """Its field in the round's backlog index: the tracker (the ballot id for an entry
+        from before trackers)."""
+        return self.tracker or str(self.ballot_id)

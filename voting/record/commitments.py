@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from voting.core.chain import GENESIS, canonical_hash
+from voting.core.chain import GENESIS
 from voting.core.merkle import (
     EMPTY_ROOT,
     Commitment,
@@ -35,7 +35,8 @@ from voting.core.merkle import (
     sorted_trackers,
     trackers_root,
 )
-from voting.record import tables
+from voting.core.rules import frozen_rules, rules_hash
+from voting.record import queries, tables
 
 #: The advisory lock class of a round's commitments ("comm" in ASCII); the second key is
 #: the round id.
@@ -71,52 +72,20 @@ async def _last(conn: AsyncConnection, round_id: int) -> Commitment | None:
 
 
 async def rules_document(conn: AsyncConnection, round_id: int) -> dict[str, Any]:
-    """The frozen-rules document of ``round_id`` whose hash is ``rounds.rules_hash``: the same
-    document as :func:`voting.core.rules.frozen_rules` (helper R), rebuilt here from the
-    record (keys and order of the candidates as there)."""
-    # COORDINATOR: stand-in until voting.core.rules is merged; then return
-    # frozen_rules(await queries.get_round(...), await queries.list_candidates(...)).
-    r, c = tables.rounds, tables.candidates
-    row = (await conn.execute(select(r).where(r.c.id == round_id))).mappings().one()
-    cands = (
-        await conn.execute(
-            select(c.c.id, c.c.code, c.c.full_name, c.c.field)
-            .where(c.c.round_id == round_id)
-            .order_by(c.c.code, c.c.id)
-        )
-    ).mappings()
-
-    def when(value: datetime | None) -> str | None:
-        return None if value is None else value.astimezone(UTC).isoformat()
-
-    return {
-        "round_id": row["id"],
-        "slug": row["slug"],
-        "title": row["title"],
-        "min_choices": row["min_choices"],
-        "max_choices": row["max_choices"],
-        "winners": row["winners"],
-        "identity_mode": row["identity_mode"],
-        "results_visibility": row["results_visibility"],
-        "fields": list(row["fields"]),
-        "candidates": [dict(x) for x in cands],
-        "tie_break": row["tie_break"],
-        "field_minimum": row["field_minimum"],
-        "detection": dict(row["detection"] or {}),
-        "draw_commitment": row["draw_commitment"],
-        "opens_at": when(row["opens_at"]),
-        "closes_at": when(row["closes_at"]),
-    }
+    """The frozen-rules document of ``round_id`` whose hash is ``rounds.rules_hash``
+    (:func:`voting.core.rules.frozen_rules`, rebuilt from the record)."""
+    rnd = await queries.get_round(conn, round_id)
+    return frozen_rules(rnd, await queries.list_candidates(conn, round_id))
 
 
 async def round_rules_hash(conn: AsyncConnection, round_id: int) -> str:
     """``rounds.rules_hash`` (set as the round opens, in the same transaction, before the
-    rules commitment is written), or when it is NULL the hash of :func:`rules_document`."""
+    rules commitment is written), or when it is NULL (a round opened before rules were
+    hashed) the hash of :func:`rules_document`."""
     r = tables.rounds
     stored = await conn.scalar(select(r.c.rules_hash).where(r.c.id == round_id))
-    # COORDINATOR: NULL only until helper R's opening sets rules_hash (or for rounds opened
-    # before it); the stand-in hashes the same document.
-    return str(stored) if stored else canonical_hash(await rules_document(conn, round_id))
+    # NULL only for rounds opened before the rules were hashed at opening
+    return str(stored) if stored else rules_hash(await rules_document(conn, round_id))
 
 
 async def append_rules(conn: AsyncConnection, round_id: int) -> Commitment:

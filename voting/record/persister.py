@@ -227,7 +227,7 @@ class Persister:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xack(keys.stream, PERSIST_GROUP, *ids)
                 pipe.xdel(keys.stream, *ids)
-                pipe.hdel(keys.backlog_index, *[str(b.ballot_id) for b in ballots])
+                pipe.hdel(keys.backlog_index, *[b.backlog_key for b in ballots])
                 await pipe.execute()
             self.persisted += len(ballots)
         return len(ballots)
@@ -241,6 +241,11 @@ class Persister:
                 "choices": b.choices,
                 "cast_at": datetime.fromtimestamp(b.cast_at_ms / 1000, UTC),
                 "ip_prefix": b.ip_prefix or None,
+                "tracker": b.tracker or None,
+                "credential_at": datetime.fromtimestamp(b.credential_at, UTC)
+                if b.credential_at
+                else None,
+                "agent": b.agent or None,
             }
             for b in ballots
         ]

@@ -1,8 +1,9 @@
 """Erasing voters' network data on schedule (``voting purge``; BRIEF §6, PDPL 91/2025/QH15).
 
 Ballots keep the client's IP prefix (``/24`` or ``/64``, never the address) to investigate
-stuffing while a result can still be disputed. ``VOTING_RETENTION_DAYS`` (default 30) after a
-round closes, :func:`purge` sets those prefixes to NULL and deletes the round's voting-code
+stuffing while a result can still be disputed, and a 16-hex hash of the browser's User-Agent
+for the quarantine rules. ``VOTING_RETENTION_DAYS`` (default 30) after a round closes,
+:func:`purge` sets both to NULL and deletes the round's voting-code
 hashes, which nothing needs once the round is closed. Ballots themselves (keyed voter hash,
 choices, time) stay: they are the record of the count. The audit log notes each purge that
 erased something. Redis holds no such data beyond its own expiry: rate-limit keys, OTPs and
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting.record import tables
@@ -23,7 +24,8 @@ from voting.record.audit import audit
 
 @dataclass(frozen=True)
 class PurgeReport:
-    """What one purge erased: rounds concerned, ballots whose IP prefix was cleared, code
+    """What one purge erased: rounds concerned, ballots whose IP prefix and agent hash were
+    cleared, code
     hashes deleted."""
 
     rounds: list[int]
@@ -51,8 +53,11 @@ async def purge(engine: AsyncEngine, days: int, *, now: datetime | None = None) 
             ballots = (
                 await conn.execute(
                     update(b)
-                    .where(b.c.round_id.in_(ids), b.c.ip_prefix.is_not(None))
-                    .values(ip_prefix=None)
+                    .where(
+                        b.c.round_id.in_(ids),
+                        or_(b.c.ip_prefix.is_not(None), b.c.agent.is_not(None)),
+                    )
+                    .values(ip_prefix=None, agent=None)
                 )
             ).rowcount
             codes = (await conn.execute(delete(vc).where(vc.c.round_id.in_(ids)))).rowcount

@@ -31,6 +31,7 @@ from voting.record.db import make_engine
 from voting.record.persister import Persister
 from voting.services import schedule
 from voting.services.photos import PhotoService
+from voting.services.receipts import ReceiptDesk
 from voting.services.rounds import RoundService
 from voting.services.voters import VoterDesk
 from voting.settings import Settings
@@ -60,6 +61,7 @@ class Services:
     voters: VoterDesk
     photos: PhotoService
     counters: Counters
+    receipts: ReceiptDesk
     cache: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
     def forget(self, round_id: int) -> None:
@@ -132,7 +134,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     box = BallotBox(
         hot,
         settings.redis.prefix,
-        receipt=signers.issue_receipt,
         published=published,
         rate=Rate(limits.ballot_rate, limits.ballot_period, limits.ballot_burst),
         max_backlog=limits.max_backlog,
@@ -151,6 +152,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         voters=VoterDesk(hot, engine, settings, signers, box),
         photos=PhotoService(engine),
         counters=Counters(redis, settings.redis.prefix),
+        receipts=ReceiptDesk(
+            engine,
+            hot,
+            settings.redis.prefix,
+            signers,
+            Rate(limits.receipt_rate, limits.receipt_period, limits.receipt_burst),
+        ),
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []

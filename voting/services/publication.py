@@ -6,9 +6,11 @@ candidates take the ``seats`` left, who decided, why and on which day. It is kep
 the tally and shown as what it is, never as votes. Then an admin publishes the results: from
 that moment they are official (``official_at``) and nothing about them changes any more.
 
-Rules: a decision needs a final round whose results have a tie, and ``chosen`` must fill it
+Rules: a decision needs a final round whose results leave a tie to the committee
+(``undecided``: every tie under the ``committee`` rule, what ``field_balance`` could not
+settle, never under ``draw``), and ``chosen`` must fill it
 (:func:`voting.core.results.fits`); it may be replaced until publication (each recording is
-audited). Publishing needs a final round and, if there is a tie, a decision.
+audited). Publishing needs a final round and, if a tie is left to the committee, a decision.
 """
 
 from __future__ import annotations
@@ -49,20 +51,21 @@ async def record_decision(
 ) -> Results:
     """Record (or replace) the committee's decision on the tie of ``round_id``; the results
     with it. Raises ``round_not_found``; :class:`Conflict` ``round_not_final``,
-    ``already_official``, ``no_tie``; :class:`Invalid` ``decision_invalid`` when ``chosen``
-    does not fill the tie (exactly ``seats`` distinct tied candidates)."""
+    ``already_official``, ``no_tie`` (no tie left to the committee); :class:`Invalid`
+    ``decision_invalid`` when ``chosen`` does not fill that tie (exactly ``seats`` distinct
+    candidates of it)."""
     async with engine.begin() as conn:
         rnd = await queries.get_round(conn, round_id, for_update=True)
         _final(rnd)
         results = await round_results(engine, redis, prefix, rnd)
-        if results.tie is None:
-            raise Conflict("no_tie", "the results have no tie to decide")
-        if not fits(results.tie, chosen):
+        left = results.undecided
+        if left is None:
+            raise Conflict("no_tie", "the results have no tie left for the committee to decide")
+        if not fits(left, chosen):
             raise Invalid(
                 "decision_invalid",
-                f"choose exactly {results.tie.seats} of the tied candidates "
-                f"{results.tie.candidate_ids}",
-                details={"seats": results.tie.seats, "tied": results.tie.candidate_ids},
+                f"choose exactly {left.seats} of the tied candidates {left.candidate_ids}",
+                details={"seats": left.seats, "tied": left.candidate_ids},
             )
         d = tables.tie_decisions
         values = {
@@ -85,7 +88,7 @@ async def record_decision(
             actor,
             "tie_decision",
             round_id,
-            {**values, "decided_on": decided_on.isoformat(), "tied": results.tie.candidate_ids},
+            {**values, "decided_on": decided_on.isoformat(), "tied": left.candidate_ids},
         )
     async with engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
@@ -102,7 +105,7 @@ async def make_official(
         rnd = await queries.get_round(conn, round_id, for_update=True)
         _final(rnd)
         results = await round_results(engine, redis, prefix, rnd)
-        if results.tie is not None and results.decision is None:
+        if results.undecided is not None and results.decision is None:
             raise Conflict(
                 "tie_undecided", "record the standing committee's decision on the tie first"
             )

@@ -59,6 +59,13 @@ from voting.core.rounds import (
     Round,
     check_settings,
 )
+from voting.core.rules import (
+    draw_commitment,
+    field_minimum_seats,
+    frozen_rules,
+    new_draw_seed,
+    rules_hash,
+)
 from voting.core.shortlist import CandidateRow
 from voting.live import state as live
 from voting.live.keys import RoundKeys
@@ -238,6 +245,7 @@ class RoundService:
                     cands = await queries.list_candidates(conn, round_id)
                     if not cands:
                         raise Conflict("no_candidates", "import candidates before opening")
+                    frozen = await self._freeze(conn, rnd, cands)
                     # rules in place, still refusing
                     seq = await decision_number(conn)
                     await self._publish(rnd, cands, "draft", seq, self.hot)
@@ -248,7 +256,10 @@ class RoundService:
                 )
                 if action == "open":  # the rules commitment, seq 0 (voting.record.commitments)
                     await commitments.append_rules(conn, round_id)
-                await audit(conn, actor, f"round_{action}", round_id, {"from": rnd.status})
+                details: dict[str, Any] = {"from": rnd.status}
+                if action == "open":
+                    details.update(frozen)
+                await audit(conn, actor, f"round_{action}", round_id, details)
                 seq = await decision_number(conn)
         except RedisError:  # before the commit: the record is unchanged, Redis refuses
             raise unavailable(
@@ -259,6 +270,33 @@ class RoundService:
         except RedisError:
             raise self._open_pending(round_id, action) from None
         self._check_open(round_id, done)
+
+    async def _freeze(
+        self, conn: AsyncConnection, rnd: Round, cands: list[Candidate]
+    ) -> dict[str, str | None]:
+        """Freeze ``rnd``'s rules as it opens (under its row lock, in the opening's
+        transaction): draw the seed when the tie-break is ``draw``, store it with its
+        commitment and the rules hash (:mod:`voting.core.rules`) before anything else in the
+        transaction reads them. Returns what the audit event publishes (the hash and the
+        commitment, never the seed). Raises :class:`Conflict` ``rules_infeasible`` when the
+        field minimum needs more seats than the round has."""
+        need = field_minimum_seats(rnd, cands)
+        if need > rnd.winners:
+            raise Conflict(
+                "rules_infeasible",
+                f"the field minimum of {rnd.field_minimum} needs {need} seats across the "
+                f"fields with candidates; the round has {rnd.winners}",
+                details={"field": "field_minimum", "seats_needed": need},
+            )
+        seed = new_draw_seed() if rnd.tie_break == "draw" else None
+        commitment = draw_commitment(seed) if seed is not None else None
+        digest = rules_hash(frozen_rules(rnd, cands, draw_commitment=commitment))
+        await conn.execute(
+            update(tables.rounds)
+            .where(tables.rounds.c.id == rnd.id)
+            .values(rules_hash=digest, draw_seed=seed, draw_commitment=commitment)
+        )
+        return {"rules_hash": digest, "draw_commitment": commitment}
 
     async def _finish_open(
         self, conn: AsyncConnection, actor: str, rnd: Round, action: Action

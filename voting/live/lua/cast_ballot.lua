@@ -13,7 +13,7 @@
 -- KEYS[5] idem      stored 201 body for this voter's Idempotency-Key (without a key:
 --                   the round's tag, never read or written since ARGV[8] is "0")
 -- KEYS[6] rate      GCRA theoretical arrival time (ms) of the client IP prefix
--- KEYS[7] backlog   hash: ballot id -> 1 while the ballot waits in the stream
+-- KEYS[7] backlog   hash: tracker -> ballot id while the ballot waits in the stream
 -- ARGV[1] voter hash          ARGV[2] ballot id (uuid)
 -- ARGV[3] choices "3,7,12"    ARGV[4] cast_at (ms since epoch)
 -- ARGV[5] ip prefix           ARGV[6] 201 body (JSON) to store for idempotent replay
@@ -22,6 +22,9 @@
 -- ARGV[9] GCRA emission interval ms (period / rate)
 -- ARGV[10] GCRA burst (requests allowed at once)
 -- ARGV[11] most ballots allowed to wait in the stream (persistence backlog bound)
+-- ARGV[12] tracker (the voter's receipt)
+-- ARGV[13] when the voter credential was issued (s since epoch)
+-- ARGV[14] User-Agent hash (16 hex, "" when absent)
 --
 -- Returns {"ok"} | {"replay", stored body} | {"not_found"} | {"not_open", status}
 --       | {"rate_limited", retry_after_ms} | {"already_voted", ballot_id} | {"backlog", length}
@@ -68,9 +71,10 @@ if previous then
   return {'already_voted', previous}
 end
 
-redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4], 'ip', ARGV[5])
+redis.call('XADD', KEYS[4], '*', 'b', ARGV[2], 'v', ARGV[1], 'c', ARGV[3], 't', ARGV[4],
+  'ip', ARGV[5], 'k', ARGV[12], 'ia', ARGV[13], 'ua', ARGV[14])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[7], ARGV[2], 1)
+redis.call('HSET', KEYS[7], ARGV[12], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'ballots', 1)
 for id in string.gmatch(ARGV[3], '[^,]+') do
   redis.call('HINCRBY', KEYS[2], id, 1)

@@ -49,6 +49,13 @@ function renderResults(r) {
 
   const decision = r.decision && typeof r.decision === 'object' ? r.decision : null;
   const chosen = new Set(decision && Array.isArray(decision.chosen) ? decision.chosen : []);
+  const ids = (list) => new Set(Array.isArray(list) ? list : []);
+  const byRule = ids(r.seated_by_rule);
+  const entered = ids(r.entered_by_rule);
+  const displaced = ids(r.displaced_by_rule);
+  const elected = Array.isArray(r.elected) ? new Set(r.elected) : null;
+  const undecided = r.undecided && typeof r.undecided === 'object' ? r.undecided : null;
+  const ruleName = r.tie_break === 'draw' ? 'bốc thăm' : 'ưu tiên lĩnh vực';
   const official = r.official === true;
   let badge = 'Kết quả tạm thời';
   if (official) badge = 'Kết quả chính thức';
@@ -67,6 +74,29 @@ function renderResults(r) {
     }));
   }
 
+  if (tie && tied.size && byRule.size) {
+    const draw = r.draw && typeof r.draw === 'object' ? r.draw : null;
+    const note = el('div', { className: 'tie-note', role: 'note', dataset: { rule: r.tie_break } },
+      el('strong', { text: r.tie_break === 'draw' ? 'Bốc thăm công khai: ' : 'Ưu tiên lĩnh vực: ' }),
+      `${tied.size} gương điển hình cùng xếp hạng ${tie.rank} tranh ${tie.seats} suất còn lại; `
+      + `theo quy tắc công bố trước khi mở, ${Array.from(byRule, nameOf).join(', ')} được chọn.`);
+    if (draw && draw.seed) {
+      note.append(' Số bốc thăm: ', el('code', { className: 'hash', text: draw.seed }),
+        '; mã băm SHA-256 của nó, công bố từ khi mở: ',
+        el('code', { className: 'hash', text: draw.commitment }),
+        '. Thứ tự theo mã băm SHA-256 của “số bốc thăm:mã người”, từ nhỏ đến lớn:');
+      const order = el('ol', { className: 'draw-order' });
+      for (const line of Array.isArray(draw.order) ? draw.order : []) {
+        order.append(el('li', null, `${nameOf(line.candidate_id)} (${line.code}): `,
+          el('code', { className: 'hash', text: line.number })));
+      }
+      note.append(order);
+    }
+    if (undecided && !decision) {
+      note.append(` Quy tắc không tự phân định được ${undecided.seats} suất còn lại; Ban Thường vụ quyết định.`);
+    }
+    body.append(note);
+  }
   if (tie && tied.size && decision) {
     const [y, m, d] = String(decision.decided_on).split('-');
     body.append(el('div', { className: 'tie-note', role: 'note' },
@@ -74,15 +104,24 @@ function renderResults(r) {
       `${tied.size} gương điển hình cùng xếp hạng ${tie.rank} tranh ${tie.seats} suất còn lại; `
       + `ngày ${d}/${m}/${y}, ${decision.decided_by} quyết định chọn `
       + `${Array.from(chosen, nameOf).join(', ')}. Đây là quyết định theo quy chế, không phải số phiếu.`));
-  } else if (tie && tied.size) {
+  } else if (tie && tied.size && !byRule.size) {
     const names = Array.from(tied, nameOf).join(', ');
     const votesRow = rows.find((x) => tied.has(x.candidate_id));
     const votes = votesRow ? ` với ${formatNumber(votesRow.votes)} phiếu` : '';
+    let how = 'việc xác định người được chọn do Ban Thường vụ quyết định theo quy chế của đợt bình chọn.';
+    if (r.tie_break === 'draw') how = 'người được chọn sẽ được xác định bằng bốc thăm công khai sau khi kiểm đếm xong.';
+    else if (r.tie_break === 'field_balance' && !undecided) how = 'người được chọn sẽ được xác định theo quy tắc ưu tiên lĩnh vực sau khi kiểm đếm xong.';
     body.append(el('div', { className: 'tie-note', role: 'note' },
       el('strong', { text: 'Có đồng phiếu ở vị trí cuối danh sách: ' }),
       `${tied.size} gương điển hình cùng xếp hạng ${tie.rank}${votes} (${names}) `
-      + `tranh ${tie.seats} suất còn lại. Trang này không tự chọn người nào; `
-      + 'việc xác định người được chọn do Ban Thường vụ quyết định theo quy chế của đợt bình chọn.'));
+      + `tranh ${tie.seats} suất còn lại. Trang này không tự chọn người nào; ${how}`));
+  }
+  if (entered.size) {
+    const swaps = (r.entered_by_rule || []).map((x, i) => `${nameOf(x)} vào thay ${nameOf(r.displaced_by_rule[i])}`);
+    body.append(el('div', { className: 'tie-note', role: 'note', dataset: { rule: 'field-minimum' } },
+      el('strong', { text: 'Số người trúng chọn tối thiểu mỗi lĩnh vực: ' }),
+      `theo quy định công bố trước khi mở (ít nhất ${r.field_minimum} người mỗi lĩnh vực), `
+      + `${swaps.join('; ')}.`));
   }
 
   if (rows.length === 0) {
@@ -94,9 +133,14 @@ function renderResults(r) {
   const winnerLabel = r.final ? 'Trúng chọn' : 'Đang dẫn đầu';
   const tbody = el('tbody');
   for (const row of rows) {
-    const byDecision = chosen.has(row.candidate_id);
-    const isWinner = winners.has(row.candidate_id) || byDecision;
-    const isTie = tied.has(row.candidate_id) && !byDecision;
+    const id = row.candidate_id;
+    const byDecision = chosen.has(id);
+    const isWinner = elected ? elected.has(id) : winners.has(id) || byDecision;
+    const isTie = tied.has(id) && !isWinner && !displaced.has(id);
+    let how = '';
+    if (entered.has(id)) how = ' (tối thiểu mỗi lĩnh vực)';
+    else if (byRule.has(id)) how = ` (${ruleName})`;
+    else if (byDecision) how = ' (theo quyết định)';
     const bar = el('span', { className: 'vote-bar', 'aria-hidden': 'true' });
     bar.style.width = `${Math.round(((Number(row.votes) || 0) / maxVotes) * 100)}%`;
     const tr = el('tr', {
@@ -109,9 +153,10 @@ function renderResults(r) {
       el('span', { className: 'result-sub', text: [row.code, row.field].filter(Boolean).join(' · ') }),
       isWinner ? el('span', {
         className: 'mark mark-winner',
-        text: byDecision ? `${winnerLabel} (theo quyết định)` : winnerLabel,
+        text: `${winnerLabel}${how}`,
       }) : null,
-      isTie ? el('span', { className: 'mark mark-tie', text: decision ? 'Đồng phiếu, không được chọn' : 'Đồng phiếu' }) : null),
+      displaced.has(id) ? el('span', { className: 'mark mark-tie', text: 'Nhường suất (tối thiểu mỗi lĩnh vực)' }) : null,
+      isTie ? el('span', { className: 'mark mark-tie', text: decision || elected ? 'Đồng phiếu, không được chọn' : 'Đồng phiếu' }) : null),
     el('td', { className: 'col-votes' },
       el('span', { className: 'votes-num', text: formatNumber(row.votes) }),
       el('span', { className: 'vote-track', 'aria-hidden': 'true' }, bar)));
@@ -128,8 +173,9 @@ function renderResults(r) {
   const winnerCount = winners.size;
   const seats = state.round && state.round.winners;
   if (seats) {
-    let summary = `${winnerCount + chosen.size}/${seats} suất đã xác định`;
-    if (tie && !decision) summary += `; ${tie.seats} suất còn lại chờ quyết định do đồng phiếu`;
+    const known = elected ? elected.size : winnerCount + chosen.size + byRule.size;
+    let summary = `${known}/${seats} suất đã xác định`;
+    if (!elected && tie) summary += `; ${seats - known} suất còn lại chờ xác định do đồng phiếu`;
     body.append(el('p', { className: 'muted small', text: `${summary}.` }));
   }
 }

@@ -6,6 +6,7 @@ import { $, el, formatDate, text } from './dom.js';
 import { startIdentity } from './identity.js';
 import { showError, STATUS_LABELS } from './messages.js';
 import { loadResults } from './results.js';
+import { renderRules } from './rules.js';
 import { state } from './state.js';
 import { updateBar } from './votebar.js';
 
@@ -58,6 +59,7 @@ function showPageProblem(title, detail, withRetry) {
   $('round-status').hidden = true;
   $('round-schedule').hidden = true;
   $('round-rules').hidden = true;
+  $('round-trust').hidden = true;
   const notice = $('round-notice');
   notice.textContent = detail || '';
   if (withRetry) {
@@ -106,6 +108,7 @@ export function renderRoundInfo() {
   if (typeof r.description === 'string' && r.description.trim()) {
     rules.prepend(el('span', { className: 'round-description', text: r.description.trim() }));
   }
+  renderRules(r);
 
   const notice = $('round-notice');
   let note = '';

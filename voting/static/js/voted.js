@@ -43,10 +43,12 @@ export function renderVoted(how) {
   else lead = 'Mỗi người chỉ được gửi một phiếu. Biên nhận được lưu trên thiết bị đã dùng để bình chọn.';
   $('voted-lead').textContent = lead;
 
-  $('receipt').textContent = text(v.receipt);
+  const receipt = text(v.receipt);
+  const tracker = /^[0-9A-Z]{13}$/.test(receipt);  // older receipts were long signed codes
+  $('receipt').textContent = tracker ? receipt.replace(/(.{4})(?=.)/g, '$1-') : receipt;
+  $('receipt').classList.toggle('receipt-long', !tracker);
   $('receipt-block').hidden = !v.receipt;
-  $('ballot-id').textContent = text(v.ballot_id);
-  $('voted-ballot-row').hidden = v.ballot_id === null || v.ballot_id === undefined || v.ballot_id === '';
+  $('check-receipt').href = `/kiem-tra?ma=${encodeURIComponent(receipt)}`;
   $('cast-at').textContent = formatDate(v.cast_at);
   $('voted-time-row').hidden = !v.cast_at;
 
@@ -93,7 +95,7 @@ export function recordVoted(voted, how) {
 
 /** Click handler of #copy-receipt: copy the receipt, or select it for a manual copy. */
 export async function copyReceipt() {
-  const value = $('receipt').textContent;
+  const value = $('receipt').textContent.replaceAll('-', '');
   const button = $('copy-receipt');
   let ok = false;
   try {

@@ -177,6 +177,7 @@ async def test_the_package_is_complete_and_verifies(sample, services, tmp_path):
         assert [c.count for c in chain] == [0, 100, 100, 80, 20]
         epoch = json.loads(zf.read("epochs/0002.json"))
         assert epoch["trackers"] == sorted(epoch["trackers"]) and len(epoch["choices"]) == 100
+        assert all(len(t) == 13 for t in epoch["trackers"])  # the voters' receipts
         results = json.loads(zf.read("results.json"))
         assert results["total_ballots"] == BALLOTS and results["official"] is True
         readme = zf.read("README.txt").decode()

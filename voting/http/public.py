@@ -18,7 +18,17 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -40,16 +50,22 @@ from voting.core.rules import frozen_rules
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
-from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, photo_response
+from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, etag_matches, photo_response
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
 from voting.live.durable import DurableAckFailed
 from voting.record import queries
+from voting.services.audit_package import build_audit_package, round_commitments
 from voting.services.container import Services, ServicesDep
 from voting.services.receipts import ReceiptOut
 from voting.services.results import round_results
 
 READ_CACHE_TTL = 5.0  # seconds a public document is served from memory
+AUDIT_CACHE_TTL = 60.0  # seconds an audit package is served from memory
+#: ``Cache-Control`` of the commitments: a new epoch is sealed every minute at most
+COMMITMENTS_CACHE = "public, max-age=10"
+#: ``Cache-Control`` of an audit package: official results do not change
+AUDIT_CACHE = "public, max-age=60"
 MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
 VOTER_COOKIE = "voter"
 
@@ -129,6 +145,58 @@ class RulesOut(msgspec.Struct):
     round_id: int
     rules_hash: str | None
     rules: dict[str, Any]
+
+
+class CommitmentOut(msgspec.Struct):
+    """One commitment (see :mod:`voting.core.merkle`): ``seq`` 0 is the rules frozen at
+    opening (``kind`` ``rules``, ``count`` 0, both roots the empty root, ``rules_hash``), then
+    one per sealed epoch (``kind`` ``epoch``, ``rules_hash`` null). ``closed_at``: ISO 8601
+    UTC with microseconds; ``count``: ballots in the epoch; ``trackers_root`` /
+    ``choices_root``: RFC 6962 Merkle roots (hex) over the epoch's trackers sorted and its
+    choice lists (ids ascending joined by ``,``) sorted; ``prev``: the hash of the commitment
+    before (64 zeros for seq 0); ``hash``: SHA-256 of the canonical JSON of every field but
+    itself."""
+
+    round_id: int
+    seq: int
+    kind: str
+    closed_at: str
+    count: int
+    trackers_root: str
+    choices_root: str
+    rules_hash: str | None
+    prev: str
+    hash: str
+
+
+class CommitmentsOut(msgspec.Struct):
+    """A round's commitments by seq: keep a copy during the vote, and ``voting verify
+    PACKAGE --commitments COPY`` (or the package's ``verify.py``) proves none changed."""
+
+    round_id: int
+    commitments: list[CommitmentOut]
+
+
+@dataclass
+class ZipOperation(Operation):
+    """The OpenAPI operation of the audit package: 200 with a ZIP, 304 without a body."""
+
+    def __post_init__(self) -> None:
+        text = Schema(type=OpenAPIType.STRING)
+        headers: dict[str, OpenAPIHeader | Reference] = {
+            "ETag": OpenAPIHeader(schema=text, description="strong: the bytes' SHA-256"),
+            "Content-Disposition": OpenAPIHeader(schema=text, description="attachment"),
+        }
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse):
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {"application/zip": OpenAPIMediaType(schema=binary)}
+            ok.headers = headers
+        if self.responses is not None:
+            self.responses["304"] = OpenAPIResponse(
+                description="Not modified: `If-None-Match` names the current ETag; no body.",
+                headers=headers,
+            )
 
 
 def round_out(rnd: Round) -> RoundOut:
@@ -389,6 +457,76 @@ async def public_results(services: ServicesDep, round_id: FromPath[int]) -> Resu
         raise unavailable("live results are unavailable; try again shortly") from None
 
 
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def _tagged(
+    body: bytes, media_type: str, headers: dict[str, str], if_none_match: str | None
+) -> Response[bytes]:
+    """``body`` with its ETag and ``headers``, or 304 when ``if_none_match`` names it."""
+    headers = {"ETag": _etag(body), **headers}
+    if etag_matches(if_none_match, headers["ETag"]):
+        return Response(b"", status_code=304, headers=headers, media_type=media_type)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@get(
+    "/rounds/{round_id:int}/commitments",
+    summary="Commitments of a round",
+    response_model=CommitmentsOut,
+)
+async def commitments_route(
+    services: ServicesDep,
+    round_id: FromPath[int],
+    if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+) -> Response[bytes]:
+    """Every commitment of a published round, by seq (see :class:`CommitmentOut`), from its
+    opening on: they fix the ballots of each sealed epoch without showing any count but the
+    epoch's. ``Cache-Control: public, max-age=10`` and an ``ETag`` (304 on
+    ``If-None-Match``); 404 ``round_not_found`` for a draft or unknown round."""
+    key = f"commitments:{round_id}"
+    body = _cached(services, key)
+    if body is None:
+        doc = await round_commitments(services.engine, round_id)
+        body = _cache(services, key, _json.encode(doc))
+    headers = {"Cache-Control": COMMITMENTS_CACHE}
+    return _tagged(body, "application/json", headers, if_none_match)
+
+
+@get(
+    "/rounds/{round_id:int}/audit",
+    summary="The audit package of a round",
+    media_type="application/zip",
+    operation_class=ZipOperation,
+    responses=answers(409),
+)
+async def audit_route(
+    services: ServicesDep,
+    round_id: FromPath[int],
+    if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+) -> Response[bytes]:
+    """The audit package (ZIP; format in :mod:`voting.core.audit_package`) of a round whose
+    results are official: rules and candidates, every commitment, each epoch's sorted
+    trackers and sorted choice lists, the results, the quarantine, the audit log's head and
+    a standalone verifier (``python3 verify.py package.zip``). The same record gives the
+    same bytes (``ETag``); kept 60 s in memory. 404 ``round_not_found`` for a draft or
+    unknown round; 409 ``audit_not_ready`` until the results are official."""
+    key = f"audit:{round_id}"
+    body = _cached(services, key)
+    if body is None:
+        settings = services.settings
+        body = await build_audit_package(
+            services.engine, services.hot, settings.redis.prefix, round_id
+        )
+        services.cache[key] = (time.monotonic() + AUDIT_CACHE_TTL, body)
+    headers = {
+        "Cache-Control": AUDIT_CACHE,
+        "Content-Disposition": f'attachment; filename="round-{round_id}-audit.zip"',
+    }
+    return _tagged(body, "application/zip", headers, if_none_match)
+
+
 @get(
     "/receipts/{receipt:str}",
     summary="Check a ballot receipt",
@@ -418,5 +556,7 @@ ROUTES = [
     *VOTER_ROUTES,
     cast_ballot,
     public_results,
+    commitments_route,
+    audit_route,
     check_receipt,
 ]

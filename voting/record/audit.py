@@ -45,21 +45,23 @@ async def audit(
     )
 
 
-async def check(conn: AsyncConnection) -> ChainCheck:
-    """Recompute the whole chain from the record (:func:`voting.core.chain.check_chain`)."""
+async def check(conn: AsyncConnection, up_to: int | None = None) -> ChainCheck:
+    """Recompute the whole chain from the record (:func:`voting.core.chain.check_chain`), or
+    its events up to id ``up_to`` included."""
     a = tables.audit_events
-    rows = await conn.execute(
-        select(
-            a.c.id,
-            a.c.created_at,
-            a.c.actor,
-            a.c.action,
-            a.c.round_id,
-            a.c.details,
-            a.c.prev_hash,
-            a.c.hash,
-        ).order_by(a.c.id)
-    )
+    stmt = select(
+        a.c.id,
+        a.c.created_at,
+        a.c.actor,
+        a.c.action,
+        a.c.round_id,
+        a.c.details,
+        a.c.prev_hash,
+        a.c.hash,
+    ).order_by(a.c.id)
+    if up_to is not None:
+        stmt = stmt.where(a.c.id <= up_to)
+    rows = await conn.execute(stmt)
     return check_chain(dict(r) for r in rows.mappings())
 
 

@@ -5,6 +5,9 @@ read a batch with a consumer group (``XREADGROUP``), ``INSERT ... ON CONFLICT DO
 (ballot id primary key; ``UNIQUE (round_id, voter_hash)``), commit, then ``XACK`` and ``XDEL``
 the entries. A crash before the commit leaves them pending; a crash after it re-inserts
 nothing. Entries left pending by a dead consumer are reclaimed with ``XAUTOCLAIM``.
+
+Every few seconds (``epochs.every``) the loop also seals each active round's open epoch when
+it is due (:func:`voting.record.commitments.seal_due`: one small query per round).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from voting.live.state import ensure_group
 from voting.live.stream import StreamBallot
 from voting.record import queries, tables
 from voting.record.audit import audit
+from voting.record.commitments import EpochPolicy, seal_due
 
 logger = logging.getLogger("voting.persister")
 
@@ -44,7 +48,8 @@ class Persister:
     ``batch``: most ballots per insert (default 1000); ``interval``: seconds to wait when there
     is nothing to do (default 0.2); ``consumer``: this process's consumer name (default
     host-pid-random); ``claim_idle_ms``: how long another consumer's pending entry must sit
-    idle before it is reclaimed as abandoned (default 30 s).
+    idle before it is reclaimed as abandoned (default 30 s); ``epochs``: when open epochs are
+    sealed (default :class:`EpochPolicy`'s).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class Persister:
         interval: float = 0.2,
         consumer: str | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        epochs: EpochPolicy | None = None,
     ) -> None:
         self.redis = redis
         self.engine = engine
@@ -64,6 +70,7 @@ class Persister:
         self.batch = batch
         self.interval = interval
         self.claim_idle_ms = claim_idle_ms
+        self.epochs = epochs or EpochPolicy()
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.persisted = 0
         self.conflicts = 0
@@ -82,7 +89,7 @@ class Persister:
         backoff (0.2 s doubling up to 5 s); ballots stay in Redis meanwhile.
         """
         rounds: list[int] = []
-        next_discovery = 0.0
+        next_discovery = next_seal = 0.0
         backoff = 0.2
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -95,6 +102,10 @@ class Persister:
                 moved = 0
                 for round_id in rounds:
                     moved += await self.step(round_id, block_ms=None)
+                if loop.time() >= next_seal:
+                    for round_id in rounds:
+                        await seal_due(self.engine, round_id, self.epochs)
+                    next_seal = loop.time() + self.epochs.every
                 if moved == 0:
                     await wait(stop, self.interval)
                 backoff = 0.2

@@ -26,6 +26,7 @@ from voting.live.ballot_box import BallotBox
 from voting.live.counters import Counters
 from voting.live.limits import Rate
 from voting.record import queries
+from voting.record.commitments import EpochPolicy
 from voting.record.db import make_engine
 from voting.record.persister import Persister
 from voting.services import quarantine, schedule
@@ -121,6 +122,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         settings.redis.prefix,
         batch=settings.persister.batch,
         interval=settings.persister.interval_ms / 1000,
+        epochs=EpochPolicy(settings.persister.epoch_min_ballots, settings.persister.epoch_seconds),
     )
     rounds = RoundService(engine, redis, settings.redis.prefix, persister, hot=hot)
 

@@ -69,7 +69,7 @@ from voting.core.rules import (
 from voting.core.shortlist import CandidateRow
 from voting.live import state as live
 from voting.live.keys import RoundKeys
-from voting.record import photos, queries, tables
+from voting.record import commitments, photos, queries, tables
 from voting.record.audit import audit, decision_number
 from voting.record.persister import Persister
 from voting.services import quarantine
@@ -264,6 +264,8 @@ class RoundService:
                     .where(tables.rounds.c.id == round_id)
                     .values(status="open")
                 )
+                if action == "open":  # the rules commitment, seq 0 (voting.record.commitments)
+                    await commitments.append_rules(conn, round_id)
                 details: dict[str, Any] = {"from": rnd.status}
                 if action == "open":
                     details.update(frozen)
@@ -567,8 +569,9 @@ class RoundService:
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
         """Drain the closed round's stream into Postgres, run the quarantine rules over all its
         ballots (:func:`voting.services.quarantine.full_pass`), and mark the round final if
-        Postgres's count of every ballot equals the Redis tally; the stored final tally is
-        then the official one: every ballot but those set aside by the quarantine (pending
+        Postgres's count of every ballot equals the Redis tally, sealing the last epoch in the
+        same transaction (:func:`voting.record.commitments.seal_epoch`); the stored final tally
+        is then the official one: every ballot but those set aside by the quarantine (pending
         review or voided). A mismatch is logged as an error and kept in the audit log; the
         result then stays not final (never silently patched)."""
         await self.persister.drain(round_id)
@@ -577,6 +580,7 @@ class RoundService:
         rec = await self.reconcile(round_id)  # compares every ballot, quarantined or not
         async with self.engine.begin() as conn:
             if rec.ok:
+                await commitments.seal_epoch(conn, round_id)  # the last epoch, however small
                 final = await quarantine.store_final_tally(conn, round_id)
                 await conn.execute(
                     update(tables.rounds)

@@ -561,3 +561,55 @@ def test_a_file_that_is_no_package_fails_cleanly(tmp_path):
     assert done.returncode == 1 and "FAILED: this file is not a ZIP" in done.stdout
     done = cli("verify", str(tmp_path / "missing.zip"), cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+async def test_a_round_with_a_voided_quarantine_group_verifies_and_recounts(
+    client, make_round, admin_headers, tmp_path
+):
+    """The set-aside ballots are in the commitments like every ballot; the package lists
+    their trackers by reason and, for a group voided by the committee, the choice lists to
+    subtract, so a stranger's recount equals the published (counted) result."""
+    rnd = await make_round(detection={"fast_redeem_seconds": 2})
+    rid, ids = rnd["id"], rnd["candidate_ids"]
+    rng = random.Random(7)
+    careful = [await new_voter(client) for _ in range(12)]
+    await asyncio.sleep(2.2)  # these voters read the page before they vote
+    for voter in careful:
+        r = await client.post(
+            f"/api/v1/rounds/{rid}/ballots",
+            json={"choices": rng.sample(ids, 3)},
+            headers=voter,
+        )
+        assert r.status_code == 201, r.text
+    hasty = []
+    for _ in range(5):  # these vote the instant their credential arrives
+        r = await client.post(
+            f"/api/v1/rounds/{rid}/ballots",
+            json={"choices": [ids[0], ids[1]]},
+            headers=await new_voter(client),
+        )
+        assert r.status_code == 201, r.text
+        hasty.append(r.json()["receipt"])
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
+    r = await client.post(
+        f"/admin/api/v1/rounds/{rid}/quarantine/fast_redeem",
+        json={"decision": "void", "note": "Phiếu gửi tự động, không đọc trang."},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    await make_official(client, rid, admin_headers)
+    r = await client.get(f"/api/v1/rounds/{rid}/audit")
+    assert r.status_code == 200, r.text
+    data = r.content
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        results = json.loads(zf.read("results.json"))
+        quarantine = json.loads(zf.read("quarantine.json"))
+        chain = json.loads(zf.read("commitments.json"))["commitments"]
+    assert results["total_ballots"] == 12
+    assert sum(c["count"] for c in chain) == 17  # every ballot is committed
+    assert json.dumps(quarantine).count('"fast_redeem"') >= 1
+    assert all(t in json.dumps(quarantine) for t in hasty)
+    assert verify_package(data).ok, verify_package(data).failed
+    done = await asyncio.to_thread(standalone, tmp_path, data)
+    assert done.returncode == 0, done.stdout + done.stderr

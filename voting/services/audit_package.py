@@ -42,11 +42,11 @@ chúng tôi, chỉ cần Python 3.9 trở lên:
     python3 verify.py package.zip --commitments da-luu.json
 
 Chương trình tính lại mọi gốc Merkle và chuỗi băm của các cam kết, đếm lại phiếu từ danh
-sách lựa chọn của từng đợt niêm phong (trừ các nhóm phiếu bị cách ly không được tính), so
+sách lựa chọn của từng lô niêm phong (trừ các nhóm phiếu bị tạm giữ không được tính), so
 với kết quả đã công bố, kiểm tra nhật ký thao tác và cho biết các cam kết đã lưu không bị
 thay đổi. Dòng cuối là VERIFIED khi mọi kiểm tra đều đạt, NOT VERIFIED kèm dòng FAILED nêu
-rõ chỗ sai (đợt nào, ứng viên nào). Danh sách mã phiếu (tracker) và danh sách lựa chọn của
-mỗi đợt được sắp xếp riêng, nên không ai nối được mã phiếu với lựa chọn; người giữ mã phiếu
+rõ chỗ sai (lô nào, ứng viên nào). Danh sách mã biên nhận và danh sách lựa chọn của mỗi lô
+được sắp xếp riêng, nên không ai nối được mã biên nhận với lựa chọn; người giữ mã biên nhận
 tìm thấy mã của mình trong tệp epochs/NNNN.json.
 
 English

@@ -47,9 +47,9 @@ export function renderRules(r) {
   }
   list.append(el('li', { dataset: { rule: 'commitments' } },
     el('strong', { text: 'Cam kết trong khi bình chọn: ' }),
-    'phiếu được gom theo từng đợt ngắn; sau mỗi đợt, hệ thống công bố một cam kết (mã băm) của các '
-    + 'phiếu trong đợt đó, kèm số phiếu của đợt. Nhờ vậy không ai sửa, thêm hay bớt phiếu về sau mà '
-    + 'không bị phát hiện. Số phiếu theo từng đợt vì thế được công khai ngay trong khi bình chọn '
+    'phiếu được gom thành từng lô (khoảng mỗi phút); sau mỗi lô, hệ thống công bố một cam kết (mã băm) '
+    + 'của các phiếu trong lô đó, kèm số phiếu của lô. Nhờ vậy không ai sửa, thêm hay bớt phiếu về sau '
+    + 'mà không bị phát hiện. Số phiếu theo từng lô vì thế được công khai ngay trong khi bình chọn '
     + '(số liệu này đằng nào cũng công khai khi có kết quả), nhưng không cho biết ai chọn ai.'));
   if (r.rules_hash) {
     list.append(el('li', { dataset: { rule: 'hash' } },

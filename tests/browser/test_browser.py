@@ -258,7 +258,7 @@ def test_the_rules_section_says_how_ties_and_fields_are_settled(
     expect(trust.locator("[data-rule=draw]")).to_contain_text(detail["draw_commitment"])
     expect(trust.locator("[data-rule=field-minimum]")).to_contain_text("ít nhất 1 người trúng chọn")
     expect(trust.locator("[data-rule=commitments]")).to_contain_text(
-        "Số phiếu theo từng đợt vì thế được công khai ngay trong khi bình chọn"
+        "Số phiếu theo từng lô vì thế được công khai ngay trong khi bình chọn"
     )
     expect(trust.locator("[data-rule=hash]")).to_contain_text(detail["rules_hash"])
     href = trust.locator("[data-rule=hash] a").get_attribute("href")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select, update
+
 from tests.support.app import unique_slug
 from tests.support.voters import new_voter
+from voting.record import tables
 from voting.services import schedule
 
 
@@ -59,3 +62,44 @@ async def test_naive_datetimes_are_rejected(client, admin_headers):
     )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "malformed"
+
+
+async def test_a_round_is_finalised_exactly_once(client, make_round, admin_headers, services):
+    """Two finalisations at once (two schedule loops, or an admin's close and the schedule):
+    one ``round_final`` event, and ``final_at`` is not overwritten by a second attempt."""
+    rnd = await make_round()
+    for _ in range(3):
+        r = await client.post(
+            f"/api/v1/rounds/{rnd['id']}/ballots",
+            json={"choices": rnd["candidate_ids"][:2]},
+            headers=await new_voter(client),
+        )
+        assert r.status_code == 201
+    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    assert r.status_code == 200 and r.json()["final_at"] is not None
+    rounds, events = tables.rounds, tables.audit_events
+    async with services.engine.begin() as conn:  # closed, not yet final: as after a crash
+        await conn.execute(
+            update(rounds).where(rounds.c.id == rnd["id"]).values(final_at=None, final_tally=None)
+        )
+    await asyncio.gather(
+        services.rounds.finalise("schedule", rnd["id"]),
+        services.rounds.finalise("schedule", rnd["id"]),
+    )
+    first = await _final_at(services, rnd["id"])
+    await services.rounds.finalise("schedule", rnd["id"])  # a late third: a no-op
+    assert await _final_at(services, rnd["id"]) == first is not None
+    async with services.engine.connect() as conn:
+        finals = await conn.scalar(
+            select(func.count()).where(
+                events.c.round_id == rnd["id"], events.c.action == "round_final"
+            )
+        )
+    assert finals == 2  # the close's, then exactly one more
+
+
+async def _final_at(services, round_id: int):
+    async with services.engine.connect() as conn:
+        return await conn.scalar(
+            select(tables.rounds.c.final_at).where(tables.rounds.c.id == round_id)
+        )

@@ -573,12 +573,16 @@ class RoundService:
         same transaction (:func:`voting.record.commitments.seal_epoch`); the stored final tally
         is then the official one: every ballot but those set aside by the quarantine (pending
         review or voided). A mismatch is logged as an error and kept in the audit log; the
-        result then stays not final (never silently patched)."""
+        result then stays not final (never silently patched). Exactly once: the round's row is
+        locked and a round already final is left as it is (two schedule loops, or an admin
+        and the schedule, may finalise at the same time)."""
         await self.persister.drain(round_id)
         async with self.engine.begin() as conn:
             await quarantine.full_pass(conn, await queries.get_round(conn, round_id))
         rec = await self.reconcile(round_id)  # compares every ballot, quarantined or not
         async with self.engine.begin() as conn:
+            if (await queries.get_round(conn, round_id, for_update=True)).final:
+                return rec  # another process finalised it meanwhile: once is enough
             if rec.ok:
                 await commitments.seal_epoch(conn, round_id)  # the last epoch, however small
                 final = await quarantine.store_final_tally(conn, round_id)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
@@ -150,11 +150,13 @@ async def postgres_tally(
     conn: AsyncConnection, round_id: int, *, exclude: Sequence[uuid.UUID] = ()
 ) -> tuple[dict[int, int], int]:
     """Count the persisted ballots of ``round_id``, leaving out the ballot ids in ``exclude``:
-    ``({candidate id: votes}, ballots)``."""
+    ``({candidate id: votes}, ballots)``. ``exclude`` is sent as one ``uuid[]`` parameter
+    (``<> ALL``), so any number of ids fits (a list of parameters stops at 32,767)."""
     b = tables.ballots
     where = [b.c.round_id == round_id]
     if exclude:
-        where.append(b.c.ballot_id.not_in(list(exclude)))
+        ids = bindparam("exclude", list(exclude), type_=ARRAY(Uuid))
+        where.append(not_(b.c.ballot_id == any_(ids)))
     choice = func.unnest(b.c.choices).label("candidate_id")
     sub = select(choice).where(*where).subquery()
     rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))

@@ -9,7 +9,8 @@ from sqlalchemy import func, select, update
 
 from tests.support.app import unique_slug
 from tests.support.voters import new_voter
-from voting.record import tables
+from voting.live.lease import Lease
+from voting.record import queries, tables
 from voting.services import schedule
 
 
@@ -103,3 +104,28 @@ async def _final_at(services, round_id: int):
         return await conn.scalar(
             select(tables.rounds.c.final_at).where(tables.rounds.c.id == round_id)
         )
+
+
+async def test_one_process_at_a_time_runs_the_schedule(client, make_round, services):
+    """Of two processes, the one holding the ``schedule`` lease applies the schedule; the
+    other takes over once the holder stops renewing (here: 0.6 s)."""
+    prefix = services.settings.redis.prefix
+    first = Lease(services.redis, prefix, "schedule", ttl=0.6, owner="first")
+    second = Lease(services.redis, prefix, "schedule", ttl=0.6, owner="second")
+    assert await first.hold() and await first.hold()  # taken, then renewed
+    assert not await second.hold()
+    past = iso(datetime.now(UTC) - timedelta(minutes=1))
+    due = await make_round(status="draft", opens_at=past)
+
+    stop = asyncio.Event()
+    loop = asyncio.create_task(schedule.run(services.rounds, stop, every=0.1, lease=second))
+    await asyncio.sleep(0.3)
+    assert await first.hold()  # the holder renews: the other loop keeps out
+    await asyncio.sleep(0.3)
+    async with services.engine.connect() as conn:
+        assert (await queries.get_round(conn, due["id"])).status == "draft"
+    await asyncio.sleep(1.0)  # the holder is gone: its lease expires, the other takes over
+    stop.set()
+    await loop
+    assert (await client.get(f"/api/v1/rounds/{due['id']}")).json()["status"] == "open"
+    assert not await first.hold()

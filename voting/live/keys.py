@@ -86,3 +86,9 @@ def login_networks_key(prefix: str, username: str) -> str:
     """The client networks from which admin ``username`` (lower case) logged in successfully
     lately (a set); logins from them skip the per-username failure limit."""
     return f"{prefix}:login-networks:{username}"
+
+
+def lease_key(prefix: str, name: str) -> str:
+    """The lease of the one process that runs the loop ``name`` (``schedule``) at a time: its
+    holder's name, with a time to live (:mod:`voting.live.lease`)."""
+    return f"{prefix}:lease:{name}"

@@ -4,7 +4,9 @@
 Ballots stop at ``closes_at`` exactly, without waiting for this loop: the cast script compares
 the round's ``closes_at`` with Redis's clock. This loop then records the close in Postgres and
 finalises the count, as an admin's close would (audited as actor ``schedule``). Several
-processes may run it; the row lock in :meth:`RoundService.transition` lets one of them win.
+processes may run it: a Redis lease (:mod:`voting.live.lease`) lets one of them do the passes,
+and should two ever overlap (a lease expiring), the row lock in
+:meth:`RoundService.transition` lets one of them win and a round is finalised once.
 
 Each pass then finishes or undoes what failed status changes left
 (:meth:`RoundService.follow_record`): a round whose live status in Redis differs from the
@@ -23,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from voting.core.errors import DomainError
 from voting.core.loops import run_every
 from voting.core.rounds import Action
+from voting.live.lease import Lease
 from voting.record import queries
 from voting.services.rounds import RoundService
 
@@ -53,11 +56,20 @@ async def apply(rounds: RoundService, now: datetime | None = None) -> list[tuple
     return done
 
 
-async def run(rounds: RoundService, stop: asyncio.Event, every: float = EVERY) -> None:
-    """Apply the schedule every ``every`` seconds until ``stop`` is set; Redis or Postgres
-    being down is logged and retried at the next tick."""
+async def run(
+    rounds: RoundService, stop: asyncio.Event, every: float = EVERY, lease: Lease | None = None
+) -> None:
+    """Apply the schedule every ``every`` seconds until ``stop`` is set, in the one process
+    that holds ``lease`` (default: the ``schedule`` lease, for three passes); Redis or
+    Postgres being down is logged and retried at the next tick."""
+    held = lease or Lease(rounds.redis, rounds.prefix, "schedule", ttl=3 * every)
+
+    async def tick() -> None:
+        if await held.hold():
+            await apply(rounds)
+
     await run_every(
-        lambda: apply(rounds),
+        tick,
         stop,
         every,
         retry=(RedisError, SQLAlchemyError, OSError),

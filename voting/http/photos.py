@@ -10,6 +10,7 @@ admin API answers the same way but ``private, no-cache``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from litestar import Response
 from litestar.openapi.spec import (
@@ -63,22 +64,35 @@ def photo_response(
 
 
 @dataclass
-class PhotoOperation(Operation):
-    """The OpenAPI operation of a photo: 200 with WebP bytes, 304 without a body."""
+class BinaryOperation(Operation):
+    """The OpenAPI operation of a route answering bytes of :attr:`media_type` with a strong
+    ETag: 200 with the bytes, 304 without a body. Subclasses name the media type and one more
+    header (:attr:`header`: name and description)."""
+
+    media_type: ClassVar[str] = "application/octet-stream"
+    header: ClassVar[tuple[str, str]] = ("Cache-Control", "see the description")
 
     def __post_init__(self) -> None:
         text = Schema(type=OpenAPIType.STRING)
+        name, description = self.header
         headers: dict[str, OpenAPIHeader | Reference] = {
             "ETag": OpenAPIHeader(schema=text, description="strong: the bytes' SHA-256"),
-            "Cache-Control": OpenAPIHeader(schema=text, description="see the description"),
+            name: OpenAPIHeader(schema=text, description=description),
         }
         ok = self.responses.get("200") if self.responses else None
         if isinstance(ok, OpenAPIResponse):
             binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-            ok.content = {MEDIA_TYPE: OpenAPIMediaType(schema=binary)}
+            ok.content = {self.media_type: OpenAPIMediaType(schema=binary)}
             ok.headers = headers
         if self.responses is not None:
             self.responses["304"] = OpenAPIResponse(
                 description="Not modified: `If-None-Match` names the current ETag; no body.",
                 headers=headers,
             )
+
+
+@dataclass
+class PhotoOperation(BinaryOperation):
+    """The OpenAPI operation of a photo: 200 with WebP bytes, 304 without a body."""
+
+    media_type: ClassVar[str] = MEDIA_TYPE

@@ -12,20 +12,16 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import (
-    OpenAPIFormat,
-    OpenAPIHeader,
     OpenAPIMediaType,
-    OpenAPIResponse,
     OpenAPIType,
     Operation,
-    Reference,
     RequestBody,
     Schema,
 )
@@ -50,7 +46,14 @@ from voting.core.rules import frozen_rules
 from voting.http.answers import answers
 from voting.http.client_ip import client_prefix
 from voting.http.credentials import MalformedAuthorization, presented_token
-from voting.http.photos import IMMUTABLE, SHORT, PhotoOperation, etag_matches, photo_response
+from voting.http.photos import (
+    IMMUTABLE,
+    SHORT,
+    BinaryOperation,
+    PhotoOperation,
+    etag_matches,
+    photo_response,
+)
 from voting.http.voters import ROUTES as VOTER_ROUTES
 from voting.identity.tokens import TokenInvalid, VoterCredential
 from voting.live.durable import DurableAckFailed
@@ -178,25 +181,11 @@ class CommitmentsOut(msgspec.Struct):
 
 
 @dataclass
-class ZipOperation(Operation):
+class ZipOperation(BinaryOperation):
     """The OpenAPI operation of the audit package: 200 with a ZIP, 304 without a body."""
 
-    def __post_init__(self) -> None:
-        text = Schema(type=OpenAPIType.STRING)
-        headers: dict[str, OpenAPIHeader | Reference] = {
-            "ETag": OpenAPIHeader(schema=text, description="strong: the bytes' SHA-256"),
-            "Content-Disposition": OpenAPIHeader(schema=text, description="attachment"),
-        }
-        ok = self.responses.get("200") if self.responses else None
-        if isinstance(ok, OpenAPIResponse):
-            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-            ok.content = {"application/zip": OpenAPIMediaType(schema=binary)}
-            ok.headers = headers
-        if self.responses is not None:
-            self.responses["304"] = OpenAPIResponse(
-                description="Not modified: `If-None-Match` names the current ETag; no body.",
-                headers=headers,
-            )
+    media_type: ClassVar[str] = "application/zip"
+    header: ClassVar[tuple[str, str]] = ("Content-Disposition", "attachment")
 
 
 def round_out(rnd: Round) -> RoundOut:

@@ -32,7 +32,7 @@ from voting.core.merkle import (
     commitment_of,
     make_commitment,
 )
-from voting.record import audit
+from voting.record import audit, queries
 from voting.record.commitments import EpochPolicy, list_commitments, seal_due, seal_epoch
 from voting.record.persister import Persister
 from voting.services.audit_package import build_audit_package
@@ -524,6 +524,11 @@ async def test_the_policy_seals_only_full_and_old_epochs(client, make_round, ser
         assert await seal_epoch(conn, rid) is None  # nothing left: nothing written
     async with services.engine.connect() as conn:
         assert [c.seq for c in await list_commitments(conn, rid)] == [0, 1]
+    await cast(client, rid, rnd["candidate_ids"], random.Random(4), 2)  # the open epoch
+    await services.persister.drain(rid)
+    async with services.engine.connect() as conn:  # progress: sealed counts + open epoch
+        assert await queries.persisted_count(conn, rid) == 8
+        assert (await queries.postgres_tally(conn, rid))[1] == 8
 
 
 async def test_the_persister_loop_seals_epochs(client, make_round, services):

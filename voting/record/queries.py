@@ -141,9 +141,17 @@ async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int)
 
 
 async def persisted_count(conn: AsyncConnection, round_id: int) -> int:
-    """Ballots of ``round_id`` in Postgres."""
-    b = tables.ballots
-    return int(await conn.scalar(select(func.count()).where(b.c.round_id == round_id)) or 0)
+    """Ballots of ``round_id`` in Postgres, for progress: the counts of its sealed epochs
+    (their commitments) plus the ballots of the open epoch (``epoch IS NULL``, on the
+    ``ballots_round_epoch`` index), so a poll costs the same at a million ballots as at ten.
+    The full count, which also catches a ballot removed from a sealed epoch, is the
+    reconciliation's (:func:`postgres_tally`) and the verifiers'."""
+    b, c = tables.ballots, tables.commitments
+    sealed = await conn.scalar(select(func.sum(c.c.count)).where(c.c.round_id == round_id))
+    open_epoch = await conn.scalar(
+        select(func.count()).where(b.c.round_id == round_id, b.c.epoch.is_(None))
+    )
+    return int(sealed or 0) + int(open_epoch or 0)
 
 
 async def postgres_tally(

@@ -16,7 +16,6 @@ left is sealed when the closed round is finalised, however few.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -214,54 +213,3 @@ async def epochs(conn: AsyncConnection, round_id: int) -> list[Epoch]:
         Epoch(seq, sorted_trackers(t), sorted_choices(ch))
         for seq, (t, ch) in sorted(by_seq.items())
     ]
-
-
-@dataclass(frozen=True)
-class QuarantineGroup:
-    """One reason group of a round's quarantine as the audit package lists it: the trackers
-    (sorted), the admins' decision (``count``, ``void`` or None: undecided, so not counted),
-    and, only when not counted, the choice lists to subtract (sorted like an epoch's)."""
-
-    reason: str
-    decision: str | None
-    trackers: list[str]
-    choices: list[list[int]] | None
-
-    @property
-    def counted(self) -> bool:
-        """Whether the group's ballots are in the tally."""
-        return self.decision == "count"
-
-
-async def quarantine_groups(conn: AsyncConnection, round_id: int) -> list[QuarantineGroup]:
-    """The quarantine of ``round_id`` by reason (tables ``quarantined_ballots`` and
-    ``quarantine_decisions``), reasons sorted."""
-    q, d, b = tables.quarantined_ballots, tables.quarantine_decisions, tables.ballots
-    decisions = {
-        reason: decision
-        for reason, decision in await conn.execute(
-            select(d.c.reason, d.c.decision).where(d.c.round_id == round_id)
-        )
-    }
-    rows = await conn.execute(
-        select(q.c.reason, b.c.ballot_id, b.c.tracker, b.c.choices)
-        .select_from(q.join(b, b.c.ballot_id == q.c.ballot_id))
-        .where(q.c.round_id == round_id)
-    )
-    groups: dict[str, tuple[list[str], list[Sequence[int]]]] = {}
-    for reason, bid, tracker, choices in rows:
-        trackers, lists = groups.setdefault(reason, ([], []))
-        trackers.append(ballot_token(tracker, bid))
-        lists.append(list(choices))
-    out = []
-    for reason, (trackers, lists) in sorted(groups.items()):
-        decision = decisions.get(reason)
-        out.append(
-            QuarantineGroup(
-                reason,
-                decision,
-                sorted_trackers(trackers),
-                None if decision == "count" else sorted_choices(lists),
-            )
-        )
-    return out

@@ -11,7 +11,8 @@ transaction).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,9 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voting.core.merkle import ballot_token, sorted_choices, sorted_trackers
 from voting.core.quarantine import BallotRow
-from voting.record import tables
+from voting.record import queries, tables
 
 _B = tables.ballots
 _Q = tables.quarantined_ballots
@@ -128,25 +130,17 @@ def _set_aside() -> Any:
     )
 
 
-async def _tally(conn: AsyncConnection, where: list[Any]) -> tuple[dict[int, int], int]:
-    choice = func.unnest(_B.c.choices).label("candidate_id")
-    sub = select(choice).where(*where).subquery()
-    rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))
-    total = await conn.scalar(select(func.count()).select_from(_B).where(*where))
-    return {int(c): int(n) for c, n in rows}, int(total or 0)
-
-
 async def counted_tally(conn: AsyncConnection, round_id: int) -> tuple[dict[int, int], int]:
     """The official count of ``round_id``: every persisted ballot but the set-aside ones:
     ``({candidate id: votes}, ballots)``."""
-    return await _tally(conn, [_B.c.round_id == round_id, ~_set_aside()])
+    return await queries.tally_where(conn, _B.c.round_id == round_id, ~_set_aside())
 
 
 async def set_aside_tally(conn: AsyncConnection, round_id: int) -> tuple[dict[int, int], int]:
     """The votes of ``round_id``'s set-aside ballots (pending or voided):
     ``({candidate id: votes}, ballots)``; with :func:`counted_tally` it adds up to every
     ballot (what a recount of all choice lists gives)."""
-    return await _tally(conn, [_B.c.round_id == round_id, _set_aside()])
+    return await queries.tally_where(conn, _B.c.round_id == round_id, _set_aside())
 
 
 def _of_reason(round_id: int, reason: str) -> Select[Any]:
@@ -206,5 +200,50 @@ async def by_network(
                 "last": last,
                 "minutes": [(m, int(c)) for m, c in rows],
             }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class QuarantineGroup:
+    """One reason group of a round's quarantine as the audit package lists it: the trackers
+    (sorted), the admins' decision (``count``, ``void`` or None: undecided, so not counted),
+    and, only when not counted, the choice lists to subtract (sorted like an epoch's)."""
+
+    reason: str
+    decision: str | None
+    trackers: list[str]
+    choices: list[list[int]] | None
+
+    @property
+    def counted(self) -> bool:
+        """Whether the group's ballots are in the tally."""
+        return self.decision == "count"
+
+
+async def quarantine_groups(conn: AsyncConnection, round_id: int) -> list[QuarantineGroup]:
+    """The quarantine of ``round_id`` by reason (tables ``quarantined_ballots`` and
+    ``quarantine_decisions``), reasons sorted."""
+    decided = {reason: d["decision"] for reason, d in (await decisions(conn, round_id)).items()}
+    rows = await conn.execute(
+        select(_Q.c.reason, _B.c.ballot_id, _B.c.tracker, _B.c.choices)
+        .select_from(_Q.join(_B, _B.c.ballot_id == _Q.c.ballot_id))
+        .where(_Q.c.round_id == round_id)
+    )
+    groups: dict[str, tuple[list[str], list[Sequence[int]]]] = {}
+    for reason, bid, tracker, choices in rows:
+        trackers, lists = groups.setdefault(reason, ([], []))
+        trackers.append(ballot_token(tracker, bid))
+        lists.append(list(choices))
+    out = []
+    for reason, (trackers, lists) in sorted(groups.items()):
+        decision = decided.get(reason)
+        out.append(
+            QuarantineGroup(
+                reason,
+                decision,
+                sorted_trackers(trackers),
+                None if decision == "count" else sorted_choices(lists),
+            )
         )
     return out

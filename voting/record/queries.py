@@ -165,11 +165,18 @@ async def postgres_tally(
     if exclude:
         ids = bindparam("exclude", list(exclude), type_=ARRAY(Uuid))
         where.append(not_(b.c.ballot_id == any_(ids)))
+    return await tally_where(conn, *where)
+
+
+async def tally_where(conn: AsyncConnection, *where: Any) -> tuple[dict[int, int], int]:
+    """The votes and the number of the ``ballots`` rows matching ``where`` (SQLAlchemy
+    conditions): ``({candidate id: votes}, ballots)``, counted in Postgres."""
+    b = tables.ballots
     choice = func.unnest(b.c.choices).label("candidate_id")
     sub = select(choice).where(*where).subquery()
     rows = await conn.execute(select(sub.c.candidate_id, func.count()).group_by(sub.c.candidate_id))
     tally = {int(cid): int(n) for cid, n in rows}
-    total = await conn.scalar(select(func.count()).where(*where))
+    total = await conn.scalar(select(func.count()).select_from(b).where(*where))
     return tally, int(total or 0)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voting.core import audit_package as fmt
 from voting.core.errors import Conflict
 from voting.core.rounds import Round
-from voting.record import audit, commitments, queries, tables
+from voting.record import audit, commitments, quarantine, queries, tables
 from voting.services.results import round_results
 
 README = """\
@@ -133,7 +133,7 @@ async def build_audit_package(
         # marked with a seq nobody committed get theirs too: the verifier names both
         epochs = [found.pop(c.seq, commitments.Epoch(c.seq, [], [])) for c in chain if c.seq]
         epochs += found.values()
-        groups = await commitments.quarantine_groups(conn, round_id)
+        groups = await quarantine.quarantine_groups(conn, round_id)
         a = tables.audit_events
         events = (
             await conn.execute(

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -150,19 +150,9 @@ def commitment_hash(
     prev: str,
 ) -> str:
     """The hash (hex) of a commitment: canonical JSON of its fields (see the module)."""
-    return canonical_hash(
-        {
-            "round_id": round_id,
-            "seq": seq,
-            "kind": kind,
-            "closed_at": iso(closed_at),
-            "count": count,
-            "trackers_root": trackers_root,
-            "choices_root": choices_root,
-            "rules_hash": rules_hash,
-            "prev": prev,
-        }
-    )
+    return make_commitment(
+        round_id, seq, kind, closed_at, count, trackers_root, choices_root, rules_hash, prev
+    ).hash
 
 
 def make_commitment(
@@ -176,13 +166,12 @@ def make_commitment(
     rules_hash: str | None,
     prev: str,
 ) -> Commitment:
-    """A :class:`Commitment` with its hash computed."""
-    digest = commitment_hash(
-        round_id, seq, kind, closed_at, count, trackers_root, choices_root, rules_hash, prev
+    """A :class:`Commitment` with its hash computed: the canonical hash of its
+    :meth:`Commitment.body`."""
+    unhashed = Commitment(
+        round_id, seq, kind, closed_at, count, trackers_root, choices_root, rules_hash, prev, ""
     )
-    return Commitment(
-        round_id, seq, kind, closed_at, count, trackers_root, choices_root, rules_hash, prev, digest
-    )
+    return replace(unhashed, hash=canonical_hash(unhashed.body()))
 
 
 @dataclass(frozen=True)
@@ -222,17 +211,7 @@ def check_commitments(commitments: Iterable[Commitment]) -> CommitmentCheck:
             return CommitmentCheck(
                 checked, prev, c.seq, "prev is not the hash of the commitment before"
             )
-        recomputed = commitment_hash(
-            c.round_id,
-            c.seq,
-            c.kind,
-            c.closed_at,
-            c.count,
-            c.trackers_root,
-            c.choices_root,
-            c.rules_hash,
-            c.prev,
-        )
+        recomputed = canonical_hash(c.body())
         if c.hash != recomputed:
             return CommitmentCheck(checked, prev, c.seq, "its hash does not match its fields")
         prev, checked = c.hash, checked + 1

@@ -187,12 +187,6 @@ async def voters_of(conn: AsyncConnection, round_id: int) -> dict[str, str]:
     return {v: str(bid) for v, bid in rows}
 
 
-async def ballot_recorded(conn: AsyncConnection, ballot_id: uuid.UUID) -> bool:
-    """Whether the ballot ``ballot_id`` is in Postgres."""
-    b = tables.ballots
-    return await conn.scalar(select(b.c.ballot_id).where(b.c.ballot_id == ballot_id)) is not None
-
-
 async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[int, Action]]:
     """``(round id, action)`` pairs due at ``now`` by the rounds' schedule: ``open`` for
     drafts whose ``opens_at`` has passed, ``close`` for open or paused rounds whose

@@ -86,20 +86,30 @@ class ReceiptDesk:
             tracker = normalise(receipt)
         except TrackerInvalid as exc:
             raise Invalid("receipt_invalid", f"this receipt is not valid: {exc}") from None
-        found = await self._recorded(tracker)
+        b = tables.ballots
+        return await self._locate(tracker, b.c.tracker == tracker, tracker, None)
+
+    async def _locate(
+        self, receipt: str, match: Any, backlog_key: str, round_id: int | None
+    ) -> ReceiptOut:
+        """The status of the ballot ``match`` selects: in the record, else in the backlog
+        index (under ``backlog_key``) of ``round_id`` or of every live round, else looked for
+        in the record once more (persisted between the two looks: the persister commits
+        before it unindexes), else unknown."""
+        found = await self._recorded(receipt, match)
         if found is not None:
             return found
-        for round_id in await self._live_rounds():
-            if await live.in_backlog(self.redis, RoundKeys(self.prefix, round_id), tracker):
-                return ReceiptOut(receipt=tracker, status="pending", round_id=round_id)
-        # persisted between the two looks: the persister commits before it unindexes
-        return await self._recorded(tracker) or ReceiptOut(receipt=tracker, status="unknown")
+        rounds = [round_id] if round_id is not None else await self._live_rounds()
+        for rid in rounds:
+            if await live.in_backlog(self.redis, RoundKeys(self.prefix, rid), backlog_key):
+                return ReceiptOut(receipt=receipt, status="pending", round_id=rid)
+        return await self._recorded(receipt, match) or ReceiptOut(receipt, "unknown")
 
     async def _live_rounds(self) -> list[int]:
         async with self.engine.connect() as conn:
             return await queries.round_ids(conn, not_final=True)
 
-    async def _recorded(self, tracker: str) -> ReceiptOut | None:
+    async def _recorded(self, receipt: str, match: Any) -> ReceiptOut | None:
         b, q, d = tables.ballots, tables.quarantined_ballots, tables.quarantine_decisions
         query = (
             select(b.c.round_id, b.c.epoch, q.c.reason, d.c.decision)
@@ -108,14 +118,12 @@ class ReceiptDesk:
                     d, and_(d.c.round_id == q.c.round_id, d.c.reason == q.c.reason)
                 )
             )
-            .where(b.c.tracker == tracker)
+            .where(match)
             .limit(1)
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return _out(tracker, row)
+        return None if row is None else _out(receipt, row)
 
     async def _legacy(self, receipt: str) -> ReceiptOut:
         try:
@@ -123,16 +131,9 @@ class ReceiptDesk:
             round_id, ballot_id = int(payload["r"]), uuid.UUID(str(payload["b"]))
         except (TokenInvalid, ValueError, TypeError):
             raise Invalid("receipt_invalid", "this receipt is not valid") from None
-        async with self.engine.connect() as conn:
-            if await queries.ballot_recorded(conn, ballot_id):
-                return ReceiptOut(receipt=receipt, status="recorded", round_id=round_id)
-        keys = RoundKeys(self.prefix, round_id)
-        if await live.in_backlog(self.redis, keys, str(ballot_id)):  # entries from before
-            return ReceiptOut(receipt=receipt, status="pending", round_id=round_id)
-        async with self.engine.connect() as conn:
-            if await queries.ballot_recorded(conn, ballot_id):
-                return ReceiptOut(receipt=receipt, status="recorded", round_id=round_id)
-        return ReceiptOut(receipt=receipt, status="unknown")
+        # entries cast before trackers are in the backlog index under their ballot id
+        match = tables.ballots.c.ballot_id == ballot_id
+        return await self._locate(receipt, match, str(ballot_id), round_id)
 
 
 def _out(tracker: str, row: Any) -> ReceiptOut:

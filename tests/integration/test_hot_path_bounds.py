@@ -35,8 +35,8 @@ class CountingPublished:
         return await self.inner()
 
 
-async def test_no_credential_reaches_no_store(client):
-    box = client.app.state.services.ballot_box
+async def test_no_credential_reaches_no_store(client, app):
+    box = app.state.services.ballot_box
     counting = CountingPublished(box.published)
     box.published = counting
     try:
@@ -54,8 +54,8 @@ async def test_no_credential_reaches_no_store(client):
         box.published = counting.inner
 
 
-async def test_cycling_unknown_round_ids_costs_one_record_query(client):
-    box = client.app.state.services.ballot_box
+async def test_cycling_unknown_round_ids_costs_one_record_query(client, app):
+    box = app.state.services.ballot_box
     counting = CountingPublished(box.published)
     box.published = counting
     box.forget(0)  # the next miss refreshes

@@ -102,6 +102,13 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxies: tuple[str, ...])
     )
 
 
+def prefix_of(peer: str | None, forwarded_for: list[str], settings: Settings) -> str:
+    """:func:`client_prefix` from the socket peer's host and the ``X-Forwarded-For`` values
+    (for code that has the raw ASGI scope, not a request)."""
+    client = resolve_client(peer, forwarded_for, parse_networks(settings.server.trusted_proxies))
+    return ip_prefix(client, settings.privacy.ipv4_prefix, settings.privacy.ipv6_prefix)
+
+
 def client_prefix(request: Request[Any, Any, Any], settings: Settings) -> str:
     """The client's network prefix (IPv4 /24, IPv6 /64 by default) under the settings' trusted
     proxies: what limits count and what ballots store instead of the address."""

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, Response, get, post
 
 from voting.core.ballot import AcceptedBallot
 
@@ -52,9 +52,15 @@ async def echo_ballot(request: Request[Any, Any, Any], round_id: int) -> Respons
     return Response(_encode(answer), status_code=201, media_type="application/json")
 
 
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    """200 once the server is up (the benchmark waits for it)."""
+    return {"status": "ok"}
+
+
 def create_echo_app() -> Litestar:
     """The echo app (a factory, as granian calls it)."""
-    return Litestar([echo_ballot], openapi_config=None)
+    return Litestar([echo_ballot, healthz], openapi_config=None)
 
 
 def main(argv: list[str] | None = None) -> None:

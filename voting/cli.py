@@ -245,7 +245,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
         sys.stdout.flush()
-        _serve(s, public=True, admin=True)
+        _serve(s, public=True, admin=True, workers=args.workers)
     return 0
 
 
@@ -481,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="create and open a demo round from this CSV (and CSV-photos.zip next to it)",
     )
+    up.add_argument("--workers", type=int, default=1, help="app worker processes")
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the app alone (production)")
     serve.add_argument("--public", action="store_true", help="public API and page only")

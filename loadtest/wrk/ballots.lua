@@ -4,7 +4,8 @@
 -- (thread k of n takes lines k, k+n, ...); CANDIDATES: candidate ids, comma-separated;
 -- CHOICES: how many distinct ones a ballot chooses; OUT: a file prefix: thread k appends the
 -- body of every 201 answer to OUT.k (one a line) and writes its status counts to OUT.k.status.
--- N: wrk's thread count (-t). Every request has its own Idempotency-Key. When the credentials run out, requests go
+-- N: wrk's thread count (-t); a 7th argument "form" sends the peer's form POST vote=a instead.
+-- Every request has its own Idempotency-Key. When the credentials run out, requests go
 -- without one (answered 401) and are counted apart by the status.
 local counter = 0
 local threads = {}
@@ -18,6 +19,7 @@ end
 function init(args)
   path, token_file, out_prefix = args[1], args[2], args[5]
   nchoices = tonumber(args[4])
+  form = args[7] == "form"
   candidates = {}
   for c in string.gmatch(args[3], "[^,]+") do table.insert(candidates, tonumber(c)) end
   tokens = {}
@@ -47,9 +49,18 @@ local function body()
 end
 
 function request()
+  if form then
+    return wrk.format("POST", path, { ["Content-Type"] = "application/x-www-form-urlencoded" }, "vote=a")
+  end
   local token = tokens[next_token]
   next_token = next_token + 1
-  local headers = { ["Content-Type"] = "application/json" }
+  -- each ballot from another /24, as behind the proxy (the benchmark trusts 127.0.0.1), so the
+  -- per-network rules see citizens, not one flood
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["X-Forwarded-For"] = string.format("%d.%d.%d.%d", math.random(1, 223), math.random(0, 255),
+      math.random(0, 255), math.random(1, 254)),
+  }
   if token then
     headers["Authorization"] = "Bearer " .. token
     headers["Idempotency-Key"] = "w" .. id .. "-" .. next_token

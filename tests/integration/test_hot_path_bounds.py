@@ -85,7 +85,6 @@ async def test_published_round_missing_from_redis_fails_closed(services, make_ro
         published=published,
         rate=Rate(1000, 1, 1000),
         max_backlog=10,
-        idempotency_ttl=60,
     )
     for _ in range(20):
         with pytest.raises(Unavailable):

@@ -62,13 +62,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from loadtest.client import (
     API,
-    TRANSPORT_ERRORS,
     LoadError,
     RawClient,
     SignedVoters,
-    error_code,
+    open_loop_ballots,
     percentile,
-    run_open_loop,
+    random_address,
 )
 from loadtest.report import render_bench
 from loadtest.service import (
@@ -101,99 +100,8 @@ DEFAULT_CSV = next(
 CHOICES = 16
 
 
-def _random_address() -> str:
-    """An IPv4 address in a random /24: a citizen's network (see ``wrk/ballots.lua``)."""
-    a, b, c = random.randint(1, 223), random.randint(0, 255), random.randint(0, 255)
-    return f"{a}.{b}.{c}.{random.randint(1, 254)}"
-
-
 def _median(phases: list[WrkPhase], attr: str) -> float:
     return round(statistics.median(getattr(p, attr) for p in phases), 1)
-
-
-async def _open_loop(
-    base: str,
-    path: str,
-    rate: float,
-    seconds: float,
-    tokens: list[str],
-    candidates: list[int],
-    connections: int,
-) -> dict[str, Any]:
-    """Ballots at ``rate`` per second for ``seconds`` over ``connections`` keep-alive
-    connections (a ballot due while all are busy waits for one); latency is measured from the
-    moment it was due, so time spent waiting counts. Answers whose outcome is unknown (a
-    transport error, a 5xx) are resent afterwards with their own key, so that every accepted
-    ballot is known (``resent``)."""
-    pool: asyncio.Queue[RawClient] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(RawClient(base))
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
-    accepted: dict[str, list[int]] = {}
-    unknown: list[tuple[dict[str, str], bytes, list[int]]] = []
-    start = time.perf_counter()
-    late: list[float] = []
-
-    async def send(client: RawClient, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        try:
-            return await client.request("POST", path, headers, body)
-        except TRANSPORT_ERRORS:
-            return 0, b""
-
-    async def one(i: int, due: float) -> None:
-        late.append(time.perf_counter() - start - due)
-        choices = random.sample(candidates, CHOICES)
-        body = json.dumps({"choices": choices}).encode()
-        headers = {
-            "Authorization": f"Bearer {tokens[i]}",
-            "Idempotency-Key": uuid.uuid4().hex,
-            "Content-Type": "application/json",
-            "X-Forwarded-For": _random_address(),
-        }
-        client = await pool.get()
-        try:
-            status, content = await send(client, headers, body)
-        finally:
-            pool.put_nowait(client)
-        latencies.append((time.perf_counter() - start - due) * 1000)
-        statuses[f"{status} {error_code(content)}" if status != 201 else "201"] += 1
-        if status == 201:
-            accepted[json.loads(content)["ballot_id"]] = choices
-        elif status == 0 or status >= 500:
-            unknown.append((headers, body, choices))
-
-    def launch(i: int, due: float) -> asyncio.Task[None] | None:
-        return asyncio.create_task(one(i, due))
-
-    cpu0 = time.process_time()
-    await run_open_loop(rate, seconds, launch, most=len(tokens))
-    cpu = time.process_time() - cpu0
-    resent: Counter[int] = Counter()
-    client = await pool.get()
-    for headers, body, choices in unknown:  # same key: a recorded one answers 201 again
-        status, content = await send(client, headers, body)
-        resent[status] += 1
-        if status == 201:
-            accepted[json.loads(content)["ballot_id"]] = choices
-    while not pool.empty():
-        await pool.get_nowait().aclose()
-    await client.aclose()
-    lat = sorted(latencies)
-    return {
-        "offered_rps": round(rate, 1),
-        "seconds": seconds,
-        "connections": connections,
-        "answered": len(lat),
-        "statuses": dict(sorted(statuses.items())),
-        "p50_ms": percentile(lat, 50),
-        "p99_ms": percentile(lat, 99),
-        "max_ms": lat[-1] if lat else None,
-        "launch_late_p99_ms": round((percentile(sorted(late), 99) or 0) * 1000, 2),
-        "generator_cpu_pct": round(100 * cpu / max(seconds, 1e-9), 1),
-        "resent": {str(k): v for k, v in resent.items()},
-        "accepted": accepted,
-    }
 
 
 async def _stream_len(redis: Redis, keys: RoundKeys) -> int:
@@ -290,7 +198,7 @@ async def _top_up(b: Backends, round_id: int, target: int) -> int:
             round_id,
             uuid.uuid4().hex,
             sorted(random.sample(candidates, CHOICES)),
-            _random_address().rsplit(".", 1)[0] + ".0/24",
+            random_address().rsplit(".", 1)[0] + ".0/24",
             None,
         )
         added += 1
@@ -378,7 +286,7 @@ async def bench(
 
     rate = 0.7 * peak
     open_tokens = tokens(int(rate * phase) + 10)
-    opened = await _open_loop(srv.base_url, path, rate, phase, open_tokens, cands, conns)
+    opened = await open_loop_ballots(srv.base_url, path, rate, phase, open_tokens, cands, conns)
     accepted.update(opened.pop("accepted"))
     report["open_loop_70pct"] = opened
 

@@ -41,12 +41,17 @@ HSTS = "max-age=31536000"
 ADMIN_PREFIX = "/admin"
 
 
-def policy(frame_ancestors: str, style_nonce: str | None = None) -> str:
+def policy(
+    frame_ancestors: str, style_nonce: str | None = None, script_hashes: tuple[str, ...] = ()
+) -> str:
     """The Content-Security-Policy with ``frame-ancestors`` and, when given, a nonce that
-    allows the one ``<style>`` element carrying it."""
+    allows the one ``<style>`` element carrying it, and the hashes (``sha256-<base64>``) of
+    the inline scripts allowed (the pages' import map, see :mod:`voting.http.page`)."""
     directives = list(BASE_POLICY)
     if style_nonce is not None:
         directives[2] = f"style-src 'self' 'nonce-{style_nonce}'"
+    if script_hashes:
+        directives[1] = " ".join(["script-src 'self'", *(f"'{h}'" for h in script_hashes)])
     return "; ".join([*directives, f"frame-ancestors {frame_ancestors}"])
 
 

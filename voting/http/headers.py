@@ -10,7 +10,8 @@ The policy allows what the pages really do, and nothing else: scripts, styles, i
 and API calls from our own origin only (every asset is vendored); ``data:`` images (the page's
 empty favicon, Swagger UI's icons); workers from ``blob:`` URLs (the ALTCHA widget solves the
 proof of work in Web Workers made from a Blob of its inlined code; PBKDF2 runs in WebCrypto, no
-WebAssembly); no plugins, no ``<base>``, forms post to our origin. Who may frame the page:
+WebAssembly) and the page's service worker from our origin (``/sw.js``); no plugins, no
+``<base>``, forms post to our origin. Who may frame the page:
 ``VOTING_FRAME_ANCESTORS`` (``'self'`` by default) for the public side, nobody for ``/admin``.
 """
 
@@ -30,7 +31,7 @@ BASE_POLICY = (
     "img-src 'self' data:",
     "font-src 'self'",
     "connect-src 'self'",
-    "worker-src blob:",
+    "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",

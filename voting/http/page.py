@@ -3,8 +3,8 @@
 worker ``/sw.js``.
 
 Each page is prepared once at start-up (:class:`PageTemplate`): its ``/static`` URLs become
-content-hashed ones (:mod:`voting.http.assets`), its import map and modulepreload links are
-filled in, and the import map's SHA-256 goes into the page's Content-Security-Policy (an inline
+content-hashed ones (:mod:`voting.http.assets`), its import map is filled in, and the import
+map's SHA-256 goes into the page's Content-Security-Policy (an inline
 ``<script type="importmap">`` is a script). Per answer only the ALTCHA stylesheet's nonce, the
 title, the share tags and a notice are put in.
 
@@ -39,7 +39,7 @@ from litestar import Request, Response, get
 from voting.core.photos import SIZES
 from voting.core.rounds import Candidate, Round
 from voting.core.shortlist import CODE_PATTERN
-from voting.http.assets import Assets, etag_matches, preload_links
+from voting.http.assets import Assets, etag_matches
 from voting.http.headers import policy
 from voting.record import queries
 from voting.services.container import Services, ServicesDep
@@ -78,12 +78,11 @@ def script_hash(text: str) -> str:
 class PageTemplate:
     """One HTML page of ``voting/static`` prepared at start-up (see the module).
 
-    ``entries``: the logical paths of the modules the page loads (their static imports get
-    modulepreload links). The source may hold ``{{import_map}}``, ``{{modulepreload}}``,
-    ``{{csp_nonce}}``, ``{{title}}`` and ``{{meta}}``.
+    The source may hold ``{{import_map}}`` (filled in here), ``{{csp_nonce}}``, ``{{title}}``
+    and ``{{meta}}`` (per answer, :meth:`render`).
     """
 
-    def __init__(self, source: str, assets: Assets, entries: tuple[str, ...]) -> None:
+    def __init__(self, source: str, assets: Assets) -> None:
         import_map = assets.import_map()
 
         def hashed(match: re.Match[str]) -> str:
@@ -93,7 +92,6 @@ class PageTemplate:
 
         text = _STATIC_ATTR.sub(hashed, source)
         text = text.replace("{{import_map}}", import_map)
-        text = text.replace("{{modulepreload}}", preload_links(assets, entries))
         self.text = text
         #: the CSP sources of the page's inline scripts
         self.script_hashes = (script_hash(import_map),)
@@ -167,12 +165,8 @@ class Pages:
     @classmethod
     def build(cls, static: Path, assets: Assets) -> Pages:
         """Prepare ``index.html``, ``kiem-tra.html`` and ``sw.js`` of ``static``."""
-        index = PageTemplate(
-            (static / "index.html").read_text("utf-8"), assets, ("js/offline.js", "js/main.js")
-        )
-        receipt = PageTemplate(
-            (static / "kiem-tra.html").read_text("utf-8"), assets, ("js/check.js",)
-        )
+        index = PageTemplate((static / "index.html").read_text("utf-8"), assets)
+        receipt = PageTemplate((static / "kiem-tra.html").read_text("utf-8"), assets)
         version = hashlib.sha256(
             f"{assets.version}\0{index.digest}\0{receipt.digest}".encode()
         ).hexdigest()[:VERSION_LENGTH]
@@ -246,9 +240,7 @@ def _html(body: bytes, status: int, csp: str, etag: str | None = None) -> Respon
     headers = {"Cache-Control": "no-cache", "Content-Security-Policy": csp}
     if etag is not None:
         headers["ETag"] = etag
-    return Response(
-        body, status_code=status, media_type="text/html", headers=headers
-    )
+    return Response(body, status_code=status, media_type="text/html", headers=headers)
 
 
 def index_answer(

@@ -1,7 +1,7 @@
 /* Offline use of the public page: the service worker (/sw.js) and the offline state.
  *
- * - Registers /sw.js (scope /) once the page has loaded and the browser is idle, so it never
- *   competes with the first paint; then hands the worker the GET URLs this page fetched before
+ * - Registers /sw.js (scope /) a few seconds after the page has loaded, when the browser is
+ *   idle, so it never competes with the first paint; then hands the worker the GET URLs this page fetched before
  *   the worker controlled it (the round, its candidates, photos) to keep for an offline reload.
  *   When that is done, <html data-offline-ready> is set.
  * - While the browser is offline: a Vietnamese banner under the site header says so, the page
@@ -102,8 +102,11 @@ async function register() {
   }
 }
 
+/* Three seconds after the load event, when the browser is idle: the worker is for the next
+ * visit, not this one. */
 function whenIdle(fn) {
-  const later = () => (window.requestIdleCallback ? requestIdleCallback(fn, { timeout: 5000 }) : setTimeout(fn, 1000));
+  const idle = () => (window.requestIdleCallback ? requestIdleCallback(fn, { timeout: 5000 }) : fn());
+  const later = () => setTimeout(idle, 3000);
   if (document.readyState === 'complete') later();
   else window.addEventListener('load', later, { once: true });
 }

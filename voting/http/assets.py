@@ -31,6 +31,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 #: ``Cache-Control`` of a content-hashed URL: its bytes never change.
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
@@ -161,7 +162,7 @@ def assets_router(assets: Assets) -> Router:
     """A router of ``GET {assets.prefix}/{path}`` answered by :meth:`Assets.answer`."""
 
     @get("/{path:path}", include_in_schema=False, sync_to_thread=False)
-    def static_file(request: Request[Any, Any, Any], path: str) -> Response[bytes]:
+    def static_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
         return assets.answer(path.lstrip("/"), request.headers.get("if-none-match"))
 
     return Router(assets.prefix, route_handlers=[static_file])

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 from voting.core.photos import SIZES
 from voting.core.rounds import Candidate, Round
@@ -287,17 +288,13 @@ def page_routes(pages: Pages) -> list[Any]:
         """The public voting page (``?round=<id>`` picks a round)."""
         return index_answer(services, request, pages)
 
-    @get(["/r/{slug:str}", "/r/{slug:str}/{code:str}"], include_in_schema=False)
     async def deep_link(
-        services: ServicesDep, request: Request[Any, Any, Any], slug: str, code: str | None = None
+        services: Services, request: Request[Any, Any, Any], slug: str, code: str | None
     ) -> Response[bytes]:
-        """A round's (or one candidate's) link: the page with its share tags; 404 with a
-        notice for an unknown or draft round or an unknown candidate code."""
-        rnd = None
+        rnd = candidate = None
         if len(slug) <= MAX_SLUG and SLUG_PATTERN.fullmatch(slug):
             async with services.engine.connect() as conn:
                 rnd = await queries.find_public_round_by_slug(conn, slug)
-                candidate = None
                 if rnd is not None and code is not None and CODE_PATTERN.fullmatch(code):
                     candidate = await queries.find_candidate_by_code(conn, rnd.id, code)
         if rnd is None:
@@ -317,6 +314,25 @@ def page_routes(pages: Pages) -> list[Any]:
                 status=404,
             )
         return index_answer(services, request, pages, share=candidate_share(base, rnd, candidate))
+
+    @get("/r/{slug:str}", include_in_schema=False)
+    async def round_link(
+        services: ServicesDep, request: Request[Any, Any, Any], slug: FromPath[str]
+    ) -> Response[bytes]:
+        """A round's link: the page with its share tags; 404 with a notice for an unknown
+        round or one in draft."""
+        return await deep_link(services, request, slug, None)
+
+    @get("/r/{slug:str}/{code:str}", include_in_schema=False)
+    async def candidate_link(
+        services: ServicesDep,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        code: FromPath[str],
+    ) -> Response[bytes]:
+        """One candidate's link: the page with the candidate's share tags; 404 with a notice
+        for an unknown round (or one in draft) or an unknown candidate code."""
+        return await deep_link(services, request, slug, code)
 
     @get("/kiem-tra", include_in_schema=False)
     async def receipt_page(
@@ -342,4 +358,4 @@ def page_routes(pages: Pages) -> list[Any]:
             headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
         )
 
-    return [index, deep_link, receipt_page, service_worker]
+    return [index, round_link, candidate_link, receipt_page, service_worker]

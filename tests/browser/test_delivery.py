@@ -157,7 +157,7 @@ def test_offline_reload_shows_the_round_and_blocks_voting(phone: Page, live_serv
     phone.locator("[data-candidate-id] input[name=choice]").first.check()
     expect(phone.locator("#cast")).to_be_enabled()
     phone.locator("#cast").click()
-    expect(banner).to_contain_text("Không có kết nối mạng nên chưa gửi được phiếu")
+    expect(banner).to_contain_text("Không có kết nối mạng nên chưa gửi được.")
     expect(phone.locator("#confirm-dialog")).to_be_hidden()
     phone.screenshot(path="tests/artifacts/offline-phone.png", full_page=False)
 

@@ -14,8 +14,8 @@
 const BANNER_ID = 'offline-banner';
 const OFFLINE_TEXT = 'Bạn đang ngoại tuyến. Trang đang hiển thị dữ liệu đã lưu lần trước, có thể chưa cập nhật. '
   + 'Chưa gửi được phiếu cho đến khi có kết nối mạng trở lại.';
-const BLOCKED_TEXT = 'Không có kết nối mạng nên chưa gửi được phiếu. Lựa chọn của bạn vẫn được giữ trên trang: '
-  + 'hãy gửi lại khi có mạng. Phiếu không được lưu để tự gửi sau.';
+const BLOCKED_TEXT = 'Không có kết nối mạng nên chưa gửi được. Lựa chọn của bạn vẫn được giữ trên trang, '
+  + 'hãy gửi lại khi có mạng. Trang không lưu phiếu để tự gửi sau.';
 /* The controls that send a ballot or ask for a credential. */
 const SENDING = '#cast, #confirm, #voter-code-submit, #otp-send, #otp-verify';
 /* API answers worth keeping for an offline reload (the service worker checks again). */

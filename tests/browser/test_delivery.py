@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect
 
-from tests.browser.test_browser import CANDIDATES, TIMEOUT_MS
+from tests.browser.test_browser import CANDIDATES, TIMEOUT_MS, cast
 from tests.support.browser import axe_violations, fresh_page
 from tests.support.servers import VotingProcess, free_port, server_env, spawn
 from voting.http.assets import IMMUTABLE_CACHE
@@ -251,3 +251,28 @@ def test_a_new_deploy_replaces_the_workers_caches(
         phone.context.set_offline(False)
     finally:
         second.stop()
+
+
+@pytest.mark.browser
+def test_the_worker_keeps_no_credential_ballot_or_receipt(phone: Page, live_server: Any) -> None:
+    load(phone, f"{live_server.base_url}/?round={live_server.round_id}")
+    phone.wait_for_function(READY, timeout=30_000)
+    cast(phone, 2)  # through the worker now in control: challenge, voters, ballots
+    shown = phone.locator("#receipt").inner_text().strip().replace("-", "")
+    phone.goto(f"{live_server.base_url}/kiem-tra?ma={shown}")
+    expect(phone.locator("#check-result")).to_contain_text("phiếu")
+    phone.goto(f"{live_server.base_url}/?round={live_server.round_id}")
+    kept = phone.evaluate(
+        """async () => {
+            const out = [];
+            for (const name of await caches.keys()) {
+                const cache = await caches.open(name);
+                for (const r of await cache.keys()) out.push(r.method + ' ' + r.url);
+            }
+            return out;
+        }"""
+    )
+    assert any("/api/v1/rounds/" in u for u in kept), kept
+    assert all(u.startswith("GET ") for u in kept), kept
+    never = ("/ballots", "/voters", "/challenge", "/receipts", "/kiem-tra", "/admin")
+    assert not [u for u in kept if any(n in u for n in never)], kept

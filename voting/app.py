@@ -17,6 +17,7 @@ from voting.http import errors
 from voting.http import public as public_api
 from voting.http.answers import document
 from voting.http.assets import Assets, assets_router
+from voting.http.ballots import ballot_lane
 from voting.http.bodies import StrictRequest, json_only
 from voting.http.compression import compression_config
 from voting.http.deadline import body_deadline
@@ -115,12 +116,17 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
 
 
 def served_app(settings: Settings, *, public: bool = True, admin: bool = True) -> ASGIApp:
-    """The app as an ASGI server runs it: :func:`create_app` inside the request body deadline
-    (``VOTING_BODY_TIMEOUT``, :func:`voting.http.deadline.body_deadline`), which sees every
-    request, routed or not."""
-    app = create_app(settings, public=public, admin=admin)
+    """The app as an ASGI server runs it: :func:`create_app` wrapped by :func:`served`."""
+    return served(create_app(settings, public=public, admin=admin), settings, public=public)
+
+
+def served(app: Litestar, settings: Settings, *, public: bool = True) -> ASGIApp:
+    """``app`` behind the lean lane of ballots (:func:`voting.http.ballots.ballot_lane`, when
+    it has the public side), inside the request body deadline (``VOTING_BODY_TIMEOUT``,
+    :func:`voting.http.deadline.body_deadline`), which sees every request, routed or not."""
     headers = SecurityHeaders.from_settings(settings.server)  # the 408 carries them too
-    return body_deadline(app, settings.server.body_timeout, headers)
+    outer: ASGIApp = ballot_lane(app, headers) if public else app
+    return body_deadline(outer, settings.server.body_timeout, headers)
 
 
 def app_from_env() -> ASGIApp:

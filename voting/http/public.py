@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from voting import metrics
 from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ballot
 from voting.core.errors import (
     DomainError,
@@ -379,6 +380,7 @@ async def cast_ballot(
     except DomainError as exc:
         if exc.code != "round_not_found":  # only rounds that exist are counted
             services.counters.add(round_id, exc.code)
+        metrics.BALLOTS_REFUSED.labels(exc.code).inc()
         raise
 
 

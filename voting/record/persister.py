@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voting import metrics
 from voting.core.loops import wait
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.state import ensure_group
@@ -230,6 +231,7 @@ class Persister:
                 pipe.hdel(keys.backlog_index, *[b.backlog_key for b in ballots])
                 await pipe.execute()
             self.persisted += len(ballots)
+            metrics.BALLOTS_PERSISTED.inc(len(ballots))
         return len(ballots)
 
     async def _insert(self, round_id: int, ballots: list[StreamBallot]) -> None:

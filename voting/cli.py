@@ -33,8 +33,10 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,11 +159,8 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
-    from voting import metrics
-
     observe = settings.observability
-    if observe.metrics_port:  # every worker's sum, from this process (see voting.metrics)
-        metrics.serve(observe.metrics_host, observe.metrics_port)
+    _serve_metrics(settings)  # every worker's sum, from this process (see voting.metrics)
 
     signal.signal(signal.SIGTERM, _exit_cleanly)  # until granian installs its own handlers
     signal.signal(signal.SIGINT, _exit_cleanly)
@@ -196,20 +195,50 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     server.serve()
 
 
-@contextlib.contextmanager
-def _metrics_directory() -> Iterator[Path]:
-    """Multi-process metrics for the server's workers (:func:`voting.metrics.use_directory`):
-    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it (emptied of an earlier run's files),
-    else a temporary directory removed at exit. Called before anything imports the metrics."""
+def _serve_metrics(settings: Settings) -> None:
+    """Serve this process's metrics (:func:`voting.metrics.serve`) on ``VOTING_METRICS_HOST``
+    and ``VOTING_METRICS_PORT`` when the port is set; exit 2 with a one-line error when the
+    address cannot be bound."""
+    observe = settings.observability
+    if not observe.metrics_port:
+        return
     from voting import metrics
 
-    given = os.environ.get(metrics.MULTIPROC_ENV)
-    path = metrics.use_directory(Path(given) if given else None)
+    try:
+        metrics.serve(observe.metrics_host, observe.metrics_port)
+    except OSError as exc:
+        address = f"{observe.metrics_host}:{observe.metrics_port}"
+        print(f"error: cannot serve metrics on {address}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+#: prometheus-client's multi-process directory variable (read when it is first imported)
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[Path]:
+    """Multi-process metrics for the server's workers (see :mod:`voting.metrics`):
+    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it, else a temporary directory removed
+    at exit; emptied first of an earlier run's value files (a reused pid would add a dead
+    process's counts), and named in the environment before anything imports
+    prometheus-client, in this process and so in the workers it forks.
+
+    Raises RuntimeError when prometheus-client was already imported without it (its metrics
+    would count per process, unshared)."""
+    given = os.environ.get(_MULTIPROC_ENV)
+    if not given and "prometheus_client" in sys.modules:
+        raise RuntimeError(f"prometheus-client was imported before {_MULTIPROC_ENV} was set")
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="voting-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[_MULTIPROC_ENV] = str(path)
     try:
         yield path
     finally:
         if not given:
-            metrics.remove_directory(path)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_app() -> Any:
@@ -270,13 +299,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
     """``voting persister``: the persister and the round schedule until SIGTERM; its own
     metrics on ``VOTING_METRICS_PORT`` when set."""
-    from voting import metrics
     from voting.services.container import open_services
 
     async def run(s: Settings) -> None:
-        observe = s.observability
-        if observe.metrics_port:
-            metrics.serve(observe.metrics_host, observe.metrics_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -286,6 +311,7 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
             await stop.wait()
 
     with resolved(settings, allow_embedded=False) as s:
+        _serve_metrics(s)
         asyncio.run(run(s))
     return 0
 

@@ -27,17 +27,16 @@ Names (``round``: a round id; ``code``: an error's contract code; ``mode``: an i
 =====================================================  ========================================
 
 Several processes (``voting serve --workers N``) share one directory of value files named by
-``PROMETHEUS_MULTIPROC_DIR`` (:func:`use_directory`, before any metric exists), and whoever
-serves ``/metrics`` adds them up (:func:`registry`, ``prometheus_client.multiprocess``).
+``PROMETHEUS_MULTIPROC_DIR``, which must be set before this module is first imported
+(prometheus-client chooses its value class then: ``voting serve`` does it, see
+``voting.cli``), and whoever serves ``/metrics`` adds them up (:func:`registry`,
+``prometheus_client.multiprocess``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -103,35 +102,6 @@ def prometheus_config(app_name: str) -> Any:
         group_path=True,
         buckets=list(LATENCY_BUCKETS),
     )
-
-
-def use_directory(path: Path | None) -> Path:
-    """Prepare multi-process mode for this process and the workers it starts: ``path`` (or a
-    new temporary directory when None) emptied of the value files of earlier runs (a reused
-    pid would add a dead process's counts), and named in ``PROMETHEUS_MULTIPROC_DIR``.
-
-    Must run before prometheus-client is imported by any process that counts; raises
-    RuntimeError when this process already imported it in single-process mode (its metrics
-    would not be shared)."""
-    from prometheus_client import values
-
-    if path is None:
-        path = Path(tempfile.mkdtemp(prefix="voting-metrics-"))
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
-        stale.unlink()
-    os.environ[MULTIPROC_ENV] = str(path)
-    if values.ValueClass is values.MutexValue:
-        raise RuntimeError(
-            "prometheus-client was set up in single-process mode before "
-            f"{MULTIPROC_ENV} was set; set it before the metrics are imported"
-        )
-    return path
-
-
-def remove_directory(path: Path) -> None:
-    """Remove a directory made by :func:`use_directory` (at the server's exit)."""
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def registry() -> CollectorRegistry:

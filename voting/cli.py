@@ -153,7 +153,12 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     SIGINT granian stops accepting, lets in-flight requests finish and runs the lifespan's
     shutdown (the persister flushes) in every worker, then returns here, so that ``finally``
     blocks (embedded servers) run. Workers read the settings from the environment, so the
-    values this process resolved (server URLs, bind address) are put there first."""
+    values this process resolved (server URLs, bind address) are put there first.
+
+    Every log record, granian's included, is rendered by :mod:`voting.logs` in
+    ``VOTING_LOG_FORMAT`` (granian's ``log_dictconfig``, applied in each worker). With
+    ``VOTING_METRICS_PORT`` this process serves the sum of its workers' metrics (they share
+    the directory :func:`_metrics_directory` prepared)."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
@@ -188,7 +193,10 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
         http1_settings=HTTP1Settings(
             header_read_timeout=round(settings.server.header_timeout * 1000)
         ),
-        log_level=LogLevels.warning,
+        # granian's own lines (listening, workers spawned) only when debugging
+        log_level=LogLevels(observe.log_level)
+        if observe.log_level != "info"
+        else LogLevels.warning,
         log_access=False,
         log_dictconfig=logs.dict_config(observe.log_format, observe.log_level),
     )

@@ -57,7 +57,7 @@ def formatter(fmt: str = "text") -> logging.Formatter:
         renderer: Processor = structlog.processors.JSONRenderer(ensure_ascii=False)
         tail: list[Processor] = [structlog.processors.format_exc_info]
     elif fmt == "text":
-        renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event=0)
+        renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
         tail = []
     else:
         raise ValueError(f"log format must be text or json, not {fmt!r}")

@@ -312,6 +312,7 @@ async def bench(args: argparse.Namespace, b: Backends, srv: Server) -> dict[str,
             "baseline_duration_s": args.baseline_duration,
             "ballots_duration_s": args.duration,
             "csv": str(args.csv),
+            "server_workers": args.workers,
             "servers": {
                 "postgres": "embedded" if "postgres" in b.embedded else "VOTING_DATABASE_URL",
                 "redis": "embedded" if "redis" in b.embedded else "VOTING_REDIS_URL",
@@ -374,6 +375,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each phase")
     p.add_argument("--concurrency", type=int, default=32, help="closed-loop workers (connections)")
     p.add_argument(
+        "--workers", type=int, default=1, help="worker processes of the server (voting up)"
+    )
+    p.add_argument(
         "--client",
         choices=sorted(CLIENTS),
         default="raw",
@@ -393,6 +397,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("shortlist CSV not found; pass --csv shared/data/shortlist-sample.csv")
     if args.concurrency < 1 or args.duration <= 0 or args.baseline_duration <= 0:
         p.error("--concurrency, --duration and --baseline-duration must be positive")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
     return args
 
 
@@ -401,7 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="voting-bench-"))
     try:
-        with backends(work) as b, server(b, args.csv.resolve(), work, args.startup_timeout) as srv:
+        with (
+            backends(work) as b,
+            server(b, args.csv.resolve(), work, args.startup_timeout, args.workers) as srv,
+        ):
             print(f"server up at {srv.base_url} (pid {srv.pid}); measuring...", flush=True)
             report = asyncio.run(bench(args, b, srv))
     except LoadError as exc:

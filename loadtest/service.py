@@ -50,8 +50,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(b: Backends, csv: Path, work: Path, startup_timeout: float) -> Iterator[Server]:
-    """Run ``voting up --demo csv`` on a free port until exit (SIGINT, then SIGKILL after 30 s).
+def server(
+    b: Backends, csv: Path, work: Path, startup_timeout: float, workers: int = 1
+) -> Iterator[Server]:
+    """Run ``voting up --demo csv --workers N`` on a free port until exit (SIGINT, then SIGKILL
+    after 30 s).
     Raises :class:`LoadError` (with the log's tail) when it does not come up."""
     port = free_port()
     password = secrets.token_urlsafe(16)
@@ -65,7 +68,7 @@ def server(b: Backends, csv: Path, work: Path, startup_timeout: float) -> Iterat
         VOTING_ADMIN_PASSWORD=password,
         VOTING_HOST="127.0.0.1",
     )
-    args = ["up", "--demo", str(csv), "--port", str(port)]
+    args = ["up", "--demo", str(csv), "--port", str(port), "--workers", str(workers)]
     proc = VotingProcess("voting up", args, env, work / "server.log", port)
     try:
         with running(proc, startup_timeout, timeout=30, sig=signal.SIGINT):

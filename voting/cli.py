@@ -1,6 +1,7 @@
 """The ``voting`` command: run the whole service for a newcomer, or each part for production.
 
-voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
+voting up [--host H] [--port P] [--demo CSV] [--workers N]
+                                               embedded servers (when no URLs), migrations,
                                                public + admin app, persister, demo round
                                                (with CSV-photos.zip's photos when present)
 voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
@@ -291,7 +292,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
         sys.stdout.flush()
-        _serve(s, public=True, admin=True)
+        _serve(s, public=True, admin=True, workers=args.workers)
     return 0
 
 
@@ -529,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="create and open a demo round from this CSV (and CSV-photos.zip next to it)",
     )
+    up.add_argument("--workers", type=int, default=1, help="server worker processes")
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the app alone (production)")
     serve.add_argument("--public", action="store_true", help="public API and page only")

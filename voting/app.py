@@ -16,7 +16,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
-from voting import metrics
 from voting.http import errors
 from voting.http import public as public_api
 from voting.http.answers import document
@@ -25,6 +24,7 @@ from voting.http.deadline import body_deadline
 from voting.http.docs import SwaggerDocs
 from voting.http.headers import SecurityHeaders, policy
 from voting.http.health import healthz, readyz
+from voting.http.observe import observe_requests
 from voting.http.origin import same_origin_only
 from voting.http.paths import canonical_ids
 from voting.services.container import Services, ServicesDep, open_services
@@ -84,9 +84,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
     ``public``: the public API under ``/api/v1`` and the page at ``/``; ``admin``: the admin
     API under ``/admin/api/v1``. Redis, Postgres and (when ``settings.persister.run``) the
     persister are opened in the lifespan and closed on shutdown. The OpenAPI schema is served
-    at ``/schema`` (``/schema/openapi.json``). Every routed request is observed by Litestar's
-    Prometheus middleware (:func:`voting.metrics.prometheus_config`); the metrics are served
-    on their own port, never here (``VOTING_METRICS_PORT``).
+    at ``/schema`` (``/schema/openapi.json``).
     """
 
     @contextlib.asynccontextmanager
@@ -142,14 +140,7 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
         lifespan=lifespans,
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         exception_handlers=errors.EXCEPTION_HANDLERS,
-        middleware=[
-            metrics.prometheus_config(
-                "+".join(p for p, on in (("public", public), ("admin", admin)) if on)
-            ).middleware,
-            canonical_ids,
-            same_origin_only,
-            json_only,
-        ],
+        middleware=[canonical_ids, same_origin_only, json_only],
         request_class=StrictRequest,
         template_config=templates,
         openapi_config=OpenAPIConfig(
@@ -168,10 +159,13 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
 def served_app(settings: Settings, *, public: bool = True, admin: bool = True) -> ASGIApp:
     """The app as an ASGI server runs it: :func:`create_app` inside the request body deadline
     (``VOTING_BODY_TIMEOUT``, :func:`voting.http.deadline.body_deadline`), which sees every
-    request, routed or not."""
+    request, routed or not, and the request latency histogram
+    (:func:`voting.http.observe.observe_requests`; the metrics are served on their own port,
+    never here: ``VOTING_METRICS_PORT``)."""
     app = create_app(settings, public=public, admin=admin)
     headers = SecurityHeaders.from_settings(settings.server)  # the 408 carries them too
-    return body_deadline(app, settings.server.body_timeout, headers)
+    name = "+".join(p for p, on in (("public", public), ("admin", admin)) if on)
+    return observe_requests(body_deadline(app, settings.server.body_timeout, headers), name)
 
 
 def app_from_env() -> ASGIApp:

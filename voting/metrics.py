@@ -19,11 +19,10 @@ Names (``round``: a round id; ``code``: an error's contract code; ``mode``: an i
 ``voting_backlog_ballots{round}``                       ballots waiting in the round's stream
 ``voting_persister_lag_seconds{round}``                 age of the oldest waiting ballot (0 when
                                                         none waits)
-``voting_request_duration_seconds{method,path,...}``    histogram per route template (Litestar's
-                                                        ``PrometheusMiddleware``, see
-                                                        :func:`prometheus_config`); also
-                                                        ``voting_requests_total`` and
-                                                        ``voting_requests_in_progress``
+``voting_request_duration_seconds{method,path,...}``    histogram of every HTTP request by route
+                                                        template, status code and app
+                                                        (:mod:`voting.http.observe`); its
+                                                        ``_count`` counts the requests
 =====================================================  ========================================
 
 Several processes (``voting serve --workers N``) share one directory of value files named by
@@ -80,28 +79,18 @@ BACKLOG = Gauge(
     ["round"],
     multiprocess_mode="mostrecent",
 )
+REQUEST_SECONDS = Histogram(
+    "voting_request_duration_seconds",
+    "HTTP requests by route template, seconds from the request to the end of the answer",
+    ["method", "path", "status_code", "app_name"],
+    buckets=LATENCY_BUCKETS,
+)
 PERSISTER_LAG = Gauge(
     "voting_persister_lag_seconds",
     "Age of the round's oldest ballot waiting for the persister, seconds (0: none waits)",
     ["round"],
     multiprocess_mode="mostrecent",
 )
-
-
-def prometheus_config(app_name: str) -> Any:
-    """Litestar's ``PrometheusConfig`` for one app (``public``, ``admin`` or
-    ``public+admin``): request count, latency histogram (:data:`LATENCY_BUCKETS`) and
-    requests in progress, labelled by method, **route template** (``group_path``: never the
-    raw path, so ids do not multiply the series), status code and app name; metric prefix
-    ``voting``. Unrouted paths (404 before routing) are not observed."""
-    from litestar.plugins.prometheus import PrometheusConfig
-
-    return PrometheusConfig(
-        app_name=app_name,
-        prefix="voting",
-        group_path=True,
-        buckets=list(LATENCY_BUCKETS),
-    )
 
 
 def registry() -> CollectorRegistry:

@@ -83,9 +83,15 @@ async def test_two_workers_are_summed_on_the_metrics_port(settings, make_round, 
     )
     assert posts == 34
     by_status = value(
-        samples, "voting_requests_total", method="POST", path=BALLOTS_PATH, status_code="409"
+        samples,
+        "voting_request_duration_seconds_count",
+        method="POST",
+        path=BALLOTS_PATH,
+        status_code="409",
+        app_name="public+admin",
     )
     assert by_status == 3
+    assert value(samples, "voting_request_duration_seconds_count", path="unrouted") == 1
     raw = f"/api/v1/rounds/{rnd['id']}/ballots"
     assert not [k for k in samples if ("path", raw) in k[1]]  # route templates, not raw paths
     assert not (directory / "counter_1.db").exists()

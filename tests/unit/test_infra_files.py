@@ -23,7 +23,7 @@ SERVICES = {
     "migrate", "public", "admin", "persister", "nginx", "valkey-primary", "valkey-replica",
     "sentinel", "postgres", "prometheus", "grafana",
 }  # fmt: skip
-#: the metric names the service exports (voting/metrics.py; Litestar's with prefix voting)
+#: the metric names the service exports (voting/metrics.py)
 EXPORTED = {
     "voting_ballots_accepted_total",
     "voting_ballots_refused_total",
@@ -33,8 +33,7 @@ EXPORTED = {
     "voting_backlog_ballots",
     "voting_persister_lag_seconds",
     "voting_request_duration_seconds_bucket",
-    "voting_requests_total",
-    "voting_requests_in_progress",
+    "voting_request_duration_seconds_count",
 }
 SETTINGS = {name for name, _ in variables()}
 

@@ -164,3 +164,39 @@ async def test_a_metrics_port_in_use_is_a_clear_error(settings, tmp_path: Path):
     assert done.returncode == 2
     assert f"error: cannot serve metrics on 127.0.0.1:{taken}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_request_that_fails_before_answering_counts_as_500_and_methods_are_bounded():
+    import pytest
+    from prometheus_client import REGISTRY
+
+    from voting.http.observe import observe_requests
+
+    async def failing(scope, receive, send):
+        scope["path_template"] = "/boom/{n}"
+        raise RuntimeError("boom")
+
+    async def answering(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    def count(**labels: str) -> float:
+        return REGISTRY.get_sample_value("voting_request_duration_seconds_count", labels) or 0.0
+
+    labels = {"method": "GET", "path": "/boom/{n}", "status_code": "500", "app_name": "test"}
+    before = count(**labels)
+    with pytest.raises(RuntimeError):
+        await observe_requests(failing, "test")({"type": "http", "method": "GET"}, receive, send)
+    assert count(**labels) == before + 1
+    odd = {"method": "other", "path": "unrouted", "status_code": "204", "app_name": "test"}
+    before = count(**odd)
+    app = observe_requests(answering, "test")
+    await app({"type": "http", "method": "BREW"}, receive, send)
+    await app({"type": "http", "method": "PROPFIND"}, receive, send)
+    assert count(**odd) == before + 2

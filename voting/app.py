@@ -24,6 +24,7 @@ from voting.http.deadline import body_deadline
 from voting.http.docs import SwaggerDocs
 from voting.http.headers import SecurityHeaders
 from voting.http.health import healthz, readyz
+from voting.http.observe import observe_requests
 from voting.http.origin import same_origin_only
 from voting.http.page import Pages, page_routes
 from voting.http.paths import canonical_ids
@@ -117,16 +118,22 @@ def create_app(settings: Settings, *, public: bool = True, admin: bool = True) -
 
 def served_app(settings: Settings, *, public: bool = True, admin: bool = True) -> ASGIApp:
     """The app as an ASGI server runs it: :func:`create_app` wrapped by :func:`served`."""
-    return served(create_app(settings, public=public, admin=admin), settings, public=public)
+    app = create_app(settings, public=public, admin=admin)
+    return served(app, settings, public=public, admin=admin)
 
 
-def served(app: Litestar, settings: Settings, *, public: bool = True) -> ASGIApp:
+def served(
+    app: Litestar, settings: Settings, *, public: bool = True, admin: bool = True
+) -> ASGIApp:
     """``app`` behind the lean lane of ballots (:func:`voting.http.ballots.ballot_lane`, when
     it has the public side), inside the request body deadline (``VOTING_BODY_TIMEOUT``,
-    :func:`voting.http.deadline.body_deadline`), which sees every request, routed or not."""
+    :func:`voting.http.deadline.body_deadline`), which sees every request, routed or not, and
+    the request latency histogram (:func:`voting.http.observe.observe_requests`; the metrics
+    are served on their own port, never here: ``VOTING_METRICS_PORT``)."""
     headers = SecurityHeaders.from_settings(settings.server)  # the 408 carries them too
-    outer: ASGIApp = ballot_lane(app, headers) if public else app
-    return body_deadline(outer, settings.server.body_timeout, headers)
+    inner: ASGIApp = ballot_lane(app, headers) if public else app
+    name = "+".join(p for p, on in (("public", public), ("admin", admin)) if on)
+    return observe_requests(body_deadline(inner, settings.server.body_timeout, headers), name)
 
 
 def app_from_env() -> ASGIApp:

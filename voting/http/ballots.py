@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from voting import metrics
 from voting.core.ballot import check_idempotency_key, parse_ballot
 from voting.core.errors import (
     DomainError,
@@ -124,6 +125,7 @@ async def cast(
     except DomainError as exc:
         if exc.code != "round_not_found":  # only rounds that exist are counted
             services.counters.add(round_id, exc.code)
+        metrics.BALLOTS_REFUSED.labels(exc.code).inc()
         raise
 
 
@@ -222,6 +224,7 @@ async def cast_ballot(
 
 # -- the lane ------------------------------------------------------------------------------------
 
+ROUTE_TEMPLATE = "/api/v1/rounds/{round_id:int}/ballots"
 #: the canonical path (no leading zero: see voting.http.paths), round ids up to 18 digits
 _PATH = re.compile(r"/api/v1/rounds/([1-9][0-9]{0,17})/ballots")
 _encode = msgspec.json.Encoder().encode
@@ -319,6 +322,7 @@ def ballot_lane(app: Any, security: SecurityHeaders) -> ASGIApp:
         if match is None or head is None or services is None:
             await app(scope, receive, send)
             return
+        scope["path_template"] = ROUTE_TEMPLATE  # what the request histogram labels it by
         body = await _body(receive, head.length)
         if body is None:
             return  # the client is gone: nobody to answer

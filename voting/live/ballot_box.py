@@ -29,6 +29,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from voting import metrics
 from voting.core.ballot import AcceptedBallot, BallotRules
 from voting.core.errors import (
     Conflict,
@@ -222,12 +223,15 @@ class BallotBox:
             credential_at,
             agent,
         ]
+        started = time.perf_counter()
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
         else:
             result = await self._run_script(script_keys, script_args)
+        metrics.SCRIPT_SECONDS.observe(time.perf_counter() - started)
         outcome = result[0]
         if outcome == "ok":
+            metrics.BALLOTS_ACCEPTED.labels(round_id).inc()
             return self._answer(round_id, ballot_id, choices, now_ms, tracker)
         if outcome == "replay":
             stored = result[1].decode() if isinstance(result[1], bytes) else result[1]

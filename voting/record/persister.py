@@ -28,6 +28,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from voting import metrics
 from voting.core.loops import wait
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.scripts import load
@@ -259,6 +260,7 @@ class Persister:
                 ],
             )
             self.persisted += len(ballots)
+            metrics.BALLOTS_PERSISTED.inc(len(ballots))
         return len(ballots)
 
     async def _insert(self, round_id: int, ballots: list[StreamBallot]) -> None:

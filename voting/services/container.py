@@ -2,8 +2,8 @@
 
 :func:`open_services` is the one place that wires the layers: it opens Redis and Postgres,
 builds the signers, the ballot box, the persister, the round service, the voter desk and the
-photo service, and runs the background loops (Redis guard; persister, round schedule and quarantine
-sweep when asked).
+photo service, and runs the background loops (Redis guard; persister, round schedule, quarantine
+sweep and the backlog gauges when asked).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from voting.record import queries
 from voting.record.commitments import EpochPolicy
 from voting.record.db import make_engine
 from voting.record.persister import Persister
-from voting.services import quarantine, schedule
+from voting.services import backlog_gauges, quarantine, schedule
+from voting.services.backlog_gauges import BacklogGauges
 from voting.services.photos import PhotoService
 from voting.services.receipts import ReceiptDesk
 from voting.services.rounds import RoundService
@@ -177,6 +178,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
             sweep = quarantine.QuarantineSweep(engine, redis, settings.redis.prefix)
             tasks.append(asyncio.create_task(quarantine.run(sweep, stop)))
+            gauges = BacklogGauges(engine, redis, settings.redis.prefix)
+            tasks.append(
+                asyncio.create_task(
+                    run_every(gauges.sample, stop, backlog_gauges.EVERY, retry=backlog_gauges.RETRY)
+                )
+            )
         yield services
     finally:
         stop.set()

@@ -15,6 +15,8 @@ import { recordVoted } from './voted.js';
 
 /* The ballot being sent: {key: its Idempotency-Key, sig: its choices joined}, or null. */
 let pending = null;
+/* Whether #cast is asking the round's status before the confirm step. */
+let checking = false;
 
 function uuid() {
   const c = window.crypto;
@@ -43,8 +45,25 @@ function setPending(next) {
   else session.remove(pendingKey(state.round.id));
 }
 
-/** Click handler of #cast: list the choices in the confirmation dialog and open it. */
-export function openConfirm() {
+/**
+ * Click handler of #cast: ask the round's status first (a pause while the page was open
+ * says so here, not after the confirm step), then list the choices in the confirmation
+ * dialog and open it.
+ */
+export async function openConfirm() {
+  if (castBlocker() || checking) return;
+  checking = true;
+  let status;
+  try {
+    status = await refreshStatus(true);
+  } finally {
+    checking = false;
+  }
+  updateBar();
+  if (status !== 'open') {
+    showError({ code: 'round_not_open', status });
+    return;
+  }
   if (castBlocker()) return;
   const ids = orderedSelection();
   $('confirm-lead').textContent = `Bạn đã chọn ${ids.length} gương điển hình:`;

@@ -7,7 +7,7 @@ import { $, closeDialog, el, openDialog } from './dom.js';
 import { ensureToken, forgetToken, renderIdentity, startIdentity } from './identity.js';
 import { showError, showMessage } from './messages.js';
 import { loadResults } from './results.js';
-import { refreshStatus } from './rounds.js';
+import { applyStatus, refreshStatus } from './rounds.js';
 import { roundMode, state } from './state.js';
 import { local, pendingKey, receiptKey, session } from './store.js';
 import { castBlocker, startCooldown, updateBar } from './votebar.js';
@@ -126,6 +126,8 @@ export async function submitBallot() {
 
 function onCast(data, ids) {
   const roundId = state.round.id;
+  // closed first: closing gives the focus back to #cast, and the receipt's heading takes it
+  closeDialog($('confirm-dialog'));
   const choices = Array.isArray(data.choices) ? data.choices : ids;
   const voted = {
     receipt: typeof data.receipt === 'string' ? data.receipt : null,
@@ -177,12 +179,15 @@ async function onCastError(error) {
       showError(error);
       return;
     }
-    case 'round_not_open':
+    case 'round_not_open': {
       setPending(null);
-      showError(error);
-      await refreshStatus(true);
-      showError(error);
+      // the ballot box names the status it found ("... (paused)"): fresher than the round list
+      const found = /\((paused|closed|draft)\)/.exec(error.serverMessage || '');
+      if (found) applyStatus(found[1]);
+      else await refreshStatus(true);
+      showError({ ...error, status: state.round.status });
       return;
+    }
     case 'rate_limited':
     case 'unavailable':
       startCooldown(error.retryAfter);

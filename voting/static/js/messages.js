@@ -33,10 +33,12 @@ const ERROR_MESSAGES = {
       ? `Bạn đã bình chọn trong đợt này (mã phiếu ${ctx.ballotId}).`
       : 'Bạn đã bình chọn trong đợt này.',
   round_not_open: (ctx) => {
-    if (ctx.status === 'paused') return ERROR_MESSAGES.round_paused;
-    if (ctx.status === 'closed') return ERROR_MESSAGES.round_closed;
-    return ctx.status && ctx.status !== 'open' && STATUS_LABELS[ctx.status]
-      ? `Đợt bình chọn hiện không nhận phiếu (trạng thái: ${STATUS_LABELS[ctx.status].toLowerCase()}).`
+    // ctx.status: the round's status (a normalised error's HTTP status is a number)
+    const status = typeof ctx.status === 'string' ? ctx.status : (state.round || {}).status;
+    if (status === 'paused') return ERROR_MESSAGES.round_paused;
+    if (status === 'closed') return ERROR_MESSAGES.round_closed;
+    return status && status !== 'open' && STATUS_LABELS[status]
+      ? `Đợt bình chọn hiện không nhận phiếu (trạng thái: ${STATUS_LABELS[status].toLowerCase()}).`
       : 'Đợt bình chọn hiện không nhận phiếu.';
   },
   round_paused: 'Đợt bình chọn đang tạm dừng nên chưa nhận phiếu. Lựa chọn của bạn vẫn được giữ; hãy gửi phiếu khi đợt bình chọn tiếp tục.',

@@ -17,17 +17,21 @@ import { updateBar } from './votebar.js';
 /** How often the status is fetched again while the page is visible (ms; GET /rounds is cached 5 s). */
 export const STATUS_REFRESH_MS = 15000;
 
-/* What each identity mode guarantees and does not, in plain words (README "Identity modes"). */
+/* What each identity mode guarantees (the summary) and does not (the detail), in plain words
+ * (README "Identity modes"). */
 const IDENTITY_GUARANTEES = {
-  device: 'Cách xác thực của đợt này: mỗi trình duyệt một phiếu. Trình duyệt tự giải một phép tính nhỏ, không cần thông tin cá nhân. '
-    + 'Cách này không phân biệt được người: cùng một người dùng trình duyệt khác, thiết bị khác hoặc cửa sổ ẩn danh vẫn có thể gửi thêm phiếu; '
-    + 'hệ thống chỉ hạn chế số phiếu từ cùng một mạng và tạm giữ các nhóm phiếu bất thường để Ban tổ chức xem xét.',
-  code: 'Cách xác thực của đợt này: mỗi mã bình chọn một phiếu. Ban tổ chức phát mã cho từng người được mời; mã đã dùng thì không dùng lại được, '
-    + 'dù trên thiết bị nào. Hệ thống không biết ai cầm mã: hãy giữ mã của bạn cẩn thận.',
-  email: 'Cách xác thực của đợt này: mỗi địa chỉ email một phiếu (các cách viết khác của cùng một hộp thư được tính là một). '
-    + 'Hệ thống không biết chủ hộp thư là ai: một người có nhiều hộp thư vẫn có thể gửi nhiều phiếu.',
-  phone: 'Cách xác thực của đợt này: mỗi số điện thoại di động một phiếu. '
-    + 'Hệ thống không biết chủ thuê bao là ai: một người có nhiều số vẫn có thể gửi nhiều phiếu.',
+  device: ['Cách xác thực: mỗi trình duyệt một phiếu',
+    'Trình duyệt tự giải một phép tính nhỏ, không cần thông tin cá nhân. Cách này không phân biệt được người: '
+    + 'cùng một người dùng trình duyệt khác, thiết bị khác hoặc cửa sổ ẩn danh vẫn có thể gửi thêm phiếu. '
+    + 'Hệ thống chỉ hạn chế số phiếu từ cùng một mạng và tạm giữ các nhóm phiếu bất thường để Ban tổ chức xem xét.'],
+  code: ['Cách xác thực: mỗi mã bình chọn một phiếu',
+    'Ban tổ chức phát mã cho từng người được mời. Mã đã dùng thì không dùng lại được, dù trên thiết bị nào. '
+    + 'Hệ thống không biết ai đang cầm mã: hãy giữ mã của bạn cẩn thận.'],
+  email: ['Cách xác thực: mỗi địa chỉ email một phiếu',
+    'Các cách viết khác nhau của cùng một hộp thư được tính là một. Hệ thống không biết chủ hộp thư là ai: '
+    + 'một người có nhiều hộp thư vẫn có thể gửi nhiều phiếu.'],
+  phone: ['Cách xác thực: mỗi số điện thoại di động một phiếu',
+    'Hệ thống không biết chủ thuê bao là ai: một người có nhiều số điện thoại vẫn có thể gửi nhiều phiếu.'],
 };
 
 /* The published rounds (GET /rounds), for the navigation. */
@@ -134,7 +138,9 @@ export function renderRoundInfo() {
     rules.prepend(el('span', { className: 'round-description', text: r.description.trim() }));
   }
   const identity = $('round-identity');
-  identity.textContent = IDENTITY_GUARANTEES[roundMode()];
+  const [guarantee, limits] = IDENTITY_GUARANTEES[roundMode()];
+  $('round-identity-summary').textContent = guarantee;
+  $('round-identity-detail').textContent = limits;
   identity.dataset.mode = roundMode();
   identity.hidden = r.status === 'closed';
   renderRules(r);
@@ -232,18 +238,31 @@ export async function refreshStatus(force) {
     const changed = fresh.status !== state.round.status;
     Object.assign(state.round, fresh);
     renderRoundNav(state.round.id);
-    if (changed) {
-      renderRoundInfo();
-      syncCards();
-      startIdentity();
-      updateBar();
-      placeResults();
-      loadResults();
-    }
+    if (changed) redrawForStatus();
   } catch (_) {
     /* offline: keep what we have */
   }
   return state.round.status;
+}
+
+/* Redraw what depends on the round's status. */
+function redrawForStatus() {
+  renderRoundInfo();
+  syncCards();
+  startIdentity();
+  updateBar();
+  placeResults();
+  loadResults();
+}
+
+/**
+ * Take `status` as the round's status (the ballot box said so, fresher than the cached list)
+ * and redraw what depends on it.
+ */
+export function applyStatus(status) {
+  if (!state.round || !STATUS_LABELS[status] || state.round.status === status) return;
+  state.round.status = status;
+  redrawForStatus();
 }
 
 /** Refresh the status every STATUS_REFRESH_MS while the page is visible (and on return to it). */

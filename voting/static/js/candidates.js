@@ -139,7 +139,7 @@ function isMarked(id) {
 /** Bring the cards' checkboxes and marks in line with the state (selection, voted, locked). */
 export function syncCards() {
   const selectable = canSelect();
-  const readOnly = Boolean(state.voted) || !state.round
+  const readOnly = Boolean(state.voted) || state.framed || !state.round
     || !(state.round.status === 'open' || state.round.status === 'paused');
   $('vote').classList.toggle('readonly', readOnly);
   const marked = new Set(state.voted ? votedChoices() : state.selected);

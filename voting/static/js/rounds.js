@@ -133,7 +133,8 @@ export function renderRoundInfo() {
   rule += ' Mỗi người chỉ gửi một phiếu.';
   const rules = $('round-rules');
   rules.textContent = rule;
-  rules.hidden = false;
+  // closed: the results come next, and the rules of choosing no longer concern the reader
+  rules.hidden = r.status === 'closed';
   if (typeof r.description === 'string' && r.description.trim()) {
     rules.prepend(el('span', { className: 'round-description', text: r.description.trim() }));
   }
@@ -152,8 +153,6 @@ export function renderRoundInfo() {
   if (!state.voted) {
     if (r.status === 'paused') {
       note = 'Đợt bình chọn đang tạm dừng: tạm thời chưa nhận phiếu. Bạn vẫn có thể xem hồ sơ và chọn trước; nút gửi phiếu sẽ mở lại khi đợt bình chọn tiếp tục (trang tự cập nhật).';
-    } else if (r.status === 'closed') {
-      note = 'Đợt bình chọn đã kết thúc, không nhận thêm phiếu.';
     } else if (r.status === 'draft') {
       note = 'Đợt bình chọn chưa mở.';
     }

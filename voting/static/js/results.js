@@ -15,13 +15,11 @@ export function resultsFirst() {
   return Boolean(r) && (r.status === 'closed' || (r.results_visibility === 'live' && r.status !== 'draft'));
 }
 
-/** Put #results before the list (results first) or after it, with the link to the list. */
+/** Put #results right after the round's panel (results first) or after the list, with the link to the list. */
 export function placeResults() {
   const section = $('results');
   const first = resultsFirst();
-  const anchor = first ? $('voted') : $('vote');
-  if (first) anchor.parentNode.insertBefore(section, anchor);
-  else anchor.after(section);
+  (first ? $('round-info') : $('vote')).after(section);
   section.classList.toggle('results-first', first);
   $('results-to-list').hidden = !first;
 }

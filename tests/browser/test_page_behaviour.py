@@ -4,18 +4,17 @@ results first, failed loads with a retry, the framed page and each identity mode
 finds nothing in each state. Screenshots of each state go to tests/artifacts/.
 
 Most tests use the live server of tests/conftest.py (device mode, proof of work required);
-the framed page and the OTP step use a second ``voting serve`` of this module that lets
-``http://portal.test`` frame it and mails codes to its log (``VOTING_EMAIL_SENDER=console``)."""
+the framed page and the OTP step use a second ``voting serve`` of this module that a portal
+page on ``localhost`` (another site, on loopback) may frame, and that mails codes to its log
+(``VOTING_EMAIL_SENDER=console``)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -401,7 +400,9 @@ def test_a_closed_round_opens_on_its_results(
     names = cards.locator(".winner-name").all_inner_texts()
     detail = httpx.get(f"{live_server.base_url}/api/v1/rounds/{rnd['id']}").json()
     assert names == [detail["candidates"][0]["full_name"], detail["candidates"][1]["full_name"]]
-    expect(results.locator(".results-table:not(.quarantine-table) tbody tr")).to_have_count(CANDIDATES)
+    expect(results.locator(".results-table:not(.quarantine-table) tbody tr")).to_have_count(
+        CANDIDATES
+    )
     expect(results.locator(".quarantine-note")).to_contain_text("quyết định tính")
     expect(results).to_contain_text("Tổng số phiếu: 3")
     expect(results.locator(f"a[href='/api/v1/rounds/{rnd['id']}/commitments']")).to_be_visible()
@@ -508,9 +509,7 @@ def page_server(settings: Settings, live_server: Any) -> Iterator[SimpleNamespac
 
 
 @pytest.mark.browser
-def test_a_framed_page_hands_voting_to_a_window_of_its_own(
-    phone: Page, page_server: Any
-) -> None:
+def test_a_framed_page_hands_voting_to_a_window_of_its_own(phone: Page, page_server: Any) -> None:
     page = phone
     voters: list[str] = []
     target = f"{page_server.base_url}/?round={page_server.round_id}"

@@ -18,8 +18,9 @@ OBSERVE_SHIFTS = """
 window.__shifts = [];
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
-    if (!e.hadRecentInput) window.__shifts.push({value: e.value,
-      sources: (e.sources || []).map((s) => s.node ? (s.node.id || s.node.className || s.node.nodeName) : '')});
+    if (e.hadRecentInput) continue;
+    const name = (s) => (s.node ? s.node.id || s.node.className || s.node.nodeName : '');
+    window.__shifts.push({value: e.value, sources: (e.sources || []).map(name)});
   }
 }).observe({type: 'layout-shift', buffered: true});
 """

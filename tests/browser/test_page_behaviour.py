@@ -275,6 +275,8 @@ def test_from_any_card_the_send_button_is_three_keys_away(laptop: Page, live_ser
     )
     page.keyboard.press("Enter")  # the confirm step
     expect(page.locator("#confirm-dialog")).to_be_visible()
+    no_violations(page)
+    shot(page, "confirm-laptop")
     page.locator("#confirm").press("Enter")
     expect(page.locator("#voted")).to_be_visible()
     expect(page.locator("#voted-title")).to_be_focused()  # not lost to the body
@@ -573,6 +575,7 @@ def test_email_mode_walks_through_consent_the_code_and_a_resend_countdown(
     address.fill("cu.tri+buoc@example.org")
     page.locator("#otp-send").click()
     expect(page.locator("#otp-step2")).to_be_visible()
+    expect(page.locator("#message")).to_be_hidden()  # the earlier error went with the sending
     send = page.locator("#otp-send")
     expect(send).to_be_disabled()
     expect(send).to_contain_text("Gửi lại mã sau")

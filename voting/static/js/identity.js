@@ -294,6 +294,7 @@ export async function sendOtp(event) {
     }
     const to = res.data && res.data.sent_to ? res.data.sent_to : '';
     const minutes = Math.max(1, Math.round(((res.data && res.data.expires_in) || 300) / 60));
+    hideMessage();  // an earlier error (a mistyped address) no longer holds
     setIdentityStatus(`Đã gửi mã đến ${to}. Mã có hiệu lực trong ${minutes} phút.`, '');
     $('otp-step2').hidden = false;
     $('otp-code').focus();

@@ -531,6 +531,8 @@ def test_a_framed_page_hands_voting_to_a_window_of_its_own(phone: Page, page_ser
     expect(frame.locator("#votebar")).to_be_hidden()
     expect(frame.locator("input[name=choice]:visible")).to_have_count(0)
     expect(frame.locator("altcha-widget")).to_have_count(0)
+    expect(frame.locator("#keyboard-tip")).to_be_hidden()
+    shot(page, "framed-phone")
     # reading stays in the frame
     frame.locator("[data-candidate-id]").nth(0).get_by_role("button", name="Xem thành tích").click()
     expect(frame.locator("#profile-achievements p").first).to_be_visible()
@@ -544,7 +546,6 @@ def test_a_framed_page_hands_voting_to_a_window_of_its_own(phone: Page, page_ser
         "['wcag2a','wcag2aa','wcag21a','wcag21aa']}); return r.violations.map(v => v.id); }"
     )
     assert found == []
-    shot(page, "framed-phone")
 
 
 def _last_code(log: Any, after: int) -> str:
@@ -635,3 +636,23 @@ def test_device_mode_says_a_new_browser_can_vote_again(phone: Page, live_server:
     identity.locator("summary").click()
     expect(identity).to_contain_text("cửa sổ ẩn danh vẫn có thể gửi thêm phiếu")
     no_violations(page)
+
+
+@pytest.mark.browser
+def test_an_open_round_with_live_results_shows_them_first_and_still_votes(
+    phone: Page, live_server: Any
+) -> None:
+    rnd = _admin_round(live_server, "code", codes=1, results_visibility="live")
+    page = phone
+    open_round(page, live_server, rnd["id"])
+    results = page.locator("#results")
+    expect(results).to_have_class(re.compile(r"\bresults-first\b"))
+    expect(results).to_contain_text("Kết quả tạm thời")
+    box = results.bounding_box()
+    vote = page.locator("#vote").bounding_box()
+    assert box is not None and vote is not None and box["y"] < vote["y"]
+    no_violations(page)
+    page.locator("#voter-code").fill(rnd["codes"][0])
+    page.locator("#voter-code-submit").click()
+    expect(page.locator("#identity-status")).to_contain_text("hợp lệ")
+    cast(page, 1)

@@ -152,11 +152,6 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     shutdown (the persister flushes) in every worker, then returns here, so that ``finally``
     blocks (embedded servers) run. Workers read the settings from the environment, so the
     values this process resolved (server URLs, bind address) are put there first."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-
     signal.signal(signal.SIGTERM, _exit_cleanly)  # until granian installs its own handlers
     signal.signal(signal.SIGINT, _exit_cleanly)
     os.environ.update(
@@ -171,22 +166,41 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
             _SUPERVISOR_PID: str(os.getpid()),
         }
     )
-    server = Granian(
+    server = granian_server(
         "voting.cli:worker_app",
-        factory=True,
-        address=settings.server.host,
+        host=settings.server.host,
         port=settings.server.port,
+        workers=workers,
+        header_timeout=settings.server.header_timeout,
+    )
+    server.serve()
+
+
+def granian_server(
+    target: str, *, host: str, port: int, workers: int, header_timeout: float
+) -> Any:
+    """The granian server ``voting serve`` runs, for the ASGI app factory ``target``
+    (``module:function``): HTTP/1.1 only, no websockets, no access log, ``header_timeout``
+    seconds of header read timeout, ``workers`` processes. The benchmark serves its echo app
+    with this same function, so that both run on one server configuration."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    return Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
         interface=Interfaces.ASGI,
         workers=workers,
         http=HTTPModes.http1,
         websockets=False,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=round(settings.server.header_timeout * 1000)
-        ),
+        http1_settings=HTTP1Settings(header_read_timeout=round(header_timeout * 1000)),
         log_level=LogLevels.warning,
         log_access=False,
     )
-    server.serve()
 
 
 def worker_app() -> Any:
@@ -231,7 +245,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
         sys.stdout.flush()
-        _serve(s, public=True, admin=True)
+        _serve(s, public=True, admin=True, workers=args.workers)
     return 0
 
 
@@ -467,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="create and open a demo round from this CSV (and CSV-photos.zip next to it)",
     )
+    up.add_argument("--workers", type=int, default=1, help="app worker processes")
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the app alone (production)")
     serve.add_argument("--public", action="store_true", help="public API and page only")

@@ -285,9 +285,6 @@ class LimitSettings:
         "VOTING_OTP_SEND_PERIOD", "seconds of the code sending limit", 3600
     )
     otp_send_burst: Positive = _var("VOTING_OTP_SEND_BURST", "codes sent at once per address", 3)
-    idempotency_ttl: Positive = _var(
-        "VOTING_IDEMPOTENCY_TTL", "seconds an Idempotency-Key result is kept", 86400
-    )
     max_backlog: Positive = _var(
         "VOTING_MAX_BACKLOG", "ballots allowed to wait per round for the persister", 200_000
     )

@@ -1,7 +1,8 @@
-"""The public page holds still while it loads and while the proof of work is solved: the
-cumulative layout shift (CLS, from a ``PerformanceObserver('layout-shift')`` set up before any
-script of the page) over the first load and the solving stays at or under 0.02 on a 360 px
-phone and a 1280 px laptop."""
+"""The public page holds still while it loads and while the proof of work is solved (it
+starts with the voter's first choice): the layout shift (from a
+``PerformanceObserver('layout-shift')`` set up before any script of the page, summed over
+every shift not caused by input, stricter than CLS's worst window) over the first load, the
+first choice and the solving stays at or under 0.02 on a 360 px phone and a 1280 px laptop."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def test_first_load_and_solving_do_not_move_the_page(
         page.add_init_script(OBSERVE_SHIFTS)
         page.goto(f"{live_server.base_url}/?round={live_server.round_id}")
         expect(page.locator("[data-candidate-id]")).to_have_count(CANDIDATES)
+        page.wait_for_timeout(800)  # the privacy figures, fonts, anything late of the first load
+        first_load = sum(s["value"] for s in page.evaluate("() => window.__shifts"))
+        assert axe_violations(page) == []
+        # the proof of work starts with the first choice; the tap's own shifts (500 ms) are
+        # excluded by the browser, the widget's loading and solving after it are not
+        page.locator("[data-candidate-id]").first.locator("input[name=choice]").check()
+        page.wait_for_timeout(600)
         assert axe_violations(page) == []  # solving
         page.wait_for_function(
             f"() => Boolean(localStorage.getItem('voter_token_device_{live_server.round_id}'))",
@@ -45,7 +53,7 @@ def test_first_load_and_solving_do_not_move_the_page(
         page.wait_for_timeout(800)  # the panel's change after the credential, the privacy figures
         shifts = page.evaluate("() => window.__shifts")
         total = sum(s["value"] for s in shifts)
-        print(f"CLS {width}px: {total:.4f} {shifts}")
+        print(f"CLS {width}px: first load {first_load:.4f}, with solving {total:.4f} {shifts}")
         assert total <= CLS_TARGET, shifts
         assert axe_violations(page) == []  # solved
         page.screenshot(path=f"tests/artifacts/page-solved-{width}.png")

@@ -137,7 +137,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         published=published,
         rate=Rate(limits.ballot_rate, limits.ballot_period, limits.ballot_burst),
         max_backlog=limits.max_backlog,
-        idempotency_ttl=limits.idempotency_ttl,
         timeout=settings.redis.hot_timeout,
     )
     services = Services(

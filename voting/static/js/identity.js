@@ -92,23 +92,15 @@ function storeToken(res) {
   return token;
 }
 
-function loadScript(src) {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement('script');
-    script.type = 'module';
-    script.src = src;
-    script.addEventListener('load', resolve, { once: true });
-    script.addEventListener('error', () => reject(new ApiFailure({ code: 'altcha_unavailable' })), { once: true });
-    document.head.append(script);
-  });
-}
-
-/* The ALTCHA widget and its Vietnamese strings, from our own static files. */
+/* The ALTCHA widget and its Vietnamese strings, from our own static files, imported only when
+ * a voter needs the proof of work (111 KiB: never on first paint). A dynamic import, so the
+ * page's import map sends it to the content-hashed file. */
 function loadAltcha() {
   if (!altchaPromise) {
-    altchaPromise = loadScript('/static/vendor/altcha.min.js')
-      .then(() => loadScript('/static/vendor/altcha.i18n.vi.js'))
-      .then(() => customElements.whenDefined('altcha-widget'));
+    altchaPromise = import('/static/vendor/altcha.min.js')
+      .then(() => import('/static/vendor/altcha.i18n.vi.js'))
+      .then(() => customElements.whenDefined('altcha-widget'))
+      .catch(() => { throw new ApiFailure({ code: 'altcha_unavailable' }); });
     altchaPromise.catch(() => { altchaPromise = null; });
   }
   return altchaPromise;
@@ -340,10 +332,28 @@ export async function verifyOtp() {
   }
 }
 
-/** Draw the panel and, in device mode without a credential, start the verification. */
+/* Whether the proof of work waits for the voter's first choice (set once it started). */
+let waitingForVoter = false;
+
+/** Draw the panel and, in device mode without a credential, start the verification as soon as
+ * the voter starts voting (the first choice ticked, in the list or a profile): the widget and
+ * its work are not part of the first load. Casting before that starts it too (ensureToken). */
 export function startIdentity() {
   renderIdentity();
-  if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
-    deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
-  }
+  if (!identityNeeded() || roundMode() !== 'device' || currentToken() || waitingForVoter) return;
+  waitingForVoter = true;
+  const start = (event) => {
+    const target = event.target;
+    const chose = (target instanceof HTMLInputElement && target.name === 'choice')
+      || (target instanceof Element && target.closest('#profile-choose'));
+    if (!chose) return;
+    document.removeEventListener('change', start, true);
+    document.removeEventListener('click', start, true);
+    waitingForVoter = false;
+    if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
+      deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
+    }
+  };
+  document.addEventListener('change', start, true);
+  document.addEventListener('click', start, true);
 }

@@ -186,22 +186,11 @@ def test_the_profile_opens_on_its_name_keeps_the_counter_and_has_an_address(
     assert page.evaluate("document.activeElement !== document.body")
 
 
-def serve_page_at_deep_links(page: Page, base_url: str) -> None:
-    """Answer /r/... with the page, as the server's deep-link route does (it belongs to the
-    delivery work; this test is about what the page does with such an address)."""
-
-    def answer(route: Route) -> None:
-        route.fulfill(response=route.fetch(url=f"{base_url}/"))
-
-    page.route(re.compile(re.escape(base_url) + r"/r/[^?]*$"), answer)
-
-
 @pytest.mark.browser
 def test_a_candidate_link_opens_the_round_and_the_profile(phone: Page, live_server: Any) -> None:
     page = phone
     detail = httpx.get(f"{live_server.base_url}/api/v1/rounds/{live_server.round_id}").json()
     third = detail["candidates"][2]
-    serve_page_at_deep_links(page, live_server.base_url)
     page.goto(f"{live_server.base_url}/r/{detail['slug']}/{third['code'].lower()}")
     dialog = page.locator("#profile-dialog")
     expect(dialog).to_be_visible()

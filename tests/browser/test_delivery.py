@@ -89,11 +89,12 @@ def test_the_widget_is_imported_when_the_voter_starts_voting(phone: Page, live_s
     load(phone, f"{live_server.base_url}/?round={live_server.round_id}")
     phone.wait_for_timeout(500)
     assert not any("altcha" in u for u in requests)
-    phone.locator("[data-candidate-id] input[name=choice]").first.check()
+    challenge = f"{live_server.base_url}/api/v1/challenge?round_id={live_server.round_id}"
+    with phone.expect_request(challenge, timeout=30_000):  # the widget asks once it is up
+        phone.locator("[data-candidate-id] input[name=choice]").first.check()
     expect(phone.locator("altcha-widget")).to_have_count(1)
     altcha = [u for u in requests if "/static/vendor/altcha" in u]
     assert altcha and all(HASHED.search(u) for u in altcha), altcha
-    assert f"{live_server.base_url}/api/v1/challenge?round_id={live_server.round_id}" in requests
     phone.wait_for_function(
         f"() => Boolean(localStorage.getItem('voter_token_device_{live_server.round_id}'))",
         timeout=60_000,

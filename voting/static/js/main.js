@@ -141,9 +141,9 @@ async function init() {
   restorePending();
 
   placeResults();
+  renderRoundInfo(); // above the results: drawn first, so they do not move down after
   // results first: drawn before the page below them shows, so nothing moves when they come
   if (resultsFirst()) await loadResults();
-  renderRoundInfo();
   renderCandidates();
   $('vote').hidden = false;
   if (state.voted) renderVoted('load');

@@ -252,6 +252,50 @@ async def tally_without_excluded(
     return tally, total
 
 
+#: The audit events that end or restart a finalisation, newest decides (see
+#: :func:`last_finalisation`).
+_FINALISATION_EVENTS = ("round_close", "round_final", "reconcile_mismatch")
+
+
+async def last_finalisation(conn: AsyncConnection, round_id: int) -> dict[str, Any] | None:
+    """The differences of ``round_id``'s last finalisation when it found Redis and Postgres
+    differing (its ``reconcile_mismatch`` event is newer than the close and than any
+    ``round_final``), else ``None``."""
+    a = tables.audit_events
+    row = (
+        await conn.execute(
+            select(a.c.action, a.c.details)
+            .where(a.c.round_id == round_id, a.c.action.in_(_FINALISATION_EVENTS))
+            .order_by(a.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or row.action != "reconcile_mismatch":
+        return None
+    return dict(row.details or {})
+
+
+async def unfinished_rounds(conn: AsyncConnection) -> list[int]:
+    """Ids of closed rounds not final whose finalisation was not found mismatched: those the
+    schedule finishes (an interrupted close), oldest first."""
+    ids = await round_ids(conn, "closed", not_final=True)
+    return [i for i in ids if await last_finalisation(conn, i) is None]
+
+
+async def rounds_past_grace(conn: AsyncConnection, before: datetime) -> list[int]:
+    """Ids of rounds final since before ``before`` whose live state was never removed (no
+    ``live_state_removed`` audit event: a round an operator recovered afterwards keeps the
+    state recovery rebuilt), oldest first."""
+    r, a = tables.rounds, tables.audit_events
+    removed = select(a.c.id).where(a.c.round_id == r.c.id, a.c.action == "live_state_removed")
+    rows = await conn.execute(
+        select(r.c.id)
+        .where(r.c.final_at.is_not(None), r.c.final_at <= before, ~removed.exists())
+        .order_by(r.c.id)
+    )
+    return [int(i) for (i,) in rows]
+
+
 async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[int, Action]]:
     """``(round id, action)`` pairs due at ``now`` by the rounds' schedule: ``open`` for
     drafts whose ``opens_at`` has passed, ``close`` for open or paused rounds whose

@@ -218,7 +218,9 @@ class RoundService:
             raise Conflict("round_not_draft", message)
         return rnd
 
-    async def transition(self, actor: str, round_id: int, action: Action) -> Round:
+    async def transition(
+        self, actor: str, round_id: int, action: Action, *, finalise: bool = True
+    ) -> Round:
         """Apply ``action`` (open, pause, resume, close) and return the round.
 
         Raises :class:`Conflict` ``invalid_transition`` when the status does not allow it,
@@ -227,11 +229,13 @@ class RoundService:
         recorded and will be finished, or was undone). ``close`` also drains and finalises
         (see :meth:`finalise`); closing a closed round that is not final retries the
         finalisation; opening or resuming a round the record has open but Redis does not
-        finishes that change. See the module for the order of the writes.
+        finishes that change. With ``finalise`` False a close only stops the round (the
+        caller finalises it, e.g. in the background: :class:`voting.services.closing.Finaliser`).
+        See the module for the order of the writes.
         """
         if action in ("open", "resume"):
             await self._start(actor, round_id, action)
-        elif await self._stop(actor, round_id, action):
+        elif await self._stop(actor, round_id, action) and finalise:
             try:
                 await self.finalise(actor, round_id)
             except RedisError:
@@ -601,6 +605,21 @@ class RoundService:
                 break
         assert rec is not None
         return rec
+
+    async def remove_live_state(self, actor: str, round_id: int) -> int:
+        """Remove a final round's live state from Redis (:func:`voting.live.state.remove`)
+        and audit it (``live_state_removed``); results, receipts and progress of a final round
+        come from Postgres, and :meth:`recover` can rebuild the state. Returns the keys
+        removed. Raises :class:`Conflict` ``round_not_final`` for a round not final (its live
+        state is still needed). Redis errors propagate."""
+        async with self.engine.begin() as conn:
+            rnd = await queries.get_round(conn, round_id, for_update=True)
+            if not rnd.final:
+                raise Conflict("round_not_final", "only a final round's live state is removed")
+            removed = await live.remove(self.redis, self.keys(round_id))
+            await audit(conn, actor, "live_state_removed", round_id, {"keys": removed})
+        logger.info("round %s: live state removed from Redis (%d keys)", round_id, removed)
+        return removed
 
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
         """Drain the closed round's stream into Postgres, run the quarantine rules over all its

@@ -233,12 +233,13 @@ async def swap_in(
 
 
 async def remove(redis: Redis, keys: RoundKeys) -> int:
-    """Remove a round's live state: ``meta``, tally, voters, stream, backlog index, counters
-    and a staging hash (``UNLINK``: freed off the main thread). The round's other keys (rate
-    limits, idempotency results, device counts, used challenges) expire by themselves.
-    Returns the number of keys removed."""
+    """Remove a round's live state: ``meta``, tally, voters, stream, backlog index and a
+    staging hash (``UNLINK``: freed off the main thread). The counters of credentials issued
+    and ballots refused (a few fields, shown by the dashboard and nowhere else) are kept; the
+    round's other keys (rate limits, idempotency results, device counts, used challenges)
+    expire by themselves. Returns the number of keys removed."""
     names = [keys.meta, keys.tally, keys.voters, keys.stream, keys.backlog_index]
-    return int(await redis.unlink(*names, keys.counters, staging_key(keys)))
+    return int(await redis.unlink(*names, staging_key(keys)))
 
 
 async def oldest_wait(redis: Redis, keys: RoundKeys, now_ms: int) -> float | None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,9 @@ class RoundService:
         chunk: int = LIVE_CHUNK,
     ):
         self.chunk = chunk
+        #: seconds each step of the last finalisation of a round took (drain, quarantine,
+        #: compare, seal, count, final), for the operator's log and the benchmark
+        self.finalise_times: dict[int, dict[str, float]] = {}
         self.engine = engine
         self.redis = redis
         self.hot = hot or redis
@@ -630,17 +634,27 @@ class RoundService:
         review or voided). A mismatch is logged as an error and kept in the audit log; the
         result then stays not final (never silently patched). Exactly once: the round's row is
         locked and a round already final is left as it is (two schedule loops, or an admin
-        and the schedule, may finalise at the same time)."""
+        and the schedule, may finalise at the same time). The seconds of each step are kept
+        in :attr:`finalise_times` and logged."""
+        clock = time.perf_counter
+        times: dict[str, float] = {}
+        t = clock()
         await self.persister.drain(round_id)
+        times["drain"], t = clock() - t, clock()
         async with self.engine.begin() as conn:
             await quarantine.full_pass(conn, await queries.get_round(conn, round_id))
+        times["quarantine"], t = clock() - t, clock()
         rec = await self.reconcile(round_id)  # compares every ballot, quarantined or not
+        times["compare"], t = clock() - t, clock()
+        self.finalise_times[round_id] = times
         async with self.engine.begin() as conn:
             if (await queries.get_round(conn, round_id, for_update=True)).final:
                 return rec  # another process finalised it meanwhile: once is enough
             if rec.ok:
                 await commitments.seal_epoch(conn, round_id)  # the last epoch, however small
+                times["seal"], t = clock() - t, clock()
                 final = await quarantine.store_final_tally(conn, round_id)
+                times["count"], t = clock() - t, clock()
                 await conn.execute(
                     update(tables.rounds)
                     .where(tables.rounds.c.id == round_id)
@@ -658,4 +672,11 @@ class RoundService:
                     "round %s: Redis and Postgres tallies differ: %s", round_id, rec.differences()
                 )
                 await audit(conn, actor, "reconcile_mismatch", round_id, rec.differences())
+        times["final"] = clock() - t
+        logger.info(
+            "round %s finalised (%s): %s",
+            round_id,
+            "ok" if rec.ok else "mismatch",
+            ", ".join(f"{k} {v:.2f} s" for k, v in times.items()),
+        )
         return rec

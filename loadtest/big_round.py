@@ -102,7 +102,7 @@ async def _create(services: Services, slug: str) -> tuple[int, list[int]]:
     return rnd.id, [c.id for c in cands]
 
 
-async def _insert(services: Services, round_id: int, ids: list[int], n: int) -> float:
+async def insert_persisted(services: Services, round_id: int, ids: list[int], n: int) -> float:
     t0 = time.perf_counter()
     done = 0
     run = uuid.uuid4().hex[:8]
@@ -118,7 +118,7 @@ async def _insert(services: Services, round_id: int, ids: list[int], n: int) -> 
     return time.perf_counter() - t0
 
 
-async def _cast(services: Services, round_id: int, ids: list[int], n: int) -> float:
+async def cast_many(services: Services, round_id: int, ids: list[int], n: int) -> float:
     """Cast ``n`` ballots with the project's cast script, ``PIPELINE`` per round trip."""
     keys = RoundKeys(services.settings.redis.prefix, round_id)
     redis = services.redis
@@ -176,14 +176,14 @@ async def build(settings: Settings, persisted: int, waiting: int) -> int:
         round_id, ids = await _create(services, f"big-{uuid.uuid4().hex[:6]}")
         _say(f"round {round_id}: {len(ids)} candidates, open")
         if persisted:
-            took = await _insert(services, round_id, ids, persisted)
+            took = await insert_persisted(services, round_id, ids, persisted)
             _say(f"round {round_id}: {persisted:,} ballots inserted in {took:.1f} s")
             t0 = time.perf_counter()
             done = await services.rounds.recover("big-round", round_id)
             took = time.perf_counter() - t0
             _say(f"round {round_id}: Redis rebuilt ({done.ballots:,} ballots) in {took:.1f} s")
         if waiting:
-            took = await _cast(services, round_id, ids, waiting)
+            took = await cast_many(services, round_id, ids, waiting)
             _say(f"round {round_id}: {waiting:,} ballots waiting in the stream ({took:.1f} s)")
     print(round_id)
     return 0

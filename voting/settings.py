@@ -334,7 +334,7 @@ class PersisterSettings:
         "VOTING_LIVE_CHUNK",
         "stream entries, rows or voters per Redis command and Postgres fetch in recover, "
         "reconcile and close",
-        10_000,
+        2_000,
     )
     live_state_grace: NonNegative = _var(
         "VOTING_LIVE_STATE_GRACE",

@@ -79,7 +79,7 @@ logger = logging.getLogger("voting.rounds")
 
 RECOVER_SETTLE = 0.5  # seconds recovery waits for in-flight persister commits
 RECOVER_PASSES = 5  # rebuilds tried before recovery gives up on a record that keeps changing
-LIVE_CHUNK = 10_000  # default of VOTING_LIVE_CHUNK
+LIVE_CHUNK = 2_000  # default of VOTING_LIVE_CHUNK
 _DONE = {"pause": "paused", "close": "closed"}
 
 

@@ -188,9 +188,10 @@ async def test_close_answers_202_and_finishes_in_the_background(
     assert again.status_code == 202 and again.json()["state"] == "final"
     assert again.json()["final_at"] == done["final_at"]  # nothing changed
     assert await audit_actions(services, rid, "round_final") == 1
-    results = (await client.get(f"/admin/api/v1/rounds/{rid}/results", headers=admin_headers)).json()
+    base = f"/admin/api/v1/rounds/{rid}"
+    results = (await client.get(f"{base}/results", headers=admin_headers)).json()
     assert results["final"] is True and results["total_ballots"] == 5_000
-    waited = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
+    waited = await client.post(f"{base}/close?wait=true", headers=admin_headers)
     assert waited.status_code == 200 and waited.json()["final_at"] == done["final_at"]
 
 
@@ -207,7 +208,8 @@ async def test_close_progress_errors(client, admin_headers, observer_headers, ma
     assert r.status_code == 403
     r = await client.get(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=observer_headers)
     assert r.status_code == 200 and r.json()["state"] == "open"  # observers read
-    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close?wait=maybe", headers=admin_headers)
+    base = f"/admin/api/v1/rounds/{rnd['id']}"
+    r = await client.post(f"{base}/close?wait=maybe", headers=admin_headers)
     assert r.status_code == 400
     r = await client.get(f"/admin/api/v1/rounds/{rnd['id']}", headers=admin_headers)
     assert r.json()["status"] == "open"  # the bad request changed nothing

@@ -17,6 +17,7 @@ from litestar import Litestar, Request, Response, get, patch, post, put
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIFormat,
     OpenAPIMediaType,
@@ -416,7 +417,14 @@ CLOSE_WAIT = 300.0
     guards=[writer],
     operation_id="close_round",
     name="close_round",
-    responses=answers(409),
+    response_model=CloseState,
+    responses={
+        **answers(409),
+        200: ResponseSpec(
+            data_container=AdminRoundOut,
+            description="With `?wait=true`: the round, once its count is over.",
+        ),
+    },
 )
 async def close_round(
     services: ServicesDep,

@@ -131,7 +131,6 @@ async def cast_many(services: Services, round_id: int, ids: list[int], n: int) -
         keys.tally,
         keys.voters,
         keys.stream,
-        keys.tag,
         keys.rate("big"),
         keys.backlog_index,
     ]
@@ -144,15 +143,15 @@ async def cast_many(services: Services, round_id: int, ids: list[int], n: int) -
                 choices = sorted(rng.sample(ids, rng.randint(1, 16)))
                 now_ms = int(time.time() * 1000)
                 tracker = uuid.uuid4().hex[:13].upper()
+                ballot_id = str(uuid.uuid4())
                 args: list[Any] = [
                     f"{run}-w{i}",
-                    str(uuid.uuid4()),
+                    ballot_id,
                     encode_choices(choices),
                     now_ms,
                     f"10.{i % 256}.{(i // 256) % 256}.0/24",
+                    ballot_id,  # the voter's record (no Idempotency-Key)
                     "",
-                    0,
-                    "0",
                     0,  # GCRA interval 0: never limited
                     1,
                     10**9,  # no backlog bound

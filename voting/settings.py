@@ -1,9 +1,9 @@
 """Settings, read once from ``VOTING_*`` environment variables into frozen groups.
 
 Each group is a frozen dataclass of one concern (database, redis, server, keys, tokens,
-limits, persister, challenge, otp, email, sms, privacy, documents). Every field is declared
-once, with its type and constraints (``msgspec.Meta``), its default, its environment variable
-and what it means; :meth:`Settings.from_env` converts the variables with ``msgspec.convert``
+limits, persister, challenge, otp, email, sms, privacy, documents, observability). Every field
+is declared once, with its type and constraints (``msgspec.Meta``), its default, its environment
+variable and what it means; :meth:`Settings.from_env` converts them with ``msgspec.convert``
 and reports a bad one by name (:class:`SettingsError`). Secrets are fields with ``repr=False``:
 printing or logging settings never shows them. README's configuration table is checked
 against :func:`variables` by a test.
@@ -285,9 +285,6 @@ class LimitSettings:
         "VOTING_OTP_SEND_PERIOD", "seconds of the code sending limit", 3600
     )
     otp_send_burst: Positive = _var("VOTING_OTP_SEND_BURST", "codes sent at once per address", 3)
-    idempotency_ttl: Positive = _var(
-        "VOTING_IDEMPOTENCY_TTL", "seconds an Idempotency-Key result is kept", 86400
-    )
     max_backlog: Positive = _var(
         "VOTING_MAX_BACKLOG", "ballots allowed to wait per round for the persister", 200_000
     )
@@ -467,6 +464,31 @@ class DocumentSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    """Logs and metrics: the log format and level of every process, and where a process
+    serves its Prometheus metrics (:mod:`voting.metrics`)."""
+
+    log_format: Literal["text", "json"] = _var(
+        "VOTING_LOG_FORMAT",
+        "`text` (one readable line) or `json` (one JSON object a line) for every log record",
+        "text",
+        parse=_lower,
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = _var(
+        "VOTING_LOG_LEVEL", "the least severe log records written", "info", parse=_lower
+    )
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = _var(
+        "VOTING_METRICS_PORT",
+        "port of the process's Prometheus `/metrics` listener (`voting serve`: every worker's "
+        "sum; `voting persister`: its own); 0: none",
+        0,
+    )
+    metrics_host: str = _var(
+        "VOTING_METRICS_HOST", "bind address of the metrics listener", "127.0.0.1"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the service, by concern (see the module and README's table)."""
 
@@ -483,6 +505,7 @@ class Settings:
     sms: SmsSettings = SmsSettings()
     privacy: PrivacySettings = PrivacySettings()
     documents: DocumentSettings = DocumentSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -96,6 +96,33 @@ async def test_idempotent_retry_returns_original_201(client, make_round, service
     assert r.json()["ballot_id"] != first.json()["ballot_id"]
 
 
+async def test_replay_lives_in_the_voters_record_and_outlasts_the_close(
+    client, make_round, services, admin_headers
+):
+    rnd = await make_round()
+    ids = rnd["candidate_ids"]
+    url = f"/api/v1/rounds/{rnd['id']}/ballots"
+    headers = {**(await new_voter(client)), "Idempotency-Key": "lost-answer-7"}
+    first = await client.post(url, json={"choices": ids[3:7]}, headers=headers)
+    assert first.status_code == 201
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    names = [k async for k in services.redis.scan_iter(match=f"{keys.tag}*")]
+    assert not [n for n in names if ":idem:" in n]  # no key of its own per answer
+    records = await services.redis.hvals(keys.voters)
+    assert len(records) == 1 and records[0].split(" ")[0] == first.json()["ballot_id"]
+    assert len(records[0]) < 90  # what a replay needs, in under 90 bytes
+    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    assert r.status_code in (200, 202), r.text
+    again = await client.post(url, json={"choices": ids[3:7]}, headers=headers)
+    assert again.status_code == 201 and again.json() == first.json()
+    other = await client.post(url, json={"choices": ids[3:6]}, headers=headers)
+    assert other.status_code == 422 and error_code(other) == "idempotency_key_reused"
+    no_key = await client.post(
+        url, json={"choices": ids[3:7]}, headers={"Authorization": headers["Authorization"]}
+    )
+    assert no_key.status_code == 409 and error_code(no_key) == "round_not_open"
+
+
 async def test_concurrent_ballots_of_one_voter_exactly_one_accepted(client, make_round, services):
     rnd = await make_round()
     voter = await new_voter(client)

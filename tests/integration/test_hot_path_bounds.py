@@ -35,8 +35,8 @@ class CountingPublished:
         return await self.inner()
 
 
-async def test_no_credential_reaches_no_store(client):
-    box = client.app.state.services.ballot_box
+async def test_no_credential_reaches_no_store(client, app):
+    box = app.state.services.ballot_box
     counting = CountingPublished(box.published)
     box.published = counting
     try:
@@ -54,8 +54,8 @@ async def test_no_credential_reaches_no_store(client):
         box.published = counting.inner
 
 
-async def test_cycling_unknown_round_ids_costs_one_record_query(client):
-    box = client.app.state.services.ballot_box
+async def test_cycling_unknown_round_ids_costs_one_record_query(client, app):
+    box = app.state.services.ballot_box
     counting = CountingPublished(box.published)
     box.published = counting
     box.forget(0)  # the next miss refreshes
@@ -85,7 +85,6 @@ async def test_published_round_missing_from_redis_fails_closed(services, make_ro
         published=published,
         rate=Rate(1000, 1, 1000),
         max_backlog=10,
-        idempotency_ttl=60,
     )
     for _ in range(20):
         with pytest.raises(Unavailable):

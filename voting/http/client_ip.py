@@ -24,10 +24,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=16384)
 def ip_prefix(host: str | None, ipv4_bits: int, ipv6_bits: int) -> str:
     """The client's network prefix, e.g. ``203.0.113.0/24`` or ``2001:db8:1:2::/64``.
 
     An unparsable or missing address gives ``"unknown"`` (all such clients share one limit).
+    Memoised (16,384 hosts): parsing an address costs a ballot more than its signature check.
     """
     if not host:
         return "unknown"
@@ -79,8 +81,10 @@ def resolve_client(
     """
     if peer is None:
         return None
+    if not trusted:
+        return peer
     peer_addr = _address(peer)
-    if peer_addr is None or not trusted or not _trusted(peer_addr, trusted):
+    if peer_addr is None or not _trusted(peer_addr, trusted):
         return peer
     hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
     client = peer
@@ -100,6 +104,13 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxies: tuple[str, ...])
     return resolve_client(
         peer, request.headers.getall("x-forwarded-for", []), parse_networks(trusted_proxies)
     )
+
+
+def prefix_of(peer: str | None, forwarded_for: list[str], settings: Settings) -> str:
+    """:func:`client_prefix` from the socket peer's host and the ``X-Forwarded-For`` values
+    (for code that has the raw ASGI scope, not a request)."""
+    client = resolve_client(peer, forwarded_for, parse_networks(settings.server.trusted_proxies))
+    return ip_prefix(client, settings.privacy.ipv4_prefix, settings.privacy.ipv6_prefix)
 
 
 def client_prefix(request: Request[Any, Any, Any], settings: Settings) -> str:

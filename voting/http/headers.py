@@ -10,7 +10,8 @@ The policy allows what the pages really do, and nothing else: scripts, styles, i
 and API calls from our own origin only (every asset is vendored); ``data:`` images (the page's
 empty favicon, Swagger UI's icons); workers from ``blob:`` URLs (the ALTCHA widget solves the
 proof of work in Web Workers made from a Blob of its inlined code; PBKDF2 runs in WebCrypto, no
-WebAssembly); no plugins, no ``<base>``, forms post to our origin. Who may frame the page:
+WebAssembly) and the page's service worker from our origin (``/sw.js``); no plugins, no
+``<base>``, forms post to our origin. Who may frame the page:
 ``VOTING_FRAME_ANCESTORS`` (``'self'`` by default) for the public side, nobody for ``/admin``.
 """
 
@@ -30,7 +31,7 @@ BASE_POLICY = (
     "img-src 'self' data:",
     "font-src 'self'",
     "connect-src 'self'",
-    "worker-src blob:",
+    "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",
@@ -41,12 +42,17 @@ HSTS = "max-age=31536000"
 ADMIN_PREFIX = "/admin"
 
 
-def policy(frame_ancestors: str, style_nonce: str | None = None) -> str:
+def policy(
+    frame_ancestors: str, style_nonce: str | None = None, script_hashes: tuple[str, ...] = ()
+) -> str:
     """The Content-Security-Policy with ``frame-ancestors`` and, when given, a nonce that
-    allows the one ``<style>`` element carrying it."""
+    allows the one ``<style>`` element carrying it, and the hashes (``sha256-<base64>``) of
+    the inline scripts allowed (the pages' import map, see :mod:`voting.http.page`)."""
     directives = list(BASE_POLICY)
     if style_nonce is not None:
         directives[2] = f"style-src 'self' 'nonce-{style_nonce}'"
+    if script_hashes:
+        directives[1] = " ".join(["script-src 'self'", *(f"'{h}'" for h in script_hashes)])
     return "; ".join([*directives, f"frame-ancestors {frame_ancestors}"])
 
 

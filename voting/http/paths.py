@@ -1,7 +1,8 @@
 """One spelling per resource: ``/rounds/01`` does not name round 1.
 
 Litestar reads ``01`` as the integer 1; an id with a leading zero (or a sign) is answered 404
-instead, so that caches, logs and audit trails see each resource under one path.
+instead, so that caches, logs and audit trails see each resource under one path. The page's
+deep links (``/r/<slug>/<candidate-code>``) are names, not ids: a code such as ``007`` passes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def canonical_ids(app: ASGIApp) -> ASGIApp:
     segment is not written canonically; anything else passes untouched."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if _NOT_CANONICAL.search(scope["path"]):
+        path = scope["path"]
+        if not path.startswith("/r/") and _NOT_CANONICAL.search(path):
             raise NotFoundException(detail="no such resource")
         await app(scope, receive, send)
 

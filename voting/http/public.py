@@ -15,27 +15,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
-from litestar.exceptions import HTTPException
-from litestar.openapi.spec import (
-    OpenAPIMediaType,
-    OpenAPIType,
-    Operation,
-    RequestBody,
-    Schema,
-)
-from litestar.params import FromPath, HeaderParameter, QueryParameter, RawBody
-from redis.exceptions import ConnectionError as RedisConnectionError
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from voting.core.ballot import AcceptedBallot, check_idempotency_key, parse_ballot
 from voting.core.errors import (
-    DomainError,
     Forbidden,
-    Unauthenticated,
-    outcome_unknown,
     unavailable,
 )
 from voting.core.photos import DEFAULT_SIZE, MEDIA_TYPE, SIZES, SizeName
@@ -44,8 +30,8 @@ from voting.core.results import Results
 from voting.core.rounds import Candidate, Profile, Round
 from voting.core.rules import frozen_rules
 from voting.http.answers import answers
+from voting.http.ballots import cast_ballot
 from voting.http.client_ip import client_prefix
-from voting.http.credentials import MalformedAuthorization, presented_token
 from voting.http.photos import (
     IMMUTABLE,
     SHORT,
@@ -55,8 +41,6 @@ from voting.http.photos import (
     photo_response,
 )
 from voting.http.voters import ROUTES as VOTER_ROUTES
-from voting.identity.tokens import TokenInvalid, VoterCredential
-from voting.live.durable import DurableAckFailed
 from voting.record import queries
 from voting.services.audit_package import build_audit_package, round_commitments
 from voting.services.container import Services, ServicesDep
@@ -69,31 +53,10 @@ AUDIT_CACHE_TTL = 60.0  # seconds an audit package is served from memory
 COMMITMENTS_CACHE = "public, max-age=10"
 #: ``Cache-Control`` of an audit package: official results do not change
 AUDIT_CACHE = "public, max-age=60"
-MAX_BALLOT_BODY = 4096  # bytes; a 16-choice ballot is under 100
-VOTER_COOKIE = "voter"
 
 _json = msgspec.json.Encoder()
 SIZE_DOC = ", ".join(f"{s.name}: {s.width}×{s.height} px" for s in SIZES.values())
 V_DOC = "the photo's version, as in photo_url: its answer may be cached for a year"
-
-
-@dataclass
-class BallotOperation(Operation):
-    """The OpenAPI operation of casting: the handler takes the raw body (decoded once, strictly,
-    by :func:`voting.core.ballot.parse_ballot`), so the body's schema is written here."""
-
-    def __post_init__(self) -> None:
-        choices = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER))
-        body = Schema(
-            type=OpenAPIType.OBJECT,
-            properties={"choices": choices},
-            required=["choices"],
-            additional_properties=False,
-            description="min_choices to max_choices distinct candidate ids of the round",
-        )
-        self.request_body = RequestBody(
-            content={"application/json": OpenAPIMediaType(schema=body)}, required=True
-        )
 
 
 class RoundOut(msgspec.Struct):
@@ -329,107 +292,6 @@ async def candidate_photo(
     photo = await services.photos.find(round_id, candidate_id, size, public=True)
     cache = IMMUTABLE if v == photo.version else SHORT
     return photo_response(photo, cache, if_none_match)
-
-
-def _voter(request: Request[Any, Any, Any], services: Services) -> VoterCredential:
-    """The verified voter credential of the request (bearer token, else the cookie)."""
-    try:
-        token = presented_token(request, VOTER_COOKIE)
-    except MalformedAuthorization:
-        raise Unauthenticated(
-            "voter_token_invalid", "Authorization must be 'Bearer <voter_token>'"
-        ) from None
-    if token is None:
-        raise Unauthenticated(
-            "voter_token_required", "get a voter credential from POST /api/v1/voters"
-        )
-    try:
-        return services.signers.load_voter(token, services.settings.tokens.voter_ttl)
-    except TokenInvalid as exc:
-        raise Unauthenticated("voter_token_invalid", str(exc)) from None
-
-
-@post(
-    "/rounds/{round_id:int}/ballots",
-    summary="Cast a ballot",
-    status_code=201,
-    response_model=AcceptedBallot,
-    request_max_body_size=MAX_BALLOT_BODY,
-    operation_class=BallotOperation,
-    responses=answers(401, 409, 422, 429),
-)
-async def cast_ballot(
-    request: Request[Any, Any, Any],
-    services: ServicesDep,
-    round_id: FromPath[int],
-    body: RawBody,
-    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-) -> Response[bytes]:
-    """Cast one ballot ``{"choices": [candidate_id, ...]}`` (BRIEF §3 rules).
-
-    Errors: 400 malformed / too_many_choices / too_few_choices / duplicate_choice /
-    unknown_candidate; 401 voter_token_required / voter_token_invalid; 404 round_not_found;
-    409 already_voted (with ballot_id) / round_not_open; 413 payload_too_large;
-    415 (not application/json); 422 idempotency_key_reused; 429 rate_limited (Retry-After);
-    503 unavailable (Retry-After: nothing changed) or outcome_unknown (Retry-After: the
-    ballot may be recorded; retry with the same Idempotency-Key). ``body`` is the raw body.
-    """
-    try:
-        return await _cast(request, services, round_id, body, idempotency_key)
-    except DomainError as exc:
-        if exc.code != "round_not_found":  # only rounds that exist are counted
-            services.counters.add(round_id, exc.code)
-        raise
-
-
-def agent_hash(user_agent: str | None) -> str:
-    """The first 16 hex digits of SHA-256 of the User-Agent header ("" without one): enough for
-    the quarantine rules to count distinct browsers, not to identify one."""
-    if not user_agent:
-        return ""
-    return hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-async def _cast(
-    request: Request[Any, Any, Any],
-    services: Services,
-    round_id: int,
-    body: bytes,
-    idempotency_key: str | None,
-) -> Response[bytes]:
-    """:func:`cast_ballot` without the counting of refusals."""
-    if request.content_type[0] != "application/json":
-        raise HTTPException(status_code=415, detail="a ballot is sent as application/json")
-    choices = parse_ballot(body)  # decoded once, strictly: see voting.core.ballot
-    key = check_idempotency_key(idempotency_key)
-    voter = _voter(request, services)  # no I/O before the credential is known good
-    box = services.ballot_box
-    try:
-        rules = await box.rules(round_id)
-    except RedisError:
-        raise unavailable("the vote store is unavailable; try again shortly") from None
-    rules.check(choices)
-    try:
-        voter.check_round(
-            round_id, rules.identity_mode, device_bound=services.settings.challenge.required
-        )
-    except TokenInvalid as exc:
-        raise Unauthenticated("voter_token_invalid", str(exc)) from None
-    try:
-        answer = await box.cast(
-            round_id,
-            voter.voter_hash,
-            choices,
-            client_prefix(request, services.settings),
-            key,
-            credential_at=voter.issued_at,
-            agent=agent_hash(request.headers.get("user-agent")),
-        )
-    except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
-        raise outcome_unknown() from None  # asked, no answer: it may be recorded
-    except RedisError:  # refused before it ran (full, read-only, ...): nothing changed
-        raise unavailable("the vote store is unavailable; try again shortly") from None
-    return _json_response(answer, 201)
 
 
 @get("/rounds/{round_id:int}/results", summary="Results of a round", responses=answers(403))

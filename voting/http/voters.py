@@ -16,6 +16,7 @@ from litestar.params import JSONBody, Parameter
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
+from voting import metrics
 from voting.core.errors import MAX_ID, Unavailable, unavailable
 from voting.http.answers import answers
 from voting.http.client_ip import client_networks, client_prefix
@@ -117,6 +118,7 @@ async def issue_voter(
         raise _unavailable() from None
     if out.round_id is not None:
         services.counters.add(out.round_id, CREDENTIALS)
+    metrics.CREDENTIALS_ISSUED.labels(out.mode).inc()
     s = services.settings
     cookie = Cookie(
         key="voter",

@@ -18,6 +18,7 @@ may have recorded the ballot (the caller answers ``outcome_unknown``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from voting import metrics
 from voting.core.ballot import AcceptedBallot, BallotRules
 from voting.core.errors import (
     Conflict,
@@ -47,6 +49,12 @@ RULES_TTL = 30.0  # seconds a round's rules stay cached in process memory
 PUBLISHED_REFRESH = 5.0  # seconds between looks at the record for the published rounds
 
 
+def short_hash(text: str) -> str:
+    """10 hex digits of BLAKE2s of ``text``: an ``Idempotency-Key`` or the choices in a voter's
+    record (2^-40 of a false match, between the requests of one voter)."""
+    return hashlib.blake2s(text.encode(), digest_size=5).hexdigest()
+
+
 class BallotBox:
     """Casts ballots into Redis. One instance per process, shared by all requests.
 
@@ -54,8 +62,8 @@ class BallotBox:
     ``published``: returns the ids of
     every round out of draft in the record, asked only when a round's state is missing from
     Redis (to fail closed with 503, not 404, for a round Redis lost). Limits: ``rate``, the
-    per-IP-prefix GCRA; ``max_backlog`` ballots waiting for the persister;
-    ``idempotency_ttl`` seconds a replayable answer is kept. ``timeout``: seconds each Redis
+    per-IP-prefix GCRA; ``max_backlog`` ballots waiting for the persister. ``timeout``:
+    seconds each Redis
     step may take (getting a connected connection; the script's answer is bounded by the
     client's own socket timeout, which the container sets to the same value).
 
@@ -71,12 +79,11 @@ class BallotBox:
         published: Callable[[], Awaitable[frozenset[int]]] | None = None,
         rate: Rate,
         max_backlog: int,
-        idempotency_ttl: int,
         timeout: float = 1.0,
     ) -> None:
         self.redis, self.prefix, self.timeout = redis, prefix, timeout
         self.published = published
-        self.rate, self.max_backlog, self.idempotency_ttl = rate, max_backlog, idempotency_ttl
+        self.rate, self.max_backlog = rate, max_backlog
         self.safe = True
         self.unsafe_reason = ""
         self.group_commit: GroupCommit | None = None
@@ -166,8 +173,11 @@ class BallotBox:
         the original one on a replay. ``credential_at`` (s since the epoch) and ``agent`` (a
         User-Agent hash) are kept with the ballot for the quarantine rules.
 
-        The answer is built before the script only when an ``Idempotency-Key`` asks for it
-        to be stored; otherwise after the script accepted the ballot.
+        With an ``Idempotency-Key``, the voter's record in the ``voters`` hash keeps what a
+        replay needs (ballot id, tracker, time, a hash of the key and one of the choices: about
+        80 bytes, instead of a stored answer of about 200 under a key of its own); a replay
+        rebuilds the very answer of the first request from it, for as long as the round's
+        live state lives.
 
         Raises :class:`~voting.core.errors.DomainError`: ``round_not_found``,
         ``round_not_open`` and ``already_voted`` (with the original ``ballot_id``)
@@ -183,27 +193,29 @@ class BallotBox:
         ballot_id = str(uuid.uuid4())
         tracker = new_tracker()
         now_ms = int(time.time() * 1000)
-        body = (
-            self._answer(round_id, ballot_id, choices, now_ms, tracker) if idempotency_key else b""
+        encoded = encode_choices(choices)
+        key_hash = short_hash(idempotency_key) if idempotency_key else ""
+        record = (
+            f"{ballot_id} {tracker} {now_ms} {key_hash} {short_hash(encoded)}"
+            if idempotency_key
+            else ballot_id
         )
         script_keys = [
             keys.meta,
             keys.tally,
             keys.voters,
             keys.stream,
-            keys.idempotency(voter_hash, idempotency_key) if idempotency_key else keys.tag,
             keys.rate(client_prefix),
             keys.backlog_index,
         ]
         script_args: list[Any] = [
             voter_hash,
             ballot_id,
-            encode_choices(choices),
+            encoded,
             now_ms,
             client_prefix,
-            body,
-            self.idempotency_ttl * 1000,
-            "1" if idempotency_key else "0",
+            record,
+            key_hash,
             self.rate.interval_ms,
             self.rate.burst,
             self.max_backlog,
@@ -211,21 +223,25 @@ class BallotBox:
             credential_at,
             agent,
         ]
+        started = time.perf_counter()
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
         else:
             result = await self._run_script(script_keys, script_args)
+        metrics.SCRIPT_SECONDS.observe(time.perf_counter() - started)
         outcome = result[0]
         if outcome == "ok":
-            return body or self._answer(round_id, ballot_id, choices, now_ms, tracker)
+            metrics.BALLOTS_ACCEPTED.labels(round_id).inc()
+            return self._answer(round_id, ballot_id, choices, now_ms, tracker)
         if outcome == "replay":
-            stored: bytes = result[1].encode() if isinstance(result[1], str) else result[1]
-            if msgspec.json.decode(stored, type=AcceptedBallot).choices != choices:
+            stored = result[1].decode() if isinstance(result[1], bytes) else result[1]
+            first_id, first_tracker, cast_ms, _, choices_hash = stored.split(" ")
+            if choices_hash != short_hash(encoded):
                 raise Rejected(
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for a ballot with other choices",
                 )
-            return stored
+            return self._answer(round_id, first_id, choices, int(cast_ms), first_tracker)
         if outcome == "already_voted":
             raise Conflict(
                 "already_voted",

@@ -46,10 +46,6 @@ class RoundKeys:
         for name, suffix in names.items():
             object.__setattr__(self, name, tag + suffix)
 
-    def idempotency(self, voter_hash: str, key: str) -> str:
-        """The stored 201 body of ``voter_hash``'s request with this ``Idempotency-Key``."""
-        return f"{self.tag}:idem:{voter_hash}:{key}"
-
     def rate(self, ip_prefix: str) -> str:
         """GCRA state (theoretical arrival time, ms) of one client IP prefix in this round."""
         return f"{self.tag}:rate:{ip_prefix}"

@@ -94,6 +94,14 @@ async def get_public_round(conn: AsyncConnection, round_id: int) -> Round:
     return rnd
 
 
+async def find_public_round_by_slug(conn: AsyncConnection, slug: str) -> Round | None:
+    """The published round whose slug is ``slug`` (drafts are not public), or None."""
+    r = tables.rounds
+    stmt = select(r).where(r.c.slug == slug, r.c.status != "draft")
+    row = (await conn.execute(stmt)).mappings().first()
+    return None if row is None else round_of(row)
+
+
 async def list_rounds(conn: AsyncConnection, *, published_only: bool) -> list[Round]:
     """Every round (or every published one), newest first."""
     r = tables.rounds
@@ -138,6 +146,17 @@ async def get_candidate(conn: AsyncConnection, round_id: int, candidate_id: int)
     if row is None:
         raise NotFound("candidate_not_found", f"candidate {candidate_id} is not in this round")
     return _candidate(row)
+
+
+async def find_candidate_by_code(
+    conn: AsyncConnection, round_id: int, code: str
+) -> Candidate | None:
+    """The candidate of ``round_id`` whose code is ``code`` (as stored: case matters), or
+    None."""
+    c = tables.candidates
+    stmt = _CANDIDATES.where(c.c.round_id == round_id, c.c.code == code)
+    row = (await conn.execute(stmt)).mappings().first()
+    return None if row is None else _candidate(row)
 
 
 async def persisted_count(conn: AsyncConnection, round_id: int) -> int:

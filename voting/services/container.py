@@ -2,8 +2,8 @@
 
 :func:`open_services` is the one place that wires the layers: it opens Redis and Postgres,
 builds the signers, the ballot box, the persister, the round service, the voter desk and the
-photo service, and runs the background loops (Redis guard; persister, round schedule and quarantine
-sweep when asked).
+photo service, and runs the background loops (Redis guard; persister, round schedule, quarantine
+sweep and the backlog gauges when asked).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from voting.record import queries
 from voting.record.commitments import EpochPolicy
 from voting.record.db import make_engine
 from voting.record.persister import Persister
-from voting.services import quarantine, schedule
+from voting.services import backlog_gauges, quarantine, schedule
+from voting.services.backlog_gauges import BacklogGauges
 from voting.services.closing import Finaliser
 from voting.services.photos import PhotoService
 from voting.services.receipts import ReceiptDesk
@@ -149,7 +150,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         published=published,
         rate=Rate(limits.ballot_rate, limits.ballot_period, limits.ballot_burst),
         max_backlog=limits.max_backlog,
-        idempotency_ttl=limits.idempotency_ttl,
         timeout=settings.redis.hot_timeout,
     )
     services = Services(
@@ -194,6 +194,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             )
             sweep = quarantine.QuarantineSweep(engine, redis, settings.redis.prefix)
             tasks.append(asyncio.create_task(quarantine.run(sweep, stop)))
+            gauges = BacklogGauges(engine, redis, settings.redis.prefix)
+            tasks.append(
+                asyncio.create_task(
+                    run_every(gauges.sample, stop, backlog_gauges.EVERY, retry=backlog_gauges.RETRY)
+                )
+            )
         yield services
     finally:
         stop.set()

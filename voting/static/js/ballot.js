@@ -7,7 +7,7 @@ import { $, closeDialog, el, openDialog } from './dom.js';
 import { ensureToken, forgetToken, renderIdentity, startIdentity } from './identity.js';
 import { showError, showMessage } from './messages.js';
 import { loadResults } from './results.js';
-import { refreshStatus } from './rounds.js';
+import { applyStatus, refreshStatus } from './rounds.js';
 import { roundMode, state } from './state.js';
 import { local, pendingKey, receiptKey, session } from './store.js';
 import { castBlocker, startCooldown, updateBar } from './votebar.js';
@@ -15,6 +15,8 @@ import { recordVoted } from './voted.js';
 
 /* The ballot being sent: {key: its Idempotency-Key, sig: its choices joined}, or null. */
 let pending = null;
+/* Whether #cast is asking the round's status before the confirm step. */
+let checking = false;
 
 function uuid() {
   const c = window.crypto;
@@ -43,8 +45,25 @@ function setPending(next) {
   else session.remove(pendingKey(state.round.id));
 }
 
-/** Click handler of #cast: list the choices in the confirmation dialog and open it. */
-export function openConfirm() {
+/**
+ * Click handler of #cast: ask the round's status first (a pause while the page was open
+ * says so here, not after the confirm step), then list the choices in the confirmation
+ * dialog and open it.
+ */
+export async function openConfirm() {
+  if (castBlocker() || checking) return;
+  checking = true;
+  let status;
+  try {
+    status = await refreshStatus(true);
+  } finally {
+    checking = false;
+  }
+  updateBar();
+  if (status !== 'open') {
+    showError({ code: 'round_not_open', status });
+    return;
+  }
   if (castBlocker()) return;
   const ids = orderedSelection();
   $('confirm-lead').textContent = `Bạn đã chọn ${ids.length} gương điển hình:`;
@@ -107,6 +126,8 @@ export async function submitBallot() {
 
 function onCast(data, ids) {
   const roundId = state.round.id;
+  // closed first: closing gives the focus back to #cast, and the receipt's heading takes it
+  closeDialog($('confirm-dialog'));
   const choices = Array.isArray(data.choices) ? data.choices : ids;
   const voted = {
     receipt: typeof data.receipt === 'string' ? data.receipt : null,
@@ -158,12 +179,15 @@ async function onCastError(error) {
       showError(error);
       return;
     }
-    case 'round_not_open':
+    case 'round_not_open': {
       setPending(null);
-      showError(error);
-      await refreshStatus(true);
-      showError(error);
+      // the ballot box names the status it found ("... (paused)"): fresher than the round list
+      const found = /\((paused|closed|draft)\)/.exec(error.serverMessage || '');
+      if (found) applyStatus(found[1]);
+      else await refreshStatus(true);
+      showError({ ...error, status: state.round.status });
       return;
+    }
     case 'rate_limited':
     case 'unavailable':
       startCooldown(error.retryAfter);

@@ -1,12 +1,20 @@
 /* The candidates: their cards (#candidates), the filters, and the voter's selection (kept in
- * sessionStorage until the ballot is cast). */
+ * sessionStorage until the ballot is cast).
+ *
+ * A card's choose control is a checkbox (its checked state is what aria-pressed would say);
+ * its label reads "Chọn" or "Đã chọn". Once max_choices are chosen, the other cards read
+ * "Đã đủ N", dimmed and aria-disabled, described by #full-note, before any tap. After each card
+ * a button (visible when focused) jumps to the send button: from any card the send button is at
+ * most three key presses away (Tab, Tab, Enter from its profile button); Ctrl+Enter anywhere
+ * goes there too (main.js). */
 import { $, avatar, el, fold, srOnly } from './dom.js';
 import { hideMessage, showError } from './messages.js';
 import { canSelect, state, votedChoices } from './state.js';
 import { selectionKey, session } from './store.js';
 import { updateBar } from './votebar.js';
 
-/* The card of each candidate by id: {card, input, haystack (folded text searched)}. */
+/* The card of each candidate by id: {card, input, word (the label's visible text), haystack
+ * (folded text searched)}. */
 const cards = new Map();
 
 function buildCard(c) {
@@ -14,6 +22,7 @@ function buildCard(c) {
   const input = el('input', {
     type: 'checkbox', name: 'choice', value: String(c.id), 'aria-describedby': nameId,
   });
+  const word = el('span', { className: 'choose-word', text: 'Chọn' });
   const card = el('li', { className: 'card', dataset: { candidateId: String(c.id) } },
     el('div', { className: 'card-top' },
       avatar(c, false),
@@ -32,8 +41,11 @@ function buildCard(c) {
       }, 'Xem thành tích', srOnly(` của ${c.full_name}`)),
       el('span', { className: 'voted-mark', text: 'Bạn đã chọn' }),
       el('label', { className: 'choose' }, input,
-        el('span', { className: 'choose-text' }, 'Chọn', srOnly(` ${c.full_name}`)))));
-  return { card, input };
+        el('span', { className: 'choose-text' }, word, srOnly(` ${c.full_name}`))),
+      el('button', {
+        type: 'button', className: 'to-cast', dataset: { action: 'to-cast' },
+      }, 'Đến nút gửi phiếu')));
+  return { card, input, word };
 }
 
 /** Draw the cards of the current round's candidates and fill the field filter. */
@@ -83,6 +95,42 @@ export function applyFilters() {
   $('no-match').hidden = shown !== 0 || total === 0;
 }
 
+/* Draw one card's choose control: chosen, free, or unavailable because the ballot is full. */
+function drawChoice(entry, on, full) {
+  const max = state.round ? state.round.max_choices : 0;
+  entry.input.checked = on;
+  entry.card.classList.toggle('is-selected', on);
+  const blocked = full && !on;
+  entry.card.classList.toggle('is-full', blocked);
+  if (blocked) {
+    entry.input.setAttribute('aria-disabled', 'true');
+    entry.input.setAttribute('aria-describedby', `cand-name-${entry.input.value} full-note`);
+  } else {
+    entry.input.removeAttribute('aria-disabled');
+    entry.input.setAttribute('aria-describedby', `cand-name-${entry.input.value}`);
+  }
+  entry.word.textContent = on ? 'Đã chọn' : (blocked ? `Đã đủ ${max}` : 'Chọn');
+}
+
+/* Whether the selection holds max_choices (so the unchosen cards are unavailable). */
+function isFull() {
+  return Boolean(state.round) && canSelect() && state.selected.size >= state.round.max_choices;
+}
+
+/* Show or hide #full-note and redraw every card's choose control. */
+function drawAllChoices() {
+  const full = isFull();
+  // read by screen readers on the unavailable cards (aria-describedby); the eye reads the
+  // cards' "Đã đủ N" and the bar's hint, so nothing moves the list when the ballot fills
+  $('full-note').textContent = full
+    ? `Bạn đã chọn đủ ${state.round.max_choices} gương điển hình. Muốn chọn người khác, hãy bỏ chọn một người trước.`
+    : '';
+  for (const [id, entry] of cards) {
+    if (state.voted) continue;
+    drawChoice(entry, state.selected.has(id), full);
+  }
+}
+
 function isMarked(id) {
   if (state.voted) return votedChoices().includes(id);
   return state.selected.has(id);
@@ -91,7 +139,7 @@ function isMarked(id) {
 /** Bring the cards' checkboxes and marks in line with the state (selection, voted, locked). */
 export function syncCards() {
   const selectable = canSelect();
-  const readOnly = Boolean(state.voted) || !state.round
+  const readOnly = Boolean(state.voted) || state.framed || !state.round
     || !(state.round.status === 'open' || state.round.status === 'paused');
   $('vote').classList.toggle('readonly', readOnly);
   const marked = new Set(state.voted ? votedChoices() : state.selected);
@@ -102,6 +150,7 @@ export function syncCards() {
     entry.card.classList.toggle('is-selected', !state.voted && on);
     entry.card.classList.toggle('is-voted', Boolean(state.voted) && on);
   }
+  drawAllChoices();
 }
 
 /** Ids of the selected candidates, in the order of the list. */
@@ -144,11 +193,7 @@ export function setChosen(id, want) {
     state.selected.delete(id);
     if ($('message').dataset.code === 'too_many_choices') hideMessage();
   }
-  const entry = cards.get(id);
-  if (entry) {
-    entry.input.checked = state.selected.has(id);
-    entry.card.classList.toggle('is-selected', state.selected.has(id));
-  }
+  drawAllChoices();
   saveSelection();
   updateBar();
   return true;

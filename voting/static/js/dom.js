@@ -104,10 +104,14 @@ function photoUrl(person, size) {
   return url.pathname + url.search;
 }
 
+/* The display width (CSS px) of each size where it is drawn, for the <img>'s `sizes`. */
+const DRAWN = { card: '56px', profile: '96px' };
+
 /**
  * Fill `box` with the person's photo in `size` ('card' or 'profile'; lazy-loaded, alt
- * "Ảnh của <name>"), or their initials (decorative, hidden from screen readers) when there is
- * none or it fails to load.
+ * "Ảnh của <name>", width/height of the served size, a srcset of the sizes the API serves of
+ * that shape so a dense screen may take the larger), or their initials (decorative, hidden
+ * from screen readers) when there is none or it fails to load.
  */
 export function fillAvatar(box, person, size = 'card') {
   box.textContent = '';
@@ -127,6 +131,10 @@ export function fillAvatar(box, person, size = 'card') {
       alt: `Ảnh của ${text(person.full_name)}`, loading: 'lazy', decoding: 'async', width, height,
     });
     img.addEventListener('error', showInitials, { once: true });
+    // the card's square (192 px) suits 1x to 3x screens at 56 px; the profile's portrait
+    // (480 px wide) is the one size of its shape
+    img.srcset = `${url} ${width}w`;
+    img.sizes = DRAWN[size] || DRAWN.card;
     img.src = url;
     box.append(img);
   } else {

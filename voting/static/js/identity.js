@@ -4,9 +4,14 @@
  *   a CDN) solves the proof of work from /api/v1/challenge?round_id=N while the voter reads
  *   the list; the payload is exchanged at once for a credential of that round, kept in
  *   localStorage;
- * - code: the voter types the one-time code the organisers handed out;
- * - email / phone: after consenting to the privacy notice, the voter gets a 6-digit code.
- * Credentials are kept per round (see store.js).
+ * - code: the voter types the one-time code the organisers handed out (typed as they like:
+ *   case, spaces, hyphens, O for 0, I and L for 1, as voting/identity/codes.py reads it; the
+ *   field shows it grouped XXXX-XXXX-XXX);
+ * - email / phone: after consenting to the privacy notice, the voter gets a 6-digit code; the
+ *   resend button counts down the server's resend interval (`resend_after`).
+ * Credentials are kept per round (see store.js). A framed page (frame.js) mints none.
+ * In device mode the panel keeps its place once the work is done (it says so), so solving
+ * never moves the list; on a later visit with a credential it is not drawn at all.
  */
 import { API, ApiFailure, api, NetworkError } from './api.js';
 import { $ } from './dom.js';
@@ -38,10 +43,14 @@ const SOLVE_TIMEOUT_MS = 600000;
 let deviceTokenPromise = null;
 let altchaPromise = null;
 let mountedWidget = null;
+/* Whether the device credential was obtained in this page view (the panel then stays, saying so). */
+let solvedHere = false;
+/* The countdown of the OTP resend button. */
+let resendTimer = null;
 
 function identityNeeded() {
   const r = state.round;
-  return Boolean(r) && !state.voted && (r.status === 'open' || r.status === 'paused');
+  return Boolean(r) && !state.voted && !state.framed && (r.status === 'open' || r.status === 'paused');
 }
 
 function setIdentityStatus(textValue, kind) {
@@ -55,7 +64,7 @@ export function renderIdentity() {
   const panel = $('identity');
   const mode = roundMode();
   const token = currentToken();
-  const show = identityNeeded() && !(mode === 'device' && token);
+  const show = identityNeeded() && !(mode === 'device' && token && !solvedHere);
   panel.hidden = !show;
   panel.dataset.mode = mode;
   if (!show) return;
@@ -71,7 +80,7 @@ export function renderIdentity() {
     address.autocomplete = mode === 'email' ? 'email' : 'tel';
     address.inputMode = mode === 'email' ? 'email' : 'tel';
     address.placeholder = mode === 'email' ? 'ten@example.com' : '0912 345 678';
-    $('otp-send').disabled = !$('otp-consent').checked;
+    if (!resendTimer) $('otp-send').disabled = !$('otp-consent').checked;
   }
   if (token) setIdentityStatus(IDENTITY_DONE[mode], 'ok');
 }
@@ -83,23 +92,15 @@ function storeToken(res) {
   return token;
 }
 
-function loadScript(src) {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement('script');
-    script.type = 'module';
-    script.src = src;
-    script.addEventListener('load', resolve, { once: true });
-    script.addEventListener('error', () => reject(new ApiFailure({ code: 'altcha_unavailable' })), { once: true });
-    document.head.append(script);
-  });
-}
-
-/* The ALTCHA widget and its Vietnamese strings, from our own static files. */
+/* The ALTCHA widget and its Vietnamese strings, from our own static files, imported only when
+ * a voter needs the proof of work (111 KiB: never on first paint). A dynamic import, so the
+ * page's import map sends it to the content-hashed file. */
 function loadAltcha() {
   if (!altchaPromise) {
-    altchaPromise = loadScript('/static/vendor/altcha.min.js')
-      .then(() => loadScript('/static/vendor/altcha.i18n.vi.js'))
-      .then(() => customElements.whenDefined('altcha-widget'));
+    altchaPromise = import('/static/vendor/altcha.min.js')
+      .then(() => import('/static/vendor/altcha.i18n.vi.js'))
+      .then(() => customElements.whenDefined('altcha-widget'))
+      .catch(() => { throw new ApiFailure({ code: 'altcha_unavailable' }); });
     altchaPromise.catch(() => { altchaPromise = null; });
   }
   return altchaPromise;
@@ -149,6 +150,7 @@ async function obtainDeviceToken() {
 function deviceToken() {
   if (!deviceTokenPromise) {
     deviceTokenPromise = obtainDeviceToken().then((token) => {
+      solvedHere = true;
       setIdentityStatus(IDENTITY_DONE.device, 'ok');
       renderIdentity();
       updateBar();
@@ -188,7 +190,7 @@ function identityError(error) {
 export async function submitCode(event) {
   event.preventDefault();
   const input = $('voter-code');
-  const code = input.value.trim();
+  const code = canonicalCode(input.value);
   if (!code) {
     identityError({ code: 'code_required' });
     input.focus();
@@ -216,6 +218,50 @@ export async function submitCode(event) {
   }
 }
 
+/* Crockford's reading of a typed voting code (voting/core/crockford.py): upper case, O → 0,
+ * I and L → 1, anything but letters and digits dropped. */
+function canonicalCode(raw) {
+  return raw.toUpperCase().replace(/O/g, '0').replace(/[IL]/g, '1').replace(/[^0-9A-Z*~$=]/g, '');
+}
+
+/** Input handler of #voter-code: show what was typed in the code's groups (ABCD-EFGH-JKM). */
+export function formatCodeInput() {
+  const input = $('voter-code');
+  const atEnd = input.selectionStart === input.value.length;
+  const code = canonicalCode(input.value).slice(0, 11);
+  const grouped = code.replace(/^(.{4})(.{1,4})?(.{1,3})?$/, (_, a, b, c) => [a, b, c].filter(Boolean).join('-'));
+  if (atEnd && grouped !== input.value) input.value = grouped;
+}
+
+/* Count down the resend interval on the send button ("Gửi lại mã sau N giây"). */
+function startResendCountdown(seconds) {
+  const button = $('otp-send');
+  const note = $('otp-resend');
+  clearInterval(resendTimer);
+  let left = Math.max(0, Math.ceil(Number(seconds) || 0));
+  const draw = () => {
+    if (left > 0) {
+      button.disabled = true;
+      button.textContent = `Gửi lại mã sau ${left} giây`;
+      note.textContent = '';
+    } else {
+      clearInterval(resendTimer);
+      resendTimer = null;
+      button.disabled = !$('otp-consent').checked;
+      button.textContent = 'Gửi lại mã';
+      note.textContent = 'Chưa nhận được mã? Bạn có thể yêu cầu gửi lại.';
+    }
+    note.hidden = !note.textContent;
+  };
+  draw();
+  if (left > 0) {
+    resendTimer = setInterval(() => {
+      left -= 1;
+      draw();
+    }, 1000);
+  }
+}
+
 function otpBody() {
   const mode = roundMode();
   return { [mode]: $('otp-address').value.trim(), round_id: state.round.id };
@@ -235,18 +281,27 @@ export async function sendOtp(event) {
     const res = await api('/voters/otp', { method: 'POST', body: { ...otpBody(), consent: true } });
     if (!res.ok) {
       identityError(res.error);
+      if (res.error.code === 'rate_limited' && res.error.retryAfter) startResendCountdown(res.error.retryAfter);
       return;
     }
     const to = res.data && res.data.sent_to ? res.data.sent_to : '';
     const minutes = Math.max(1, Math.round(((res.data && res.data.expires_in) || 300) / 60));
+    hideMessage();  // an earlier error (a mistyped address) no longer holds
     setIdentityStatus(`Đã gửi mã đến ${to}. Mã có hiệu lực trong ${minutes} phút.`, '');
     $('otp-step2').hidden = false;
     $('otp-code').focus();
+    startResendCountdown(res.data && res.data.resend_after !== undefined ? res.data.resend_after : 60);
+    return;
   } catch (_) {
     identityError({ code: 'network' });
   } finally {
-    button.disabled = !$('otp-consent').checked;
+    if (!resendTimer) button.disabled = !$('otp-consent').checked;
   }
+}
+
+/** Change handler of #otp-consent: no consent, no sending (the resend countdown keeps its hold). */
+export function consentChanged() {
+  if (!resendTimer) $('otp-send').disabled = !$('otp-consent').checked;
 }
 
 /** Exchange the 6-digit code received for a credential. */
@@ -277,10 +332,28 @@ export async function verifyOtp() {
   }
 }
 
-/** Draw the panel and, in device mode without a credential, start the verification. */
+/* Whether the proof of work waits for the voter's first choice (set once it started). */
+let waitingForVoter = false;
+
+/** Draw the panel and, in device mode without a credential, start the verification as soon as
+ * the voter starts voting (the first choice ticked, in the list or a profile): the widget and
+ * its work are not part of the first load. Casting before that starts it too (ensureToken). */
 export function startIdentity() {
   renderIdentity();
-  if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
-    deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
-  }
+  if (!identityNeeded() || roundMode() !== 'device' || currentToken() || waitingForVoter) return;
+  waitingForVoter = true;
+  const start = (event) => {
+    const target = event.target;
+    const chose = (target instanceof HTMLInputElement && target.name === 'choice')
+      || (target instanceof Element && target.closest('#profile-choose'));
+    if (!chose) return;
+    document.removeEventListener('change', start, true);
+    document.removeEventListener('click', start, true);
+    waitingForVoter = false;
+    if (identityNeeded() && roundMode() === 'device' && !currentToken()) {
+      deviceToken().catch(() => { /* shown in the panel; retried on cast */ });
+    }
+  };
+  document.addEventListener('change', start, true);
+  document.addEventListener('click', start, true);
 }

@@ -14,21 +14,38 @@
  *   identity.js   the voter's credential (device with ALTCHA, code, email/phone OTP)
  *   ballot.js     confirming and casting, retried with the same Idempotency-Key
  *   voted.js      this device's ballot and its receipt
- *   results.js    the results
+ *   results.js    the results (first on the page for a closed round or live results)
  *   privacy.js    the figures of the privacy notice
+ *   links.js      the page's addresses (/r/<slug>, /r/<slug>/<code>)
+ *   frame.js      a framed page hands voting off to a top-level window
  */
 import { openConfirm, restorePending, submitBallot } from './ballot.js';
 import { applyFilters, renderCandidates, restoreSelection, setChosen, syncCards } from './candidates.js';
 import { $, closeDialog, closeOnBackdrop } from './dom.js';
-import { sendOtp, startIdentity, submitCode, verifyOtp } from './identity.js';
+import { detectFrame, showHandOff } from './frame.js';
+import {
+  consentChanged, formatCodeInput, sendOtp, startIdentity, submitCode, verifyOtp,
+} from './identity.js';
 import { hideMessage } from './messages.js';
 import { loadPrivacy } from './privacy.js';
-import { openProfile, profileClosed, syncProfileChoose } from './profile.js';
-import { loadResults } from './results.js';
-import { loadRound, refreshStatus, renderRoundInfo } from './rounds.js';
+import {
+  followLocation, openProfile, profileClosed, shareProfile, syncProfileChoose,
+} from './profile.js';
+import { loadResults, placeResults, resultsFirst } from './results.js';
+import { loadRound, refreshStatus, renderRoundInfo, watchStatus } from './rounds.js';
 import { state } from './state.js';
 import { updateBar } from './votebar.js';
-import { copyReceipt, loadVoted, renderVoted } from './voted.js';
+import {
+  copyReceipt, downloadReceiptImage, loadVoted, renderVoted, sendReceipt,
+} from './voted.js';
+
+/* Move the focus to the send button (shown and enabled or not: its title says why not). */
+function focusCast() {
+  const cast = $('cast');
+  if ($('votebar').hidden) return false;
+  cast.focus();
+  return true;
+}
 
 /* The dialogs stay open while a ballot is being sent. */
 const mayCloseDialog = () => !state.sending;
@@ -41,10 +58,22 @@ function wire() {
     if (!setChosen(id, input.checked)) input.checked = state.selected.has(id);
   });
   $('candidates').addEventListener('click', (event) => {
+    const toCast = event.target.closest('button[data-action="to-cast"]');
+    if (toCast) {
+      focusCast();
+      return;
+    }
     const button = event.target.closest('button[data-action="profile"]');
     if (!button) return;
     openProfile(parseInt(button.dataset.id, 10), button);
   });
+  // Ctrl+Enter (⌘+Enter) anywhere outside a dialog: to the send button (#keyboard-tip says so)
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter' || !(event.ctrlKey || event.metaKey)) return;
+    if (document.querySelector('dialog[open]')) return;
+    if (focusCast()) event.preventDefault();
+  });
+  window.addEventListener('popstate', () => followLocation('pop'));
   $('search').addEventListener('input', applyFilters);
   $('field-filter').addEventListener('change', applyFilters);
   $('only-chosen').addEventListener('change', applyFilters);
@@ -64,10 +93,14 @@ function wire() {
     syncProfileChoose();
   });
   $('profile-dialog').addEventListener('close', profileClosed);
+  $('profile-share').addEventListener('click', shareProfile);
   closeOnBackdrop($('profile-dialog'), mayCloseDialog);
 
   $('copy-receipt').addEventListener('click', copyReceipt);
+  $('receipt-image').addEventListener('click', downloadReceiptImage);
+  $('receipt-send').addEventListener('click', sendReceipt);
   $('identity-code').addEventListener('submit', submitCode);
+  $('voter-code').addEventListener('input', formatCodeInput);
   $('identity-otp').addEventListener('submit', sendOtp);
   $('otp-verify').addEventListener('click', verifyOtp);
   $('otp-code').addEventListener('keydown', (event) => {
@@ -76,18 +109,13 @@ function wire() {
       verifyOtp();
     }
   });
-  $('otp-consent').addEventListener('change', () => {
-    $('otp-send').disabled = !$('otp-consent').checked;
-  });
+  $('otp-consent').addEventListener('change', consentChanged);
   $('results-refresh').addEventListener('click', () => {
     loadResults();
     refreshStatus(false);
   });
   $('message-close').addEventListener('click', hideMessage);
 
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') refreshStatus(false);
-  });
 
   const bar = $('actionbar');
   const setBarHeight = () => {
@@ -100,8 +128,10 @@ function wire() {
 async function init() {
   wire();
   loadPrivacy();
-  const round = await loadRound();
+  const [round, framed] = await Promise.all([loadRound(), detectFrame()]);
   if (!round) return;
+  state.framed = framed;
+  if (framed) showHandOff();
 
   state.round = round;
   state.candidates = Array.isArray(round.candidates) ? round.candidates : [];
@@ -110,6 +140,9 @@ async function init() {
   restoreSelection();
   restorePending();
 
+  placeResults();
+  // results first: drawn before the page below them shows, so nothing moves when they come
+  if (resultsFirst()) await loadResults();
   renderRoundInfo();
   renderCandidates();
   $('vote').hidden = false;
@@ -118,7 +151,9 @@ async function init() {
   applyFilters();
   startIdentity();
   updateBar();
-  loadResults();
+  if (!resultsFirst()) loadResults();
+  followLocation('load');
+  watchStatus();
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

@@ -32,10 +32,18 @@ const ERROR_MESSAGES = {
     ctx.ballotId
       ? `Bạn đã bình chọn trong đợt này (mã phiếu ${ctx.ballotId}).`
       : 'Bạn đã bình chọn trong đợt này.',
-  round_not_open: (ctx) =>
-    ctx.status && ctx.status !== 'open' && STATUS_LABELS[ctx.status]
-      ? `Đợt bình chọn hiện không nhận phiếu (trạng thái: ${STATUS_LABELS[ctx.status].toLowerCase()}).`
-      : 'Đợt bình chọn hiện không nhận phiếu.',
+  round_not_open: (ctx) => {
+    // ctx.status: the round's status (a normalised error's HTTP status is a number)
+    const status = typeof ctx.status === 'string' ? ctx.status : (state.round || {}).status;
+    if (status === 'paused') return ERROR_MESSAGES.round_paused;
+    if (status === 'closed') return ERROR_MESSAGES.round_closed;
+    return status && status !== 'open' && STATUS_LABELS[status]
+      ? `Đợt bình chọn hiện không nhận phiếu (trạng thái: ${STATUS_LABELS[status].toLowerCase()}).`
+      : 'Đợt bình chọn hiện không nhận phiếu.';
+  },
+  round_paused: 'Đợt bình chọn đang tạm dừng nên chưa nhận phiếu. Lựa chọn của bạn vẫn được giữ; hãy gửi phiếu khi đợt bình chọn tiếp tục.',
+  round_closed: 'Đợt bình chọn đã kết thúc, không nhận thêm phiếu.',
+  framed: 'Trang đang nằm trong một trang web khác. Hãy mở trang bình chọn trong thẻ mới để gửi phiếu.',
   payload_too_large: 'Dữ liệu gửi lên quá lớn. Vui lòng tải lại trang rồi thử lại.',
   rate_limited: (ctx) =>
     `Có quá nhiều lượt gửi từ mạng của bạn. Vui lòng thử lại sau ${retryText(ctx)}.`,

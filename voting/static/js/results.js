@@ -1,12 +1,42 @@
-/* The results (#results): provisional or final counts, winners and a tie left to the
- * organisers, as GET /rounds/{id}/results gives them. */
+/* The results (#results): provisional or final counts, the winners as photo cards, the ranked
+ * table, a tie or the committee's decision, the quarantine counts, and links to the
+ * commitments and (once official) the audit package, as GET /rounds/{id}/results gives them.
+ * For a closed round or one whose results are live they are the first thing on the page
+ * (resultsFirst(), placeResults()); otherwise below the list. */
 import { api, NetworkError } from './api.js';
-import { $, el, formatNumber } from './dom.js';
+import { $, avatar, el, formatNumber } from './dom.js';
 import { messageFor } from './messages.js';
 import { renderQuarantine } from './quarantine.js';
 import { state } from './state.js';
 
-/** Fetch and show the results of the current round (or why they are not shown). */
+/** Whether the results come first: the round is closed, or its results are live. */
+export function resultsFirst() {
+  const r = state.round;
+  return Boolean(r) && (r.status === 'closed' || (r.results_visibility === 'live' && r.status !== 'draft'));
+}
+
+/** Put #results right after the round's panel (results first) or after the list, with the link to the list. */
+export function placeResults() {
+  const section = $('results');
+  const first = resultsFirst();
+  (first ? $('round-info') : $('vote')).after(section);
+  section.classList.toggle('results-first', first);
+  $('results-to-list').hidden = !first;
+}
+
+function failedLoad(body, message) {
+  body.append(el('p', { className: 'error-text' }, 'Không tải được kết quả. ', message),
+    el('button', {
+      type: 'button', className: 'btn btn-secondary btn-small', text: 'Thử lại',
+      onclick: async () => {
+        await loadResults();
+        const again = body.querySelector('button');
+        (again || $('results-title')).focus();
+      },
+    }));
+}
+
+/** Fetch and show the results of the current round (or why they are not shown, with a retry on failure). */
 export async function loadResults() {
   const round = state.round;
   if (!round) return;
@@ -22,13 +52,11 @@ export async function loadResults() {
     else if (res.error.code === 'results_hidden') {
       body.append(el('p', { className: 'results-hidden', text: messageFor('results_hidden') }));
     } else {
-      body.append(el('p', { className: 'error-text', text: messageFor(res.error.code, res.error) }));
+      failedLoad(body, messageFor(res.error.code, res.error));
     }
   } catch (err) {
     body.textContent = '';
-    body.append(el('p', {
-      className: 'error-text', text: messageFor(err instanceof NetworkError ? 'network' : 'unknown'),
-    }));
+    failedLoad(body, messageFor(err instanceof NetworkError ? 'network' : 'unknown'));
   } finally {
     body.setAttribute('aria-busy', 'false');
     $('results-refresh').disabled = false;
@@ -68,6 +96,7 @@ function renderResults(r) {
     }),
     ' ',
     el('span', null, `Tổng số phiếu: ${formatNumber(r.total_ballots)}`)));
+  body.append(winnerCards(r, rows, elected || new Set([...winners, ...chosen, ...byRule])));
   if (!r.final) {
     body.append(el('p', {
       className: 'muted small',
@@ -128,6 +157,7 @@ function renderResults(r) {
   if (rows.length === 0) {
     body.append(el('p', { className: 'muted', text: 'Chưa có dữ liệu kết quả.' }));
     renderQuarantine(r, body);
+    body.append(checkLinks(r));
     return;
   }
 
@@ -181,4 +211,47 @@ function renderResults(r) {
     body.append(el('p', { className: 'muted small', text: `${summary}.` }));
   }
   renderQuarantine(r, body);
+  body.append(checkLinks(r));
+}
+
+/* The winners as photo cards (photo or initials, name, code, field, votes), in rank order. */
+function winnerCards(r, rows, elected) {
+  const list = el('ol', { className: 'winner-cards', 'aria-label': r.final ? 'Những người trúng chọn' : 'Những người đang dẫn đầu' });
+  for (const row of rows) {
+    if (!elected.has(row.candidate_id)) continue;
+    const c = state.byId.get(row.candidate_id) || { full_name: row.full_name, photo_url: null };
+    list.append(el('li', { className: 'winner-card', dataset: { winnerId: String(row.candidate_id) } },
+      avatar(c, false),
+      el('span', { className: 'winner-rank', text: `Hạng ${row.rank}` }),
+      el('span', { className: 'winner-name', text: row.full_name }),
+      el('span', { className: 'result-sub', text: [row.code, row.field].filter(Boolean).join(' · ') }),
+      el('span', { className: 'winner-votes', text: `${formatNumber(row.votes)} phiếu` })));
+  }
+  const box = el('div', { className: 'winners-block' },
+    el('h3', { className: 'h-small', text: r.final ? 'Những người trúng chọn' : 'Đang dẫn đầu (tạm thời)' }));
+  if (!list.children.length) {
+    box.append(el('p', { className: 'muted small', text: 'Chưa có người nào chắc chắn trong nhóm trúng chọn.' }));
+  } else {
+    box.append(list);
+  }
+  return box;
+}
+
+/* Where anyone checks the count: the commitments (always) and the audit package (once official). */
+function checkLinks(r) {
+  const id = encodeURIComponent(state.round.id);
+  const box = el('div', { className: 'check-links' },
+    el('h3', { className: 'h-small', text: 'Tự kiểm tra kết quả' }));
+  const list = el('ul', { className: 'small' },
+    el('li', null, el('a', { href: `/api/v1/rounds/${id}/commitments`, text: 'Các cam kết đã công bố (JSON)' }),
+      ': mã băm của từng lô phiếu, công bố trong khi bình chọn.'));
+  if (r.official === true) {
+    list.append(el('li', null, el('a', { href: `/api/v1/rounds/${id}/audit`, download: '', text: 'Gói kiểm tra (ZIP)' }),
+      ': toàn bộ dữ liệu để đếm lại phiếu và đối chiếu với các cam kết (chạy python3 verify.py).'));
+  } else {
+    list.append(el('li', { className: 'muted', text: 'Gói kiểm tra để đếm lại phiếu sẽ có khi kết quả được công bố chính thức.' }));
+  }
+  list.append(el('li', null, el('a', { href: '/kiem-tra', text: 'Kiểm tra phiếu của bạn bằng mã biên nhận' })));
+  box.append(list);
+  return box;
 }

@@ -1,17 +1,38 @@
-/* The round shown: which one (?round=), the list of rounds (#round-nav), its title, status,
- * schedule and rules (#round-info), and the refresh of its status while the page is open. */
+/* The round shown: which one (/r/<slug>, ?round=<id>, else the open one), the list of rounds
+ * (#round-nav), its title, status, schedule, rules and what its identity mode guarantees
+ * (#round-info), and the refresh of its status while the page is open (every 15 s while
+ * visible, on return to the tab, and before the confirm step). */
 import { api } from './api.js';
 import { syncCards } from './candidates.js';
 import { $, el, formatDate, text } from './dom.js';
+import { parseLocation } from './links.js';
 import { startIdentity } from './identity.js';
 import { showError, STATUS_LABELS } from './messages.js';
 import { renderDetectionRules } from './quarantine.js';
-import { loadResults } from './results.js';
+import { loadResults, placeResults } from './results.js';
 import { renderRules } from './rules.js';
-import { state } from './state.js';
+import { roundMode, state } from './state.js';
 import { updateBar } from './votebar.js';
 
-const STATUS_REFRESH_MS = 30000;
+/** How often the status is fetched again while the page is visible (ms; GET /rounds is cached 5 s). */
+export const STATUS_REFRESH_MS = 15000;
+
+/* What each identity mode guarantees (the summary) and does not (the detail), in plain words
+ * (README "Identity modes"). */
+const IDENTITY_GUARANTEES = {
+  device: ['Cách xác thực: mỗi trình duyệt một phiếu',
+    'Trình duyệt tự giải một phép tính nhỏ, không cần thông tin cá nhân. Cách này không phân biệt được người: '
+    + 'cùng một người dùng trình duyệt khác, thiết bị khác hoặc cửa sổ ẩn danh vẫn có thể gửi thêm phiếu. '
+    + 'Hệ thống chỉ hạn chế số phiếu từ cùng một mạng và tạm giữ các nhóm phiếu bất thường để Ban tổ chức xem xét.'],
+  code: ['Cách xác thực: mỗi mã bình chọn một phiếu',
+    'Ban tổ chức phát mã cho từng người được mời. Mã đã dùng thì không dùng lại được, dù trên thiết bị nào. '
+    + 'Hệ thống không biết ai đang cầm mã: hãy giữ mã của bạn cẩn thận.'],
+  email: ['Cách xác thực: mỗi địa chỉ email một phiếu',
+    'Các cách viết khác nhau của cùng một hộp thư được tính là một. Hệ thống không biết chủ hộp thư là ai: '
+    + 'một người có nhiều hộp thư vẫn có thể gửi nhiều phiếu.'],
+  phone: ['Cách xác thực: mỗi số điện thoại di động một phiếu',
+    'Hệ thống không biết chủ thuê bao là ai: một người có nhiều số điện thoại vẫn có thể gửi nhiều phiếu.'],
+};
 
 /* The published rounds (GET /rounds), for the navigation. */
 let rounds = [];
@@ -26,6 +47,11 @@ function roundsFrom(data) {
 }
 
 function pickRoundId(published) {
+  const { slug } = parseLocation();
+  if (slug) {
+    const bySlug = published.find((r) => r.slug === slug);
+    return bySlug ? bySlug.id : -1;  // -1: no such round, said as "not found"
+  }
   const param = new URLSearchParams(window.location.search).get('round');
   if (param && /^\d+$/.test(param.trim())) return parseInt(param.trim(), 10);
   const open = published.find((r) => r.status === 'open');
@@ -43,7 +69,7 @@ function renderRoundNav(currentId) {
     return;
   }
   for (const r of rounds) {
-    const link = el('a', { href: `?round=${encodeURIComponent(r.id)}` },
+    const link = el('a', { href: `/?round=${encodeURIComponent(r.id)}` },
       el('span', { className: 'round-nav-title', text: r.title }),
       el('span', { className: `status-badge status-${r.status}`, text: STATUS_LABELS[r.status] || r.status }));
     if (r.id === currentId) link.setAttribute('aria-current', 'page');
@@ -54,6 +80,7 @@ function renderRoundNav(currentId) {
 
 /** Show a problem instead of the round (no round, not found, not loaded); `withRetry` adds a reload button. */
 function showPageProblem(title, detail, withRetry) {
+  renderRoundNav(null);
   const info = $('round-info');
   info.setAttribute('aria-busy', 'false');
   $('round-title').textContent = title;
@@ -106,10 +133,17 @@ export function renderRoundInfo() {
   rule += ' Mỗi người chỉ gửi một phiếu.';
   const rules = $('round-rules');
   rules.textContent = rule;
-  rules.hidden = false;
+  // closed: the results come next, and the rules of choosing no longer concern the reader
+  rules.hidden = r.status === 'closed';
   if (typeof r.description === 'string' && r.description.trim()) {
     rules.prepend(el('span', { className: 'round-description', text: r.description.trim() }));
   }
+  const identity = $('round-identity');
+  const [guarantee, limits] = IDENTITY_GUARANTEES[roundMode()];
+  $('round-identity-summary').textContent = guarantee;
+  $('round-identity-detail').textContent = limits;
+  identity.dataset.mode = roundMode();
+  identity.hidden = r.status === 'closed';
   renderRules(r);
 
   renderDetectionRules(r);
@@ -118,15 +152,14 @@ export function renderRoundInfo() {
   let note = '';
   if (!state.voted) {
     if (r.status === 'paused') {
-      note = 'Đợt bình chọn đang tạm dừng. Bạn vẫn có thể xem và chọn trước; nút gửi phiếu sẽ mở lại khi đợt bình chọn tiếp tục.';
-    } else if (r.status === 'closed') {
-      note = 'Đợt bình chọn đã kết thúc, không nhận thêm phiếu.';
+      note = 'Đợt bình chọn đang tạm dừng: tạm thời chưa nhận phiếu. Bạn vẫn có thể xem hồ sơ và chọn trước; nút gửi phiếu sẽ mở lại khi đợt bình chọn tiếp tục (trang tự cập nhật).';
     } else if (r.status === 'draft') {
       note = 'Đợt bình chọn chưa mở.';
     }
   }
   notice.textContent = note;
   notice.hidden = !note;
+  notice.dataset.status = note ? r.status : '';
 }
 
 /**
@@ -149,7 +182,11 @@ export async function loadRound() {
   }
   rounds = roundsFrom(res.data);
   const roundId = pickRoundId(rounds);
-  renderRoundNav(roundId);
+  if (roundId === -1) {
+    showPageProblem('Không tìm thấy đợt bình chọn',
+      'Địa chỉ này không ứng với đợt bình chọn nào đã công bố. Vui lòng kiểm tra lại liên kết.', false);
+    return null;
+  }
   if (roundId === null) {
     showPageProblem('Chưa có đợt bình chọn nào',
       'Hiện chưa có đợt bình chọn nào được công bố. Vui lòng quay lại sau.', false);
@@ -176,35 +213,63 @@ export async function loadRound() {
     return null;
   }
   lastStatusCheck = Date.now();
+  // drawn with the round, not before its detail came: the list must not push a loading panel
+  renderRoundNav(roundId);
   return detail.data;
 }
 
 /**
- * Fetch the rounds' status again (at most every 30 s unless `force`); when the current round's
- * status changed, redraw what depends on it.
+ * Fetch the rounds' status again (at most every 15 s unless `force`); when the current round's
+ * status changed, redraw what depends on it. Resolves to the current status (the old one when
+ * the server could not be asked).
  */
 export async function refreshStatus(force) {
-  if (!state.round) return;
+  if (!state.round) return null;
   const now = Date.now();
-  if (!force && now - lastStatusCheck < STATUS_REFRESH_MS) return;
+  if (!force && now - lastStatusCheck < STATUS_REFRESH_MS - 500) return state.round.status;
   lastStatusCheck = now;
   try {
     const res = await api('/rounds');
-    if (!res.ok) return;
+    if (!res.ok) return state.round.status;
     rounds = roundsFrom(res.data);
     const fresh = rounds.find((r) => r.id === state.round.id);
-    if (!fresh) return;
+    if (!fresh) return state.round.status;
     const changed = fresh.status !== state.round.status;
     Object.assign(state.round, fresh);
     renderRoundNav(state.round.id);
-    if (changed) {
-      renderRoundInfo();
-      syncCards();
-      startIdentity();
-      updateBar();
-      loadResults();
-    }
+    if (changed) redrawForStatus();
   } catch (_) {
     /* offline: keep what we have */
   }
+  return state.round.status;
+}
+
+/* Redraw what depends on the round's status. */
+function redrawForStatus() {
+  renderRoundInfo();
+  syncCards();
+  startIdentity();
+  updateBar();
+  placeResults();
+  loadResults();
+}
+
+/**
+ * Take `status` as the round's status (the ballot box said so, fresher than the cached list)
+ * and redraw what depends on it.
+ */
+export function applyStatus(status) {
+  if (!state.round || !STATUS_LABELS[status] || state.round.status === status) return;
+  state.round.status = status;
+  redrawForStatus();
+}
+
+/** Refresh the status every STATUS_REFRESH_MS while the page is visible (and on return to it). */
+export function watchStatus() {
+  setInterval(() => {
+    if (document.visibilityState === 'visible') refreshStatus(false);
+  }, STATUS_REFRESH_MS);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') refreshStatus(false);
+  });
 }

@@ -11,6 +11,8 @@
  *   {receipt, ballot_id, cast_at, choices: ids, names}; null before
  * @property {boolean} sending whether a ballot is being sent (choices and dialogs are locked)
  * @property {?number} profileId id of the candidate whose profile dialog is open, or null
+ * @property {boolean} framed whether voting is handed off to a top-level window (frame.js):
+ *   the page reads, it neither chooses nor mints a credential
  */
 export const state = {
   round: null,
@@ -20,6 +22,7 @@ export const state = {
   voted: null,
   sending: false,
   profileId: null,
+  framed: false,
 };
 
 /* Identity modes this page knows; a round with another one is treated as 'device'. */
@@ -39,5 +42,6 @@ export function votedChoices() {
 /** Whether the voter may change the selection now (round open or paused, not voted, not sending). */
 export function canSelect() {
   const r = state.round;
-  return Boolean(r) && !state.voted && !state.sending && (r.status === 'open' || r.status === 'paused');
+  return Boolean(r) && !state.framed && !state.voted && !state.sending
+    && (r.status === 'open' || r.status === 'paused');
 }

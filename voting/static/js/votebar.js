@@ -20,6 +20,7 @@ export function castBlocker() {
   const r = state.round;
   if (!r) return 'Chưa tải được đợt bình chọn';
   if (state.voted) return 'Bạn đã bình chọn';
+  if (state.framed) return 'Hãy mở trang bình chọn trong thẻ mới để gửi phiếu';
   if (r.status !== 'open') return 'Đợt bình chọn không nhận phiếu lúc này';
   const n = state.selected.size;
   if (n < r.min_choices) return `Hãy chọn ít nhất ${r.min_choices} gương điển hình`;
@@ -37,7 +38,7 @@ export function castBlocker() {
 export function updateBar() {
   const r = state.round;
   const bar = $('votebar');
-  const show = Boolean(r) && !state.voted && (r.status === 'open' || r.status === 'paused');
+  const show = Boolean(r) && !state.voted && !state.framed && (r.status === 'open' || r.status === 'paused');
   bar.hidden = !show;
   if (!r) return;
   const n = state.selected.size;
@@ -46,7 +47,7 @@ export function updateBar() {
   const blocker = castBlocker();
   let hintText = r.min_choices > 1 ? `Tối thiểu ${r.min_choices}` : '';
   if (r.status === 'paused') hintText = 'Tạm dừng nhận phiếu';
-  else if (n >= r.max_choices) hintText = 'Đã đủ tối đa';
+  else if (n >= r.max_choices) hintText = 'Đã đủ, bỏ bớt để chọn người khác';
   hint.textContent = hintText;
   const cast = $('cast');
   cast.disabled = Boolean(blocker);

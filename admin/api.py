@@ -17,6 +17,7 @@ from litestar import Litestar, Request, Response, get, patch, post, put
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIFormat,
     OpenAPIMediaType,
@@ -55,6 +56,7 @@ from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.record.audit import audit
 from voting.services import candidates
+from voting.services.closing import CloseState, close_state
 from voting.services.container import ServicesDep
 from voting.services.results import round_results
 
@@ -404,27 +406,100 @@ pause_round = _transition_route(
 resume_round = _transition_route(
     "resume", "Resume a paused round", "409 ``invalid_transition`` unless paused."
 )
-close_round = _transition_route(
-    "close",
-    "Close a round and finalise its count",
-    "Stops acceptance atomically, drains every ballot into Postgres, counts the final tally "
-    "there and marks it final if it equals Redis's; ``final_at`` stays null on a mismatch (see "
-    "``GET .../reconcile``). Closing a closed, not final round retries the finalisation.",
+#: How long ``POST .../close?wait=true`` waits for the finalisation, seconds.
+CLOSE_WAIT = 300.0
+
+
+@post(
+    "/rounds/{round_id:int}/close",
+    summary="Close a round; its count is finished in the background",
+    status_code=202,
+    guards=[writer],
+    operation_id="close_round",
+    name="close_round",
+    response_model=CloseState,
+    responses={
+        **answers(409),
+        200: ResponseSpec(
+            data_container=AdminRoundOut,
+            description="With `?wait=true`: the round, once its count is over.",
+        ),
+    },
 )
+async def close_round(
+    services: ServicesDep,
+    admin: AdminDep,
+    round_id: FromPath[int],
+    wait: Annotated[bool, QueryParameter(name="wait")] = False,
+) -> Response[Any]:
+    """Stops acceptance atomically (a ballot is in before the close or refused), records the
+    close and answers ``202`` with where the close is (as ``GET .../close``: ``state``
+    ``closing``, ``draining``, ``counting``, ``final`` or ``mismatch``); the process then
+    drains every ballot into Postgres, counts the final tally there and marks it final if it
+    equals Redis's, in the background (``voting.services.closing``). Closing a closed round
+    again is no change: 202 with the current state (a closed, not final round's finalisation
+    is retried, e.g. after a mismatch). ``?wait=true``: answers ``200`` with the round (as
+    the other status changes) once the finalisation is over (at most 5 minutes), ``final_at``
+    null on a mismatch (see ``GET .../reconcile``). 409 ``invalid_transition`` for a draft.
+    503 ``unavailable`` when Redis does not confirm: the close was undone."""
+    async with services.engine.connect() as conn:
+        rnd = await queries.get_round(conn, round_id)
+    if rnd.status != "closed":
+        try:
+            rnd = await services.rounds.transition(
+                admin.username, round_id, "close", finalise=False
+            )
+        finally:  # a change that failed half-way may have changed the record too
+            services.forget(round_id)
+    if not rnd.final:
+        services.finaliser.start(admin.username, round_id)
+    if wait:
+        await services.finaliser.wait(round_id, CLOSE_WAIT)
+        services.forget(round_id)
+        async with services.engine.connect() as conn:
+            rnd = await queries.get_round(conn, round_id)
+        return Response(msgspec.to_builtins(admin_round(rnd)), status_code=200)
+    return Response(msgspec.to_builtins(await _close_state(services, round_id)), status_code=202)
+
+
+async def _close_state(services: Any, round_id: int) -> CloseState:
+    try:
+        return await close_state(
+            services.hot, services.settings.redis.prefix, round_id, services.engine
+        )
+    except RedisError:
+        raise unavailable("Redis is not answering: the close's progress is unavailable") from None
+
+
+@get("/rounds/{round_id:int}/close", summary="Where the close of a round is")
+async def close_progress(services: ServicesDep, round_id: FromPath[int]) -> CloseState:
+    """``state``: ``open`` (not closed: draft, open or paused, see ``status``), ``closing``
+    (closed, the count not started yet: a process finishes it within seconds), ``draining``
+    (``backlog`` ballots still to move into Postgres), ``counting`` (counting and comparing
+    in Postgres), ``final`` or ``mismatch`` (Redis and Postgres differ: ``differences``;
+    nothing is patched, see the runbook). ``backlog`` null once the live state is removed.
+    503 ``unavailable`` when Redis does not answer."""
+    return await _close_state(services, round_id)
 
 
 @get("/rounds/{round_id:int}/progress", summary="Ballots accepted, persisted and waiting")
 async def progress(services: ServicesDep, round_id: FromPath[int]) -> ProgressOut:
-    """Ballots accepted (Redis), persisted (Postgres) and in the backlog; 503 ``unavailable``
-    when Redis does not answer within ``VOTING_REDIS_HOT_TIMEOUT`` seconds."""
+    """Ballots accepted (Redis), persisted (Postgres) and in the backlog; a final round's
+    from Postgres when its live state is gone (removed after ``VOTING_LIVE_STATE_GRACE``) or
+    Redis does not answer; 503 ``unavailable`` when Redis does not answer within
+    ``VOTING_REDIS_HOT_TIMEOUT`` seconds for a round not final."""
     async with services.engine.connect() as conn:
         rnd = await queries.get_round(conn, round_id)
         persisted = await queries.persisted_count(conn, round_id)
     keys = RoundKeys(services.settings.redis.prefix, round_id)
     try:
         accepted, backlog = await live.counts(services.hot, keys)
+        if rnd.final and not accepted and not backlog:  # live state removed after its grace
+            accepted = persisted
     except RedisError:
-        raise unavailable("Redis is not answering: live progress is unavailable") from None
+        if not rnd.final:
+            raise unavailable("Redis is not answering: live progress is unavailable") from None
+        accepted, backlog = persisted, 0  # a final round's count is the record's
     return ProgressOut(
         round_id=round_id,
         status=rnd.status,
@@ -526,6 +601,7 @@ ROUTES = [
     pause_round,
     resume_round,
     close_round,
+    close_progress,
     progress,
     reconcile,
     admin_results,

@@ -192,7 +192,7 @@ async def close_round(base: str, round_id: int, token: str, limit_s: float) -> C
         attempts, status, body = 0, 0, {}
         while time.perf_counter() - t0 < limit_s:
             attempts += 1
-            resp = await client.post(f"{ADMIN}/rounds/{round_id}/close")
+            resp = await client.post(f"{ADMIN}/rounds/{round_id}/close?wait=true")
             status, body = resp.status_code, resp.json()
             if status == 200 and body.get("final_at"):
                 break

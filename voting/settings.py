@@ -327,6 +327,17 @@ class PersisterSettings:
     epoch_min_ballots: Positive = _var(
         "VOTING_EPOCH_MIN_BALLOTS", "ballots an open epoch holds at least before it is sealed", 200
     )
+    live_chunk: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = _var(
+        "VOTING_LIVE_CHUNK",
+        "stream entries, rows or voters per Redis command and Postgres fetch in recover, "
+        "reconcile and close",
+        2_000,
+    )
+    live_state_grace: NonNegative = _var(
+        "VOTING_LIVE_STATE_GRACE",
+        "seconds after a round is final before the schedule removes its live state from Redis",
+        604_800,
+    )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ PAGES = [
     rounds.edit_round_page,
     rounds.update_round,
     rounds.change_status,
+    rounds.close_state_fragment,
     rounds.upload_shortlist,
     rounds.edit_candidate_page,
     rounds.edit_candidate,

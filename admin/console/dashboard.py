@@ -59,6 +59,9 @@ async def _stats(services: Services, round_id: int) -> dict[str, Any]:
         stats["oldest_wait"] = await live.oldest_wait(services.redis, keys, int(time.time() * 1000))
     except RedisError:
         pass
+    if rnd.final and not stats["accepted"] and not stats["waiting"]:
+        # live state removed after its grace period (or Redis down): the record's count
+        stats["accepted"], stats["waiting"] = stats["persisted"], 0
     checks = await readiness(services)
     late = stats["oldest_wait"] is not None and stats["oldest_wait"] > PERSISTER_LATE
     stats["health"] = [

@@ -40,6 +40,7 @@ from voting.live import state as live
 from voting.live.keys import RoundKeys
 from voting.record import queries
 from voting.services import candidates
+from voting.services.closing import close_state
 from voting.services.container import Services, ServicesDep
 
 MAX_CSV_BYTES = 5_000_000
@@ -228,7 +229,8 @@ def _form_values(rnd: Round | None) -> dict[str, Any]:
 
 
 async def _accepted(services: Services, rnd: Round) -> int | None:
-    """Ballots accepted so far (Redis), None while a draft or when Redis does not answer."""
+    """Ballots accepted so far (Redis; Postgres's count for a final round whose live state is
+    gone), None while a draft or when Redis does not answer."""
     if rnd.status == "draft":
         return None
     try:
@@ -236,7 +238,10 @@ async def _accepted(services: Services, rnd: Round) -> int | None:
             services.redis, RoundKeys(services.settings.redis.prefix, rnd.id)
         )
     except RedisError:  # the page still shows, without the live count
-        return None
+        accepted = None
+    if rnd.final and not accepted:  # live state removed after its grace period: the record's
+        async with services.engine.connect() as conn:
+            return await queries.persisted_count(conn, rnd.id)
     return accepted
 
 
@@ -308,6 +313,7 @@ async def round_page(
         candidates=candidates,
         actions=actions,
         accepted=await _accepted(services, rnd),
+        closing=await _close_view(services, round_id) if rnd.status == "closed" else None,
         columns=COLUMN_LABELS,
         imported=imported,
         photos=photos,
@@ -366,12 +372,51 @@ async def change_status(
     if action not in ACTIONS:
         raise Invalid("malformed", "unknown action")
     try:
-        await services.rounds.transition(admin.username, round_id, _action(action))
+        rnd = await services.rounds.transition(
+            admin.username, round_id, _action(action), finalise=False
+        )
     except DomainError as exc:
         return page("notice.html", admin, kind="error", message=message_of(exc))
     finally:
         services.forget(round_id)
+    if action == "close" and not rnd.final:  # counted in the background; the page follows it
+        services.finaliser.start(admin.username, round_id)
     return ClientRedirect(redirect_to=f"/admin/rounds/{round_id}")
+
+
+#: What each step of a close is called on the round's page (:mod:`voting.services.closing`).
+CLOSE_STEPS = {
+    "closing": "Đã đóng vòng, đang chuẩn bị kiểm đếm",
+    "draining": "Đang lưu các phiếu còn chờ vào cơ sở dữ liệu",
+    "counting": "Đang kiểm đếm và đối chiếu",
+    "final": "Đã kiểm đếm xong: kết quả chính thức",
+    "mismatch": "Số liệu Redis và Postgres không khớp: kết quả chưa chính thức",
+}
+CLOSE_REFRESH = 2  # seconds between looks at a close in progress
+
+
+@get("/rounds/{round_id:int}/close-state", include_in_schema=False)
+async def close_state_fragment(
+    services: ServicesDep, admin: AdminDep, round_id: FromPath[int]
+) -> Template:
+    """Where the round's close is (``GET /admin/api/v1/rounds/{id}/close``), refreshed by
+    htmx every :data:`CLOSE_REFRESH` seconds until final or mismatched."""
+    return page("close_state.html", admin, **await _close_view(services, round_id))
+
+
+async def _close_view(services: Services, round_id: int) -> dict[str, Any]:
+    try:
+        state = await close_state(
+            services.redis, services.settings.redis.prefix, round_id, services.engine
+        )
+    except RedisError:
+        return {"round_id": round_id, "close": None, "label": "", "refresh": CLOSE_REFRESH}
+    return {
+        "round_id": round_id,
+        "close": state,
+        "label": CLOSE_STEPS.get(state.state, ""),
+        "refresh": CLOSE_REFRESH,
+    }
 
 
 def _action(name: str) -> Action:

@@ -203,6 +203,10 @@ def test_an_admin_runs_a_round_from_the_browser(page: Page, console: Console, tm
     expect(page.locator(".heading .status")).to_have_text("Đang mở")
     page.get_by_role("button", name="Đóng vòng").click()
     expect(page.locator(".heading .status")).to_have_text("Đã đóng")
+    # the count runs in the background; the page follows it until it is final
+    expect(page.locator('[data-close-state="final"]')).to_have_text(
+        "Đã kiểm đếm xong: kết quả chính thức", timeout=15_000
+    )
     assert "Sau khi đóng, không nhận thêm phiếu" in messages[-1]
     accessible(page, "round-closed")
 

@@ -54,7 +54,7 @@ def closed_round_with_a_hasty_ballot(base_url: str) -> int:
             headers={"Authorization": f"Bearer {token['voter_token']}"},
         )
         assert r.status_code == 201, r.text
-        r = http.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin)
+        r = http.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin)
         assert r.json()["final_at"] is not None, r.text
     return int(rid)
 

@@ -61,7 +61,7 @@ async def test_observer_reads_but_cannot_write(client, observer_headers, make_ro
     for method, path, kwargs in [
         ("post", "/admin/api/v1/rounds", {"json": {"slug": unique_slug(), "title": "x"}}),
         ("post", f"/admin/api/v1/rounds/{rnd['id']}/pause", {}),
-        ("post", f"/admin/api/v1/rounds/{rnd['id']}/close", {}),
+        ("post", f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", {}),
     ]:
         r = await getattr(client, method)(path, headers=observer_headers, **kwargs)
         assert r.status_code == 403, path
@@ -211,7 +211,7 @@ async def test_results_visibility(client, admin_headers, make_round):
     r = await client.get(f"/api/v1/rounds/{shown['id']}/results")
     assert r.status_code == 200
     assert r.json()["final"] is False
-    await client.post(f"/admin/api/v1/rounds/{hidden['id']}/close", headers=admin_headers)
+    await client.post(f"/admin/api/v1/rounds/{hidden['id']}/close?wait=true", headers=admin_headers)
     r = await client.get(f"/api/v1/rounds/{hidden['id']}/results")
     assert r.status_code == 200
     assert r.json()["final"] is True
@@ -234,7 +234,9 @@ async def test_close_gives_final_results_equal_to_postgres_and_redis(
     for choices in ballots:
         r = await client.post(url, json={"choices": choices}, headers=await new_voter(client))
         assert r.status_code == 201
-    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    r = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     assert r.status_code == 200
     assert r.json()["status"] == "closed" and r.json()["final_at"]
     res = (
@@ -260,8 +262,10 @@ async def test_close_gives_final_results_equal_to_postgres_and_redis(
         "backlog": 0,
         "differences": {},
     }
+    # closing again changes nothing: the current state
     again = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
-    assert again.status_code == 409
+    assert again.status_code == 202 and again.json()["state"] == "final"
+    assert again.json()["final_at"] == r.json()["final_at"]
 
 
 async def test_results_exports(client, admin_headers, make_round):

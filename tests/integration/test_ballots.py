@@ -275,7 +275,7 @@ async def test_paused_and_closed_rounds_refuse(client, make_round, admin_headers
     assert error_code(r) == "round_not_open"
     await client.post(f"/admin/api/v1/rounds/{rnd['id']}/resume", headers=admin_headers)
     assert (await client.post(url, json={"choices": ids[:1]}, headers=voter)).status_code == 201
-    await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers)
     late = await new_voter(client)
     r = await client.post(url, json={"choices": ids[:1]}, headers=late)
     assert r.status_code == 409

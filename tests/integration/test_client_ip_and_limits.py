@@ -120,7 +120,7 @@ async def test_credential_limits_answer_429_and_retry_after_is_honoured(backends
             assert (await call()).status_code in (200, 201, 202), name
         c.cookies.clear()
         # closed, so that no open round of the shared database lives under this app's prefix
-        r = await c.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+        r = await c.post(f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers)
         assert r.status_code == 200, r.text
 
 

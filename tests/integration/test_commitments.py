@@ -97,7 +97,7 @@ async def sample(client, make_round, admin_headers, services) -> dict[str, Any]:
             await asyncio.sleep(READ_CACHE)  # the route's cache: see the new epochs
             saved = (await client.get(f"/api/v1/rounds/{rid}/commitments")).json()
     await cast(client, rid, ids, rng, 20)  # left in the open epoch: sealed at the count
-    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
     r = await client.get(f"/api/v1/rounds/{rid}/audit")
     assert r.status_code == 409 and error_code(r) == "audit_not_ready"  # final, not official
@@ -595,7 +595,7 @@ async def test_a_round_with_a_voided_quarantine_group_verifies_and_recounts(
         )
         assert r.status_code == 201, r.text
         hasty.append(r.json()["receipt"])
-    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
     r = await client.post(
         f"/admin/api/v1/rounds/{rid}/quarantine/fast_redeem",

@@ -150,7 +150,9 @@ async def test_second_ballot_of_a_voter_in_postgres_is_refused_loudly(
             )
         )
     assert audited == 1
-    closed = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    closed = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     assert closed.status_code == 200
     assert closed.json()["final_at"] is None  # mismatch: not final, never patched
     rec = await client.get(f"/admin/api/v1/rounds/{rnd['id']}/reconcile", headers=admin_headers)
@@ -206,7 +208,9 @@ async def test_close_while_ballots_stream_in(client, make_round, services, admin
 
     tasks = [asyncio.create_task(cast(i)) for i in range(120)]
     await asyncio.sleep(0.02)
-    closed = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    closed = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     replies = await asyncio.gather(*tasks)
     assert closed.status_code == 200
     accepted = [r.json()["ballot_id"] for r in replies if r.status_code == 201]

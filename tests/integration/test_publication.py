@@ -23,7 +23,9 @@ async def tied_round(client, make_round, admin_headers) -> tuple[dict, list[int]
         f"/api/v1/rounds/{rnd['id']}/ballots", json={"choices": ids[:3]}, headers=voter
     )
     assert again.status_code == 409  # counted as a refusal, shown in the report
-    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    r = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
     return rnd, ids[:3]
 
@@ -113,7 +115,7 @@ async def test_decisions_need_a_final_round_with_a_tie(client, make_round, admin
     await client.post(
         f"/api/v1/rounds/{rnd['id']}/ballots", json={"choices": ids[:2]}, headers=voter
     )
-    await client.post(f"{base}/close", headers=admin_headers)
+    await client.post(f"{base}/close?wait=true", headers=admin_headers)
     r = await client.post(f"{base}/tie-decision", json=decision, headers=admin_headers)
     assert r.status_code == 409 and error_code(r) == "no_tie"
     r = await client.post(f"{base}/official", headers=admin_headers)

@@ -32,7 +32,7 @@ async def _closed_round_with_ballots(client, admin_headers, make_round, services
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 201
-    await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers)
     async with services.engine.begin() as conn:
         await conn.execute(
             update(tables.rounds)

@@ -136,7 +136,7 @@ async def test_a_pass_quarantines_the_right_ballots_and_the_committee_decides(
     # Redis learns the ballots written straight to Postgres, then the round closes: the full
     # pass flags the recent farm too; the reconciliation compares every ballot
     await services.rounds.recover("test", rid)
-    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None, r.text
     found = await reasons_of(services, rid)
     assert {b for b, reason in found.items() if reason == "credential_farm"} == {
@@ -281,7 +281,7 @@ async def test_ballots_cast_over_http_are_judged_by_the_rules(
         f"/api/v1/rounds/{rid}/ballots", json={"choices": ids[2:4]}, headers=careful_voter
     )
     assert careful.status_code == 201, careful.text
-    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None
     b = tables.ballots
     async with services.engine.connect() as conn:
@@ -330,7 +330,7 @@ async def test_the_console_reviews_a_group_with_csrf_and_the_report_shows_it(
     )
     await insert_ballots(services, honest + copies)
     await services.rounds.recover("test", rid)
-    r = await client.post(f"/admin/api/v1/rounds/{rid}/close", headers=admin_headers)
+    r = await client.post(f"/admin/api/v1/rounds/{rid}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["final_at"] is not None
 
     hx = await console_login(client, "admin", ADMIN_PASSWORD)

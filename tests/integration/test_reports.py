@@ -31,7 +31,9 @@ async def cast(client, rnd, sheets):
 
 
 async def close(client, admin_headers, rnd):
-    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    r = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["final_at"] is not None
 

@@ -150,7 +150,7 @@ async def test_opening_hashes_the_rules_and_the_draw_seed_stays_secret_until_the
     assert live["seated_by_rule"] == [] and live["elected"] is None
 
     # closed: the seed is out, and anyone can redo the draw with it
-    r = await client.post(f"{base}/close", headers=admin_headers)
+    r = await client.post(f"{base}/close?wait=true", headers=admin_headers)
     assert r.status_code == 200 and r.json()["draw_seed"] == seed
     detail = (await client.get(f"/api/v1/rounds/{rid}")).json()
     assert detail["draw_seed"] == seed
@@ -225,7 +225,7 @@ async def test_field_balance_and_the_field_minimum_decide_seats_and_say_so(
         headers=voter,
     )
     assert r.status_code == 201, r.text
-    assert (await client.post(f"{base}/close", headers=admin_headers)).status_code == 200
+    assert (await client.post(f"{base}/close?wait=true", headers=admin_headers)).status_code == 200
     # votes: business[0] 2, business[1] 1, education[1] 1: a tie of 2 for the last seat;
     # field balance gives it to Giáo dục (no winner yet); the field minimum is then met
     res = (await client.get(f"{base}/results", headers=admin_headers)).json()
@@ -257,7 +257,7 @@ async def test_the_field_minimum_brings_in_a_short_field(client, make_round, adm
             f"/api/v1/rounds/{rid}/ballots", json={"choices": choices}, headers=voter
         )
         assert r.status_code == 201, r.text
-    assert (await client.post(f"{base}/close", headers=admin_headers)).status_code == 200
+    assert (await client.post(f"{base}/close?wait=true", headers=admin_headers)).status_code == 200
     res = (await client.get(f"/api/v1/rounds/{rid}/results")).json()
     # by votes business[0] (3) and business[1] (2); Giáo dục has none: its best, education[1]
     # (1 vote), takes the seat of the lowest winner of Kinh doanh

@@ -76,7 +76,9 @@ async def test_a_round_is_finalised_exactly_once(client, make_round, admin_heade
             headers=await new_voter(client),
         )
         assert r.status_code == 201
-    r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+    r = await client.post(
+        f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+    )
     assert r.status_code == 200 and r.json()["final_at"] is not None
     rounds, events = tables.rounds, tables.audit_events
     async with services.engine.begin() as conn:  # closed, not yet final: as after a crash

@@ -90,7 +90,9 @@ def round_factory(client: AsyncTestClient[Litestar], admin_headers: dict[str, st
             r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/pause", headers=admin_headers)
             assert r.status_code == 200, r.text
         if status == "closed":
-            r = await client.post(f"/admin/api/v1/rounds/{rnd['id']}/close", headers=admin_headers)
+            r = await client.post(
+                f"/admin/api/v1/rounds/{rnd['id']}/close?wait=true", headers=admin_headers
+            )
             assert r.status_code == 200, r.text
         rnd["status"] = status
         return rnd

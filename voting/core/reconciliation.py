@@ -22,6 +22,12 @@ def tally_of(choice_lists: Iterable[list[int]]) -> dict[int, int]:
     return tally
 
 
+def add_tally(into: dict[int, int], more: dict[int, int]) -> None:
+    """Add the votes of ``more`` to ``into`` (in place)."""
+    for candidate, votes in more.items():
+        into[candidate] = into.get(candidate, 0) + votes
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """One round's Redis tally against Postgres plus the backlog, read at one instant.

@@ -8,7 +8,7 @@ A status written for a decision of the record carries that decision's number
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -160,32 +160,86 @@ async def in_backlog(redis: Redis, keys: RoundKeys, tracker: str) -> bool:
     return bool(await redis.hexists(keys.backlog_index, tracker))
 
 
-async def snapshot(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, list[StreamBallot]]:
-    """The live tally, the accepted-ballots counter and every ballot still in the stream (not
-    yet persisted), read in one MULTI so that they describe one instant."""
+async def snapshot_head(redis: Redis, keys: RoundKeys) -> tuple[dict[int, int], int, str | None]:
+    """The live tally, the accepted-ballots counter and the id of the stream's last entry
+    (``None`` when the stream is empty), read in one MULTI: one instant. The ballots still in
+    the stream at that instant are the entries up to that id; read them with
+    :func:`backlog_chunks` (entries persisted meanwhile are gone from the stream, and in
+    Postgres)."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.tally)
         pipe.hget(keys.meta, "ballots")
-        pipe.xrange(keys.stream, "-", "+")
-        raw, total, entries = await pipe.execute()
-    backlog = [StreamBallot.from_entry(e, f) for e, f in entries if f]
-    return {int(k): int(v) for k, v in raw.items()}, int(total or 0), backlog
+        pipe.xrevrange(keys.stream, "+", "-", count=1)
+        raw, total, last = await pipe.execute()
+    last_id = str(last[0][0]) if last else None
+    return {int(k): int(v) for k, v in raw.items()}, int(total or 0), last_id
 
 
-async def restore(
-    redis: Redis, keys: RoundKeys, tally: dict[int, int], voters: dict[str, str], ballots: int
+async def backlog_chunks(
+    redis: Redis, keys: RoundKeys, last_id: str | None, chunk: int
+) -> AsyncIterator[list[StreamBallot]]:
+    """The ballots in the stream up to ``last_id`` (included), ``chunk`` entries per
+    ``XRANGE`` (exclusive start ``(id``, Redis ≥ 6.2), so that neither Redis nor this
+    process holds the whole backlog at once: one chunk costs Redis about a millisecond per
+    thousand entries. Entries deleted meanwhile (persisted) are skipped."""
+    if last_id is None:
+        return
+    start = "-"
+    while True:
+        entries: Any = await redis.xrange(keys.stream, start, last_id, count=chunk)
+        if not entries:
+            return
+        yield [StreamBallot.from_entry(e, f) for e, f in entries if f]
+        final = str(entries[-1][0])
+        if final == last_id or len(entries) < chunk:
+            return
+        start = f"({final}"
+
+
+def staging_key(keys: RoundKeys) -> str:
+    """Where recovery builds a round's voters hash before it replaces the live one (same hash
+    tag as the round's other keys)."""
+    return keys.voters + ":rebuild"
+
+
+async def clear_staging(redis: Redis, keys: RoundKeys) -> None:
+    """Drop a half-built voters hash (``UNLINK``: freed off Redis's main thread)."""
+    await redis.unlink(staging_key(keys))
+
+
+async def stage_voters(redis: Redis, keys: RoundKeys, voters: Sequence[tuple[str, str]]) -> None:
+    """Add ``(voter hash, ballot id)`` pairs to the staging voters hash, one ``HSET`` of this
+    chunk (Redis is busy for this chunk only, not for the whole round)."""
+    if voters:
+        await redis.hset(staging_key(keys), mapping=dict(voters))
+
+
+async def swap_in(
+    redis: Redis, keys: RoundKeys, tally: dict[int, int], ballots: int, *, staged: bool
 ) -> None:
-    """Replace the round's tally, voters (voter hash → ballot id) and ballot counter with the
-    given ones (used by recovery; the round must refuse ballots meanwhile)."""
+    """Make the staged voters hash the round's (``staged``: whether any voter was staged; an
+    empty round has none) and write ``tally`` and the ballot counter, in one MULTI of O(1)
+    commands and one ``HSET`` of the candidates: ``UNLINK`` of the old voters and tally (freed
+    off the main thread however big), ``RENAME`` of the staging key. Used by recovery while
+    the round refuses ballots, so nothing ever sees a half-built voters hash."""
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.tally, keys.voters)
+        pipe.unlink(keys.voters, keys.tally)
+        if staged:
+            pipe.rename(staging_key(keys), keys.voters)
         if tally:
             pipe.hset(keys.tally, mapping={str(k): v for k, v in tally.items()})
-        items = list(voters.items())
-        for i in range(0, len(items), 10_000):
-            pipe.hset(keys.voters, mapping=dict(items[i : i + 10_000]))
         pipe.hset(keys.meta, "ballots", ballots)
         await pipe.execute()
+
+
+async def remove(redis: Redis, keys: RoundKeys) -> int:
+    """Remove a round's live state: ``meta``, tally, voters, stream, backlog index and a
+    staging hash (``UNLINK``: freed off the main thread). The counters of credentials issued
+    and ballots refused (a few fields, shown by the dashboard and nowhere else) are kept; the
+    round's other keys (rate limits, idempotency results, device counts, used challenges)
+    expire by themselves. Returns the number of keys removed."""
+    names = [keys.meta, keys.tally, keys.voters, keys.stream, keys.backlog_index]
+    return int(await redis.unlink(*names, staging_key(keys)))
 
 
 async def oldest_wait(redis: Redis, keys: RoundKeys, now_ms: int) -> float | None:

@@ -8,11 +8,11 @@ An id outside Postgres's integer range names nothing (:func:`voting.core.errors.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, func, not_, or_, select
+from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, func, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voting.core.errors import NotFound, round_not_found, valid_id
@@ -199,11 +199,120 @@ async def tally_where(conn: AsyncConnection, *where: Any) -> tuple[dict[int, int
     return tally, int(total or 0)
 
 
-async def voters_of(conn: AsyncConnection, round_id: int) -> dict[str, str]:
-    """Voter hash → ballot id of every persisted ballot of ``round_id``."""
+async def ballot_count(conn: AsyncConnection, round_id: int) -> int:
+    """Every persisted ballot of ``round_id`` (a count on the round's index)."""
     b = tables.ballots
-    rows = await conn.execute(select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id))
-    return {v: str(bid) for v, bid in rows}
+    return int(await conn.scalar(select(func.count()).where(b.c.round_id == round_id)) or 0)
+
+
+async def voters_chunks(
+    conn: AsyncConnection, round_id: int, chunk: int
+) -> AsyncIterator[list[tuple[str, str]]]:
+    """``(voter hash, ballot id)`` of every persisted ballot of ``round_id``, ``chunk`` rows
+    at a time from a server-side cursor (a million voters never sit in memory at once). The
+    caller's transaction fixes the snapshot (recovery reads it REPEATABLE READ with the
+    tally)."""
+    b = tables.ballots
+    stmt = select(b.c.voter_hash, b.c.ballot_id).where(b.c.round_id == round_id)
+    result = await conn.stream(stmt.execution_options(yield_per=chunk))
+    async for part in result.partitions(chunk):
+        yield [(str(v), str(bid)) for v, bid in part]
+
+
+#: The temporary table of ballot ids a count leaves out (see :func:`start_exclusions`).
+_EXCLUDED = "counted_apart"
+
+
+async def start_exclusions(conn: AsyncConnection) -> None:
+    """Create, for the caller's transaction, the empty temporary table of ballot ids that
+    :func:`tally_without_excluded` leaves out (dropped at commit)."""
+    await conn.execute(
+        text(f"CREATE TEMPORARY TABLE {_EXCLUDED} (ballot_id uuid NOT NULL) ON COMMIT DROP")
+    )
+
+
+async def exclude(conn: AsyncConnection, ballot_ids: Sequence[uuid.UUID]) -> None:
+    """Add one chunk of ``ballot_ids`` to the transaction's exclusions: one statement with one
+    ``uuid[]`` parameter, whatever the chunk's size."""
+    if ballot_ids:
+        stmt = text(f"INSERT INTO {_EXCLUDED} SELECT unnest(:ids)").bindparams(
+            bindparam("ids", type_=ARRAY(Uuid))
+        )
+        await conn.execute(stmt, {"ids": list(ballot_ids)})
+
+
+async def tally_without_excluded(
+    conn: AsyncConnection, round_id: int
+) -> tuple[dict[int, int], int]:
+    """Count the persisted ballots of ``round_id`` but those added by :func:`exclude` in this
+    transaction: ``({candidate id: votes}, ballots)``, both in one statement (one snapshot of
+    the record, so a ballot committed meanwhile is in both or in neither), with an anti-join
+    on the temporary table (hashed by Postgres: no list of ids in Python)."""
+    await conn.execute(text(f"ANALYZE {_EXCLUDED}"))
+    stmt = text(
+        f"""
+        SELECT NULL::integer AS candidate_id, count(*) AS n FROM ballots b
+        WHERE b.round_id = :round_id
+          AND NOT EXISTS (SELECT 1 FROM {_EXCLUDED} x WHERE x.ballot_id = b.ballot_id)
+        UNION ALL
+        SELECT c, count(*) FROM ballots b, unnest(b.choices) AS c
+        WHERE b.round_id = :round_id
+          AND NOT EXISTS (SELECT 1 FROM {_EXCLUDED} x WHERE x.ballot_id = b.ballot_id)
+        GROUP BY c
+        """
+    )
+    tally: dict[int, int] = {}
+    total = 0
+    for cid, n in await conn.execute(stmt, {"round_id": round_id}):
+        if cid is None:
+            total = int(n)
+        else:
+            tally[int(cid)] = int(n)
+    return tally, total
+
+
+#: The audit events that end or restart a finalisation, newest decides (see
+#: :func:`last_finalisation`).
+_FINALISATION_EVENTS = ("round_close", "round_final", "reconcile_mismatch")
+
+
+async def last_finalisation(conn: AsyncConnection, round_id: int) -> dict[str, Any] | None:
+    """The differences of ``round_id``'s last finalisation when it found Redis and Postgres
+    differing (its ``reconcile_mismatch`` event is newer than the close and than any
+    ``round_final``), else ``None``."""
+    a = tables.audit_events
+    row = (
+        await conn.execute(
+            select(a.c.action, a.c.details)
+            .where(a.c.round_id == round_id, a.c.action.in_(_FINALISATION_EVENTS))
+            .order_by(a.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or row.action != "reconcile_mismatch":
+        return None
+    return dict(row.details or {})
+
+
+async def unfinished_rounds(conn: AsyncConnection) -> list[int]:
+    """Ids of closed rounds not final whose finalisation was not found mismatched: those the
+    schedule finishes (an interrupted close), oldest first."""
+    ids = await round_ids(conn, "closed", not_final=True)
+    return [i for i in ids if await last_finalisation(conn, i) is None]
+
+
+async def rounds_past_grace(conn: AsyncConnection, before: datetime) -> list[int]:
+    """Ids of rounds final since before ``before`` whose live state was never removed (no
+    ``live_state_removed`` audit event: a round an operator recovered afterwards keeps the
+    state recovery rebuilt), oldest first."""
+    r, a = tables.rounds, tables.audit_events
+    removed = select(a.c.id).where(a.c.round_id == r.c.id, a.c.action == "live_state_removed")
+    rows = await conn.execute(
+        select(r.c.id)
+        .where(r.c.final_at.is_not(None), r.c.final_at <= before, ~removed.exists())
+        .order_by(r.c.id)
+    )
+    return [int(i) for (i,) in rows]
 
 
 async def due_transitions(conn: AsyncConnection, now: datetime) -> list[tuple[int, Action]]:

@@ -31,6 +31,7 @@ from voting.record.db import make_engine
 from voting.record.persister import Persister
 from voting.services import backlog_gauges, quarantine, schedule
 from voting.services.backlog_gauges import BacklogGauges
+from voting.services.closing import Finaliser
 from voting.services.photos import PhotoService
 from voting.services.receipts import ReceiptDesk
 from voting.services.rounds import RoundService
@@ -49,6 +50,8 @@ class Services:
     changes), so that a stalled Redis gives a fast 503.
     ``counters``: credentials issued and ballots refused, per round, flushed to Redis every
     few seconds (:mod:`voting.live.counters`).
+    ``finaliser``: the closes this process finishes in the background
+    (:mod:`voting.services.closing`).
     ``cache``: short-lived public documents (key → (monotonic expiry, JSON bytes))."""
 
     settings: Settings
@@ -59,6 +62,7 @@ class Services:
     ballot_box: BallotBox
     persister: Persister
     rounds: RoundService
+    finaliser: Finaliser
     voters: VoterDesk
     photos: PhotoService
     counters: Counters
@@ -125,7 +129,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         interval=settings.persister.interval_ms / 1000,
         epochs=EpochPolicy(settings.persister.epoch_min_ballots, settings.persister.epoch_seconds),
     )
-    rounds = RoundService(engine, redis, settings.redis.prefix, persister, hot=hot)
+    rounds = RoundService(
+        engine,
+        redis,
+        settings.redis.prefix,
+        persister,
+        hot=hot,
+        chunk=settings.persister.live_chunk,
+    )
+    finaliser = Finaliser(rounds)
 
     async def published() -> frozenset[int]:
         async with engine.connect() as conn:
@@ -149,6 +161,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ballot_box=box,
         persister=persister,
         rounds=rounds,
+        finaliser=finaliser,
         voters=VoterDesk(hot, engine, settings, signers, box),
         photos=PhotoService(engine),
         counters=Counters(redis, settings.redis.prefix),
@@ -175,7 +188,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         if settings.persister.run:
             tasks.append(asyncio.create_task(persister.run(stop)))
-            tasks.append(asyncio.create_task(schedule.run(rounds, stop)))
+            grace = settings.persister.live_state_grace
+            tasks.append(
+                asyncio.create_task(schedule.run(rounds, stop, finaliser=finaliser, grace=grace))
+            )
             sweep = quarantine.QuarantineSweep(engine, redis, settings.redis.prefix)
             tasks.append(asyncio.create_task(quarantine.run(sweep, stop)))
             gauges = BacklogGauges(engine, redis, settings.redis.prefix)
@@ -188,6 +204,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        await finaliser.close()
         await services.counters.flush()
         services.photos.close()
         if box.group_commit is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voting.core.errors import Conflict, Invalid, Unavailable, unavailable
 from voting.core.quarantine import check_detection
-from voting.core.reconciliation import Reconciliation, tally_of
+from voting.core.reconciliation import Reconciliation, add_tally, tally_of
 from voting.core.rounds import (
     DEFAULT_FIELDS,
     TRANSITIONS,
@@ -78,6 +79,7 @@ logger = logging.getLogger("voting.rounds")
 
 RECOVER_SETTLE = 0.5  # seconds recovery waits for in-flight persister commits
 RECOVER_PASSES = 5  # rebuilds tried before recovery gives up on a record that keeps changing
+LIVE_CHUNK = 2_000  # default of VOTING_LIVE_CHUNK
 _DONE = {"pause": "paused", "close": "closed"}
 
 
@@ -109,7 +111,9 @@ class RoundService:
     ``persister`` drains a round's stream when it closes or is recovered. ``redis`` serves
     the long operations (recovery, reconcile); ``hot`` (default: ``redis``), a client with
     short timeouts, the status writes and reads, so that a stalled Redis gives a fast 503 and
-    the round's row lock is not held for long.
+    the round's row lock is not held for long. ``chunk``: entries, rows or voters per Redis
+    command and per Postgres fetch when recovery and reconciliation walk a whole round
+    (``VOTING_LIVE_CHUNK``), so that neither holds a big round in memory nor stalls Redis.
     """
 
     def __init__(
@@ -120,7 +124,12 @@ class RoundService:
         persister: Persister,
         *,
         hot: Redis | None = None,
+        chunk: int = LIVE_CHUNK,
     ):
+        self.chunk = chunk
+        #: seconds each step of the last finalisation of a round took (drain, quarantine,
+        #: compare, seal, count, final), for the operator's log and the benchmark
+        self.finalise_times: dict[int, dict[str, float]] = {}
         self.engine = engine
         self.redis = redis
         self.hot = hot or redis
@@ -213,7 +222,9 @@ class RoundService:
             raise Conflict("round_not_draft", message)
         return rnd
 
-    async def transition(self, actor: str, round_id: int, action: Action) -> Round:
+    async def transition(
+        self, actor: str, round_id: int, action: Action, *, finalise: bool = True
+    ) -> Round:
         """Apply ``action`` (open, pause, resume, close) and return the round.
 
         Raises :class:`Conflict` ``invalid_transition`` when the status does not allow it,
@@ -222,11 +233,13 @@ class RoundService:
         recorded and will be finished, or was undone). ``close`` also drains and finalises
         (see :meth:`finalise`); closing a closed round that is not final retries the
         finalisation; opening or resuming a round the record has open but Redis does not
-        finishes that change. See the module for the order of the writes.
+        finishes that change. With ``finalise`` False a close only stops the round (the
+        caller finalises it, e.g. in the background: :class:`voting.services.closing.Finaliser`).
+        See the module for the order of the writes.
         """
         if action in ("open", "resume"):
             await self._start(actor, round_id, action)
-        elif await self._stop(actor, round_id, action):
+        elif await self._stop(actor, round_id, action) and finalise:
             try:
                 await self.finalise(actor, round_id)
             except RedisError:
@@ -489,8 +502,16 @@ class RoundService:
         :class:`Unavailable` ``recover_unstable`` when the record kept changing for
         :data:`RECOVER_PASSES` rebuilds (a persister still writing): the round then stays
         ``recovering`` (refusing ballots) and recovery should be run again.
+
+        In bounded memory and without a long Redis stall however big the round: each rebuild
+        (:meth:`_rebuild`) streams the voters from Postgres and writes them ``chunk`` at a time
+        into a staging hash, then swaps it in with the tally in one short MULTI. Atomicity is
+        kept by the round's ``recovering`` status (the cast script refuses every ballot, so
+        nothing reads or writes the voters hash meanwhile) and by the swap (the live voters
+        hash is the old one or the whole new one). A recovery killed half-way leaves the round
+        ``recovering`` and a staging hash that the next recovery drops first. Works on a final
+        round whose live state was removed after its grace period, too.
         """
-        keys = self.keys(round_id)
         async with self.engine.connect() as conn:
             rnd = await queries.get_round(conn, round_id)
             if not rnd.published:
@@ -502,13 +523,10 @@ class RoundService:
         # a persister that read entries before the loss may still commit them: rebuild until
         # the record stops changing under us (the round refuses ballots meanwhile)
         for _ in range(RECOVER_PASSES):
-            async with self.engine.connect() as conn:
-                tally, total = await queries.postgres_tally(conn, round_id)
-                voters = await queries.voters_of(conn, round_id)
-            await live.restore(self.redis, keys, tally, voters, total)
+            tally, total = await self._rebuild(round_id)
             await asyncio.sleep(RECOVER_SETTLE)
             async with self.engine.connect() as conn:
-                _, again = await queries.postgres_tally(conn, round_id)
+                again = await queries.ballot_count(conn, round_id)
             if again == total:
                 break
         else:
@@ -536,35 +554,76 @@ class RoundService:
         logger.warning("round %s: Redis state rebuilt from Postgres (%d ballots)", round_id, total)
         return Recovery(round_id, status or rnd.status, total, drained)
 
+    async def _rebuild(self, round_id: int) -> tuple[dict[int, int], int]:
+        """One rebuild of the round's tally, voters and counter from one snapshot of the
+        record (REPEATABLE READ): the voters are streamed from a server-side cursor and
+        written ``chunk`` at a time into a staging hash (one ``HSET`` each: Redis is never
+        busy for long), then swapped in with the tally in one short MULTI
+        (:func:`voting.live.state.swap_in`). The round refuses ballots meanwhile (it is
+        ``recovering``), and readers see the old state or the new one, never a half-built
+        one. Returns the tally and the ballots written."""
+        keys = self.keys(round_id)
+        await live.clear_staging(self.redis, keys)
+        staged = 0
+        async with self.engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                tally, total = await queries.postgres_tally(conn, round_id)
+                async for part in queries.voters_chunks(conn, round_id, self.chunk):
+                    await live.stage_voters(self.redis, keys, part)
+                    staged += len(part)
+        await live.swap_in(self.redis, keys, tally, total, staged=staged > 0)
+        return tally, total
+
     async def reconcile(self, round_id: int, *, attempts: int = 3) -> Reconciliation:
         """Compare the Redis tally and ballot count with Postgres plus the backlog.
 
-        Redis's tally and stream are read in one MULTI (one instant); Postgres is then counted
-        without the ballots seen in the stream, so a ballot persisted in between is counted
-        once. Ballots cast after that instant can still reach Postgres before it is counted, so
+        Redis's tally, counter and the stream's last id are read in one MULTI (one instant);
+        the stream's entries up to that id are then read ``chunk`` at a time (``XRANGE``),
+        tallied and written to a temporary table, and Postgres is counted without them in one
+        statement (:func:`voting.record.queries.tally_without_excluded`). An entry persisted
+        and deleted from the stream meanwhile is in Postgres and not read from the stream;
+        one read from the stream is left out of Postgres's count: every ballot of that
+        instant is counted once, in bounded memory however big the backlog. Ballots cast
+        after that instant can still reach Postgres before it is counted, so
         on an open round a difference is re-checked up to ``attempts`` times before it is
         reported.
         """
         keys = self.keys(round_id)
         rec = None
         for _ in range(attempts):
-            redis_tally, redis_ballots, backlog = await live.snapshot(self.redis, keys)
-            async with self.engine.connect() as conn:
-                pg_tally, pg_ballots = await queries.postgres_tally(
-                    conn, round_id, exclude=[b.ballot_id for b in backlog]
-                )
+            redis_tally, redis_ballots, last_id = await live.snapshot_head(self.redis, keys)
+            backlog_tally: dict[int, int] = {}
+            backlog = 0
+            async with self.engine.begin() as conn:
+                await queries.start_exclusions(conn)
+                async for part in live.backlog_chunks(self.redis, keys, last_id, self.chunk):
+                    add_tally(backlog_tally, tally_of(b.choices for b in part))
+                    backlog += len(part)
+                    await queries.exclude(conn, [b.ballot_id for b in part])
+                pg_tally, pg_ballots = await queries.tally_without_excluded(conn, round_id)
             rec = Reconciliation(
-                redis_tally,
-                redis_ballots,
-                pg_tally,
-                pg_ballots,
-                tally_of(b.choices for b in backlog),
-                len(backlog),
+                redis_tally, redis_ballots, pg_tally, pg_ballots, backlog_tally, backlog
             )
             if rec.consistent:
                 break
         assert rec is not None
         return rec
+
+    async def remove_live_state(self, actor: str, round_id: int) -> int:
+        """Remove a final round's live state from Redis (:func:`voting.live.state.remove`)
+        and audit it (``live_state_removed``); results, receipts and progress of a final round
+        come from Postgres, and :meth:`recover` can rebuild the state. Returns the keys
+        removed. Raises :class:`Conflict` ``round_not_final`` for a round not final (its live
+        state is still needed). Redis errors propagate."""
+        async with self.engine.begin() as conn:
+            rnd = await queries.get_round(conn, round_id, for_update=True)
+            if not rnd.final:
+                raise Conflict("round_not_final", "only a final round's live state is removed")
+            removed = await live.remove(self.redis, self.keys(round_id))
+            await audit(conn, actor, "live_state_removed", round_id, {"keys": removed})
+        logger.info("round %s: live state removed from Redis (%d keys)", round_id, removed)
+        return removed
 
     async def finalise(self, actor: str, round_id: int) -> Reconciliation:
         """Drain the closed round's stream into Postgres, run the quarantine rules over all its
@@ -575,17 +634,27 @@ class RoundService:
         review or voided). A mismatch is logged as an error and kept in the audit log; the
         result then stays not final (never silently patched). Exactly once: the round's row is
         locked and a round already final is left as it is (two schedule loops, or an admin
-        and the schedule, may finalise at the same time)."""
+        and the schedule, may finalise at the same time). The seconds of each step are kept
+        in :attr:`finalise_times` and logged."""
+        clock = time.perf_counter
+        times: dict[str, float] = {}
+        t = clock()
         await self.persister.drain(round_id)
+        times["drain"], t = clock() - t, clock()
         async with self.engine.begin() as conn:
             await quarantine.full_pass(conn, await queries.get_round(conn, round_id))
+        times["quarantine"], t = clock() - t, clock()
         rec = await self.reconcile(round_id)  # compares every ballot, quarantined or not
+        times["compare"], t = clock() - t, clock()
+        self.finalise_times[round_id] = times
         async with self.engine.begin() as conn:
             if (await queries.get_round(conn, round_id, for_update=True)).final:
                 return rec  # another process finalised it meanwhile: once is enough
             if rec.ok:
                 await commitments.seal_epoch(conn, round_id)  # the last epoch, however small
+                times["seal"], t = clock() - t, clock()
                 final = await quarantine.store_final_tally(conn, round_id)
+                times["count"], t = clock() - t, clock()
                 await conn.execute(
                     update(tables.rounds)
                     .where(tables.rounds.c.id == round_id)
@@ -603,4 +672,11 @@ class RoundService:
                     "round %s: Redis and Postgres tallies differ: %s", round_id, rec.differences()
                 )
                 await audit(conn, actor, "reconcile_mismatch", round_id, rec.differences())
+        times["final"] = clock() - t
+        logger.info(
+            "round %s finalised (%s): %s",
+            round_id,
+            "ok" if rec.ok else "mismatch",
+            ", ".join(f"{k} {v:.2f} s" for k, v in times.items()),
+        )
         return rec

@@ -37,6 +37,7 @@ from voting.core.errors import (
     unavailable,
 )
 from voting.core.tracker import new_tracker
+from voting.live.connection import is_cluster
 from voting.live.durable import GroupCommit
 from voting.live.keys import RoundKeys
 from voting.live.limits import Rate
@@ -213,6 +214,8 @@ class BallotBox:
         ]
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
+        elif is_cluster(self.redis):  # the cluster client picks the node and follows MOVED
+            result = await self.script(keys=script_keys, args=script_args)
         else:
             result = await self._run_script(script_keys, script_args)
         outcome = result[0]

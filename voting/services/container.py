@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.maint_notifications import MaintNotificationsConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting.core.loops import run_every
 from voting.identity.tokens import Signers
-from voting.live import counters, durable, guard
+from voting.live import connection, counters, durable, guard
 from voting.live.ballot_box import BallotBox
 from voting.live.counters import Counters
 from voting.live.limits import Rate
@@ -71,32 +70,17 @@ class Services:
         self.cache.pop("rounds", None)
 
 
-REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
+REDIS_POOL_SIZE = connection.POOL_SIZE  # connections per process; more requests queue for one
 
 #: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
 ServicesDep = NamedDependency[Services]
 
 
-def _redis(url: str, timeout: float) -> Redis:
-    """A client on its own pool whose every wait is ``timeout`` seconds: for a free connection
-    (a blocking pool: a burst larger than the pool queues instead of failing at once with
-    503), for connecting, and for each reply.
-
-    Maintenance notifications (a Redis Enterprise feature) are off: while they are on
-    ("auto"), redis-py hands out pooled connections without checking them, so after a Redis
-    restart every idle connection failed its next command; off, a connection the server
-    closed is reconnected when taken from the pool."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        health_check_interval=30,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=REDIS_POOL_SIZE,
-        timeout=timeout,
-    )
-    return Redis(connection_pool=pool)
+def _redis(url: str, timeout: float, *, retries: int = 3) -> Redis:
+    """A client on its own pool whose every wait is ``timeout`` seconds, for any of the URL
+    forms of :mod:`voting.live.connection` (one server, ``redis+cluster://``,
+    ``redis+sentinel://``)."""
+    return connection.connect(url, timeout, retries=retries)
 
 
 @contextlib.asynccontextmanager
@@ -113,7 +97,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     if not settings.database.url or not settings.redis.url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
     redis = _redis(settings.redis.url, settings.redis.timeout)
-    hot = _redis(settings.redis.url, settings.redis.hot_timeout)
+    hot = _redis(settings.redis.url, settings.redis.hot_timeout, retries=1)
     engine = make_engine(settings.database.url)
     signers = Signers.from_keys(settings.keys.secret_keys, settings.keys.identity_key)
     persister = Persister(
@@ -186,6 +170,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         services.photos.close()
         if box.group_commit is not None:
             await box.group_commit.stop()
-        await redis.aclose(close_connection_pool=True)
-        await hot.aclose(close_connection_pool=True)
+        await connection.close(redis)
+        await connection.close(hot)
         await engine.dispose()

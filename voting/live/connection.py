@@ -137,7 +137,7 @@ def parse(url: str) -> RedisTarget:
     )
 
 
-class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):  # type: ignore[misc]
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """Sentinel's pool (asks the sentinels for the primary on every new connection) with the
     blocking pool's queue: a burst larger than the pool waits ``timeout`` seconds for a
     connection instead of failing at once."""

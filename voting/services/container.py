@@ -88,7 +88,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
     ``settings.persister.run``, run the persister, the round schedule and the quarantine sweep
     until the context exits; then flush and close. The Redis guard runs always; with
-    ``settings.redis.durable_ack`` the group commit too.
+    ``settings.redis.durable_ack`` or ``replica_ack`` the group commit too.
 
     Raises ValueError when a URL is missing,
     :class:`voting.live.durable.DurableAckUnsupported` when durable acknowledgement is asked
@@ -147,9 +147,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        if settings.redis.durable_ack:
-            await durable.check_support(redis)  # a clear start-up error where unsupported
-            box.group_commit = durable.GroupCommit(redis, box.script)
+        if settings.redis.durable_ack or settings.redis.replica_ack:
+            if settings.redis.durable_ack:
+                await durable.check_support(redis)  # a clear start-up error where unsupported
+            box.group_commit = durable.GroupCommit(
+                redis,
+                box.script,
+                durable=settings.redis.durable_ack,
+                replicas=settings.redis.replica_ack,
+            )
             box.group_commit.start()
         with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
             await guard.check(redis, box)

@@ -19,7 +19,6 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -28,6 +27,7 @@ from redis.exceptions import (
     RedisClusterException,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core.errors import (

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
+from sqlalchemy import func, select
 
 from tests.cluster.conftest import TopologyStack, topology_stack
 from tests.cluster.nodes import ValkeyCluster
 from tests.faults.chaos import LoadClient
 from tests.faults.verdict import Verdict, check
 from tests.support.servers import Backends
+from voting.record import tables
 
 pytestmark = pytest.mark.cluster
 
@@ -61,8 +63,22 @@ def judged(scenario: str, verdicts: dict[int, Verdict]) -> None:
 
 @pytest_asyncio.fixture
 async def stack(backends: Backends, tmp_path: Path) -> AsyncIterator[TopologyStack]:
-    async with topology_stack(backends, ValkeyCluster(tmp_path / "cluster")) as s:
+    """A 3-primary cluster (no replicas) that keeps serving the slots of the running primaries
+    while one is down (``cluster-require-full-coverage no``)."""
+    cluster = ValkeyCluster(tmp_path / "cluster", **{"cluster-require-full-coverage": "no"})
+    async with topology_stack(backends, cluster) as s:
         yield s
+
+
+async def persisted(stack: TopologyStack, round_id: int) -> int:
+    """Ballots of ``round_id`` in Postgres."""
+    async with stack.services.engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(tables.ballots)
+            .where(tables.ballots.c.round_id == round_id)
+        )
+    return int(count or 0)
 
 
 async def load_rounds(
@@ -99,3 +115,73 @@ async def test_rounds_on_every_primary_with_a_slot_migrated_under_load(
         verdicts[rid] = await check(stack, rid, load.attempts)
         await load.aclose()
     judged("slot-migration", verdicts)
+
+
+async def test_a_primary_killed_and_restarted_under_load_with_durable_ack(
+    stack: TopologyStack,
+) -> None:
+    """kill -9 of one primary (no replica) while ballots arrive with ``VOTING_DURABLE_ACK``:
+    its rounds answer 503 until it is back from its AOF (same port and node id), the other
+    rounds are accepted and persisted meanwhile, and no acknowledged ballot is lost."""
+    rounds = await rounds_on_every_primary(stack)
+    app = await stack.start_app("app", VOTING_DURABLE_ACK="true")
+    await stack.start_persister("persister")
+    loads = await load_rounds(stack, rounds, app.url)
+    tasks = [load.start(6.0) for load in loads]
+    await asyncio.sleep(1.5)
+    cluster: ValkeyCluster = stack.topology
+    victim_port, (victim_round, _) = next(iter(rounds.items()))
+    others = [rid for port, (rid, _) in rounds.items() if port != victim_port]
+    await asyncio.to_thread(cluster.node(victim_port).kill9)
+    before = {rid: await persisted(stack, rid) for rid in others}
+    await asyncio.sleep(2.5)  # past cluster-node-timeout: the others mark it failed
+    during = {rid: await persisted(stack, rid) for rid in others}
+    await asyncio.to_thread(cluster.node(victim_port).start)
+    await asyncio.to_thread(cluster.wait_ok)
+    await asyncio.gather(*tasks)
+    verdicts = {}
+    for load, (rid, _) in zip(loads, rounds.values(), strict=True):
+        await load.settle(within=30)
+        verdicts[rid] = await check(stack, rid, load.attempts)
+        await load.aclose()
+    judged("primary-kill9-durable", verdicts)
+    # the rounds on the running primaries went on being persisted while the victim was down
+    assert all(during[r] > before[r] for r in others), (before, during)
+    assert verdicts[victim_round].unknown > 0  # its ballots did meet the dead primary
+
+
+async def test_durable_ack_commits_per_primary_and_follows_a_moved_slot(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """In process, ``VOTING_DURABLE_ACK`` on a cluster: concurrent ballots of rounds on the
+    three primaries are sent as one pipeline + ``WAITAOF`` per primary (fewer batches than
+    ballots, at least one per primary), and after a round's slot moved its next ballots meet
+    ``MOVED`` once and are committed on the new owner."""
+    async with topology_stack(
+        backends, ValkeyCluster(tmp_path / "cluster"), durable_ack=True
+    ) as stack:
+        rounds = await rounds_on_every_primary(stack)
+        box = stack.services.ballot_box
+        assert box.group_commit is not None
+
+        async def cast_all(tag: str, each: int) -> list[bytes]:
+            return await asyncio.gather(
+                *(
+                    box.cast(rid, f"{tag}-{rid}-{i}", cands[:3], "127.0.0.0/24", None)
+                    for rid, cands in rounds.values()
+                    for i in range(each)
+                )
+            )
+
+        answers = await cast_all("a", 50)
+        assert len(answers) == 150
+        assert 3 <= box.group_commit.batches < 150
+        cluster: ValkeyCluster = stack.topology
+        port, (round_id, _) = next(iter(rounds.items()))
+        target = next(p for p in rounds if p != port)
+        await asyncio.to_thread(cluster.migrate_slot, slot_of(stack, round_id), target)
+        assert len(await cast_all("b", 20)) == 60
+        assert box.group_commit.redirects > 0  # the stale owner answered MOVED
+        for rid, _ in rounds.values():
+            meta = stack.keys(rid).meta
+            assert int(await stack.redis.hget(meta, "ballots") or 0) == 70

@@ -118,7 +118,8 @@ class GroupCommit:
         self.durable, self.replicas = durable, replicas
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
+        self.batches = 0  # pipelines sent (one per node and batch on a cluster)
+        self.redirects = 0  # scripts sent again after MOVED / ASK / TRYAGAIN
 
     def wait_command(self) -> tuple[Any, ...]:
         """The command sent after each batch (see the module docstring)."""
@@ -247,7 +248,9 @@ class GroupCommit:
             if isinstance(result, NoScriptError):
                 await node.execute_command("SCRIPT", "LOAD", self.script.script)
             if again:
-                redirected |= not isinstance(result, NoScriptError)
+                if not isinstance(result, NoScriptError):
+                    redirected = True
+                    self.redirects += 1
                 self._queue.put_nowait((item[0], item[1], item[2], item[3] + 1))
             else:
                 done.append(item)

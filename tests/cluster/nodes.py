@@ -13,6 +13,8 @@ restart, bounded waits); every process is stopped by ``close()``.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -202,7 +204,11 @@ class SentinelGroup:
             for port in self.sentinel_ports:
                 with client(port) as c:
                     master: Any = c.execute_command("SENTINEL", "MASTER", self.SERVICE)
-                    fields = dict(zip(master[::2], master[1::2], strict=True))
+                    fields = (
+                        master
+                        if isinstance(master, dict)
+                        else dict(zip(master[::2], master[1::2], strict=True))
+                    )
                     if int(fields["num-slaves"]) < 1 or int(fields["num-other-sentinels"]) < 2:
                         return False
             return True
@@ -222,6 +228,32 @@ class SentinelGroup:
 
     def node(self, port: int) -> PrivateValkey:
         return self.primary if self.primary.port == port else self.replica
+
+    def pause_replica(self) -> None:
+        """SIGSTOP the replica: it stops reading the replication stream (a lagging replica)."""
+        assert self.replica.process is not None
+        os.kill(self.replica.process.pid, signal.SIGSTOP)
+
+    def resume_replica(self) -> None:
+        """SIGCONT the replica."""
+        assert self.replica.process is not None
+        os.kill(self.replica.process.pid, signal.SIGCONT)
+
+    def wait_failover(self, old_port: int, timeout: float = 30.0) -> float:
+        """Wait until the sentinels name another primary than ``old_port`` and it answers as
+        a primary; the seconds it took."""
+        began = time.monotonic()
+
+        def promoted() -> bool:
+            port = self.primary_port()
+            if port == old_port:
+                return False
+            with client(port) as c:
+                info: Any = c.info("replication")
+                return bool(info.get("role") == "master")
+
+        wait_for(promoted, timeout, "no replica was promoted")
+        return time.monotonic() - began
 
     def sentinel_log(self, i: int = 0) -> str:
         return tail(self.folder / f"sentinel{i}" / "sentinel.log", 30)

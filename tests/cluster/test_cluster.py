@@ -6,6 +6,7 @@ reconcile`` clean, every round final."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,8 +39,9 @@ async def rounds_on_every_primary(stack: TopologyStack) -> dict[int, tuple[int, 
     cluster: ValkeyCluster = stack.topology
     primaries = set(await asyncio.to_thread(cluster.primary_ports))
     found: dict[int, tuple[int, list[int]]] = {}
+    tag = secrets.token_hex(3)
     for i in range(30):
-        round_id, cands = await stack.open_round(f"c{i}")
+        round_id, cands = await stack.open_round(f"c{i}-{tag}")
         port = await asyncio.to_thread(cluster.port_of_slot, slot_of(stack, round_id))
         found.setdefault(port, (round_id, cands))
         if set(found) == primaries:

@@ -213,5 +213,8 @@ async def close(redis: Redis) -> None:
     """Close ``redis`` and its connections (every node's, on a cluster)."""
     if is_cluster(redis):
         await cast(RedisCluster, redis).aclose()
-    else:
-        await redis.aclose(close_connection_pool=True)
+        return
+    pool = redis.connection_pool
+    await redis.aclose(close_connection_pool=True)
+    if isinstance(pool, SentinelConnectionPool):  # and the connections to the sentinels
+        await pool.sentinel_manager.aclose()

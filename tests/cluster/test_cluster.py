@@ -24,7 +24,7 @@ from voting.record import tables
 
 pytestmark = pytest.mark.cluster
 
-RATE = 150.0  # ballots per second offered per round
+RATE = 120.0  # ballots per second offered per round
 
 
 def slot_of(stack: TopologyStack, round_id: int) -> int:
@@ -99,8 +99,8 @@ async def test_rounds_on_every_primary_with_a_slot_migrated_under_load(
     app = await stack.start_app("app")
     await stack.start_persister("persister")
     loads = await load_rounds(stack, rounds, app.url)
-    tasks = [load.start(4.0) for load in loads]
-    await asyncio.sleep(1.0)
+    tasks = [load.start(3.0) for load in loads]
+    await asyncio.sleep(0.5)
     # move the first round's slot to another primary while ballots arrive
     cluster: ValkeyCluster = stack.topology
     port, (round_id, _) = next(iter(rounds.items()))
@@ -129,8 +129,8 @@ async def test_a_primary_killed_and_restarted_under_load_with_durable_ack(
     app = await stack.start_app("app", VOTING_DURABLE_ACK="true")
     await stack.start_persister("persister")
     loads = await load_rounds(stack, rounds, app.url)
-    tasks = [load.start(6.0) for load in loads]
-    await asyncio.sleep(1.5)
+    tasks = [load.start(5.0) for load in loads]
+    await asyncio.sleep(1.0)
     cluster: ValkeyCluster = stack.topology
     victim_port, (victim_round, _) = next(iter(rounds.items()))
     others = [rid for port, (rid, _) in rounds.items() if port != victim_port]

@@ -16,11 +16,13 @@ from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import func, select
 
 from tests.cluster.conftest import TopologyStack, topology_stack
-from tests.cluster.nodes import ValkeyCluster
+from tests.cluster.nodes import ValkeyCluster, client
 from tests.faults.chaos import LoadClient
 from tests.faults.verdict import Verdict, check
 from tests.support.servers import Backends
+from voting.live import guard
 from voting.record import tables
+from voting.services.readiness import readiness
 
 pytestmark = pytest.mark.cluster
 
@@ -187,3 +189,17 @@ async def test_durable_ack_commits_per_primary_and_follows_a_moved_slot(
         for rid, _ in rounds.values():
             meta = stack.keys(rid).meta
             assert int(await stack.redis.hget(meta, "ballots") or 0) == 70
+        # readiness reads every round's state across the primaries
+        checks = await readiness(stack.services)
+        assert checks["redis"] == checks["round_state"] == checks["backlog"] == "ok", checks
+        # the guard asks every primary: one that may evict refuses ballots, and is named
+        await guard.check(stack.redis, box)
+        assert box.safe
+        with client(target) as node:
+            node.config_set("maxmemory-policy", "allkeys-lru")
+        await guard.check(stack.redis, box)
+        assert not box.safe and f"127.0.0.1:{target}" in box.unsafe_reason, box.unsafe_reason
+        with client(target) as node:
+            node.config_set("maxmemory-policy", "noeviction")
+        await guard.check(stack.redis, box)
+        assert box.safe

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.faults.chaos import Attempt
 from tests.faults.stack import Stack, private_dir
 from tests.support.servers import Backends
 from voting.services.container import open_services
@@ -66,3 +67,14 @@ def root_dir(tmp: Path) -> Path:
     """A folder for the nodes (mode 0755)."""
     tmp.mkdir(parents=True, exist_ok=True)
     return tmp
+
+
+def internal_errors(attempts: Sequence[Attempt]) -> list[str]:
+    """Every answer 500 (or another 5xx than 503) that ``attempts`` met, first tries and
+    retries alike: a Redis failover or a moving slot must be 503, never an internal error."""
+    return [
+        f"attempt {a.index}: {note}"
+        for a in attempts
+        for note in a.history
+        if note.split()[-1].isdigit() and int(note.split()[-1]) >= 500 and note.split()[-1] != "503"
+    ]

@@ -15,7 +15,7 @@ import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import func, select
 
-from tests.cluster.conftest import TopologyStack, topology_stack
+from tests.cluster.conftest import TopologyStack, internal_errors, topology_stack
 from tests.cluster.nodes import ValkeyCluster, client
 from tests.faults.chaos import LoadClient
 from tests.faults.verdict import Verdict, check
@@ -116,6 +116,10 @@ async def test_rounds_on_every_primary_with_a_slot_migrated_under_load(
     verdicts = {}
     for load, (rid, _) in zip(loads, rounds.values(), strict=True):
         await load.settle(within=30)
+        assert not load.errors and not internal_errors(load.attempts), (
+            load.errors[:3],
+            internal_errors(load.attempts)[:3],
+        )
         verdicts[rid] = await check(stack, rid, load.attempts)
         await load.aclose()
     judged("slot-migration", verdicts)
@@ -146,6 +150,10 @@ async def test_a_primary_killed_and_restarted_under_load_with_durable_ack(
     verdicts = {}
     for load, (rid, _) in zip(loads, rounds.values(), strict=True):
         await load.settle(within=30)
+        assert not load.errors and not internal_errors(load.attempts), (
+            load.errors[:3],
+            internal_errors(load.attempts)[:3],
+        )
         verdicts[rid] = await check(stack, rid, load.attempts)
         await load.aclose()
     judged("primary-kill9-durable", verdicts)

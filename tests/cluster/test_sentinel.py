@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import TopologyStack, topology_stack
+from tests.cluster.conftest import TopologyStack, internal_errors, topology_stack
 from tests.cluster.nodes import SentinelGroup
 from tests.faults.chaos import LoadClient
 from tests.faults.verdict import Verdict, check
@@ -64,7 +64,8 @@ async def failover_under_load(
     await load.settle(within=30)
     verdict = await check(stack, round_id, load.attempts)
     await load.aclose()
-    assert not load.errors, load.errors[:5]  # no 500, no answer outside the contract
+    assert not load.errors, load.errors[:5]  # no answer outside the contract
+    assert not internal_errors(load.attempts), internal_errors(load.attempts)[:5]
     print(
         f"SENTINEL lag {lag} s {env or 'no replica ack'}: failover {took:.1f} s, sent "
         f"{verdict.sent} acknowledged {verdict.acknowledged} in_postgres {verdict.in_postgres}"

@@ -199,7 +199,10 @@ async def test_durable_ack_commits_per_primary_and_follows_a_moved_slot(
             assert int(await stack.redis.hget(meta, "ballots") or 0) == 70
         # readiness reads every round's state across the primaries
         checks = await readiness(stack.services)
-        assert checks["redis"] == checks["round_state"] == checks["backlog"] == "ok", checks
+        assert checks["redis"] == checks["backlog"] == "ok", checks
+        # (rounds other tests left open on their own Redis are missing here, not these)
+        missing = [] if checks["round_state"] == "ok" else checks["round_state"]["missing"]
+        assert not {rid for rid, _ in rounds.values()} & set(missing), checks
         # the guard asks every primary: one that may evict refuses ballots, and is named
         await guard.check(stack.redis, box)
         assert box.safe

@@ -25,14 +25,16 @@ need to know (the hot path's connection check, the guard, durable acknowledgemen
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
 Kind = Literal["single", "cluster", "sentinel"]
@@ -143,6 +145,23 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     connection instead of failing at once."""
 
 
+class ClusterConnection(Connection):
+    """redis-py's connection, except that a write on a connection closed under it (a cluster
+    node's connections are dropped while the client refreshes its slot map) raises
+    ``ConnectionError`` instead of a bare ``AttributeError`` / ``TypeError`` from asyncio's
+    transport (redis-py issue #4287, seen here during a slot migration): retried by the
+    cluster client, answered 503 by the service, never 500."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except (AttributeError, TypeError) as exc:
+            await self.disconnect(nowait=True)
+            raise ConnectionError(f"the connection closed while writing: {exc}") from exc
+
+
 def is_cluster(redis: Redis) -> bool:
     """Whether ``redis`` is a Redis Cluster client (built by :func:`connect`)."""
     return isinstance(redis, RedisCluster)
@@ -188,6 +207,10 @@ def connect(url: str, timeout: float, *, retries: int = 3) -> Redis:
             **auth,
             **common,
         )
+        # its connection class is fixed: give ours to the nodes it has and the ones it finds
+        cluster.nodes_manager.connection_kwargs["connection_class"] = ClusterConnection
+        for node in cluster.nodes_manager.startup_nodes.values():
+            node.connection_class = ClusterConnection
         return cast(Redis, cluster)  # same commands; see the module docstring
     sentinel_kwargs: dict[str, Any] = {
         "socket_timeout": timeout,

@@ -117,13 +117,20 @@ class Persister:
                     await wait(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                for round_id, task in list(tasks.items()):
+                    if task.done():  # ended (no longer active) or failed unexpectedly
+                        del tasks[round_id]
+                        if not task.cancelled() and task.exception() is not None:
+                            logger.error(
+                                "persister: round %s's loop failed; restarting it",
+                                round_id,
+                                exc_info=task.exception(),
+                            )
                 for round_id in self._active:
-                    if round_id not in tasks or tasks[round_id].done():
+                    if round_id not in tasks:
                         tasks[round_id] = asyncio.create_task(
                             self._round_loop(round_id, stop, flush_seconds)
                         )
-                for round_id in [r for r, t in tasks.items() if t.done()]:
-                    del tasks[round_id]
                 await wait(stop, DISCOVER_EVERY)
         finally:
             await asyncio.gather(*tasks.values(), return_exceptions=True)

@@ -85,6 +85,26 @@ async def persisted(stack: TopologyStack, round_id: int) -> int:
     return int(count or 0)
 
 
+async def judge_all(
+    stack: TopologyStack, loads: list[LoadClient], rounds: dict[int, tuple[int, list[int]]]
+) -> dict[int, Verdict]:
+    """Settle each round's unknown outcomes, check that no answer was a 5xx other than 503,
+    and judge each round; every load client is closed, also on failure."""
+    verdicts = {}
+    try:
+        for load, (rid, _) in zip(loads, rounds.values(), strict=True):
+            await load.settle(within=30)
+            assert not load.errors and not internal_errors(load.attempts), (
+                load.errors[:3],
+                internal_errors(load.attempts)[:3],
+            )
+            verdicts[rid] = await check(stack, rid, load.attempts)
+    finally:
+        for load in loads:
+            await load.aclose()
+    return verdicts
+
+
 async def load_rounds(
     stack: TopologyStack, rounds: dict[int, tuple[int, list[int]]], url: str
 ) -> list[LoadClient]:
@@ -113,15 +133,7 @@ async def test_rounds_on_every_primary_with_a_slot_migrated_under_load(
     assert moved >= 3  # meta, tally, voters, stream, ... of the round
     assert await asyncio.to_thread(cluster.port_of_slot, slot_of(stack, round_id)) == target
     await asyncio.gather(*tasks)
-    verdicts = {}
-    for load, (rid, _) in zip(loads, rounds.values(), strict=True):
-        await load.settle(within=30)
-        assert not load.errors and not internal_errors(load.attempts), (
-            load.errors[:3],
-            internal_errors(load.attempts)[:3],
-        )
-        verdicts[rid] = await check(stack, rid, load.attempts)
-        await load.aclose()
+    verdicts = await judge_all(stack, loads, rounds)
     judged("slot-migration", verdicts)
 
 
@@ -147,15 +159,7 @@ async def test_a_primary_killed_and_restarted_under_load_with_durable_ack(
     await asyncio.to_thread(cluster.node(victim_port).start)
     await asyncio.to_thread(cluster.wait_ok)
     await asyncio.gather(*tasks)
-    verdicts = {}
-    for load, (rid, _) in zip(loads, rounds.values(), strict=True):
-        await load.settle(within=30)
-        assert not load.errors and not internal_errors(load.attempts), (
-            load.errors[:3],
-            internal_errors(load.attempts)[:3],
-        )
-        verdicts[rid] = await check(stack, rid, load.attempts)
-        await load.aclose()
+    verdicts = await judge_all(stack, loads, rounds)
     judged("primary-kill9-durable", verdicts)
     # the rounds on the running primaries went on being persisted while the victim was down
     assert all(during[r] > before[r] for r in others), (before, during)

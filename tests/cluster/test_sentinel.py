@@ -41,39 +41,42 @@ async def failover_under_load(
     await stack.start_persister("persister")
     load = LoadClient([app.url], round_id, cands, stack.signers, rate=RATE, max_ballots=2_000)
     task = load.start(4.0)
-    await asyncio.sleep(1.0)
-    old = group.primary.port
-    if lag:
-        await asyncio.to_thread(group.pause_replica)
-        await asyncio.sleep(lag)
-    await asyncio.to_thread(group.primary.kill9)
-    if lag:
-        await asyncio.to_thread(group.resume_replica)
-    took = await asyncio.to_thread(group.wait_failover, old)
-    # the old primary comes back from its AOF; the sentinels make it the new one's replica
-    await asyncio.to_thread(group.primary.start)
-    await task
-    # the runbook after a failover: reconcile, and recover a round it names (ballots the
-    # persister took from the old primary that the promoted replica lacks); both commands
-    # find the new primary through the sentinels
-    reconciled = await stack.voting("reconcile", str(round_id))
-    recovered = None
-    if reconciled.returncode != 0:
-        recovered = await stack.voting("recover", str(round_id))
-        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    await load.settle(within=30)
-    verdict = await check(stack, round_id, load.attempts)
-    await load.aclose()
-    assert not load.errors, load.errors[:5]  # no answer outside the contract
-    assert not internal_errors(load.attempts), internal_errors(load.attempts)[:5]
-    print(
-        f"SENTINEL lag {lag} s {env or 'no replica ack'}: failover {took:.1f} s, sent "
-        f"{verdict.sent} acknowledged {verdict.acknowledged} in_postgres {verdict.in_postgres}"
-        f" unknown {verdict.unknown} lost {verdict.lost} doubled {verdict.doubled} final "
-        f"{verdict.final} reconcile after failover {reconciled.returncode} "
-        f"{'recovered' if recovered else 'no recover needed'}, at the end {verdict.reconcile_rc}: "
-        f"{verdict.reconcile_output.splitlines()[-1:]}"
-    )
+    try:
+        await asyncio.sleep(1.0)
+        old = group.primary.port
+        if lag:
+            await asyncio.to_thread(group.pause_replica)
+            await asyncio.sleep(lag)
+        await asyncio.to_thread(group.primary.kill9)
+        if lag:
+            await asyncio.to_thread(group.resume_replica)
+        took = await asyncio.to_thread(group.wait_failover, old)
+        # the old primary comes back from its AOF; the sentinels make it the new one's replica
+        await asyncio.to_thread(group.primary.start)
+        await task
+        # the runbook after a failover: reconcile, and recover a round it names (ballots the
+        # persister took from the old primary that the promoted replica lacks); both commands
+        # find the new primary through the sentinels
+        reconciled = await stack.voting("reconcile", str(round_id))
+        recovered = None
+        if reconciled.returncode != 0:
+            recovered = await stack.voting("recover", str(round_id))
+            assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        await load.settle(within=30)
+        verdict = await check(stack, round_id, load.attempts)
+        assert not load.errors, load.errors[:5]  # no answer outside the contract
+        assert not internal_errors(load.attempts), internal_errors(load.attempts)[:5]
+        print(
+            f"SENTINEL lag {lag} s {env or 'no replica ack'}: failover {took:.1f} s, sent "
+            f"{verdict.sent} acknowledged {verdict.acknowledged} in_postgres {verdict.in_postgres}"
+            f" unknown {verdict.unknown} lost {verdict.lost} doubled {verdict.doubled} final "
+            f"{verdict.final} reconcile after failover {reconciled.returncode} "
+            f"{'recovered' if recovered else 'no recover needed'}, "
+            f"at the end {verdict.reconcile_rc}: "
+            f"{verdict.reconcile_output.splitlines()[-1:]}"
+        )
+    finally:
+        await load.aclose()
     return verdict, took, load
 
 

@@ -120,6 +120,15 @@ def _public_url(raw: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 
 
+def _redis_url(raw: str) -> str:
+    """A Redis URL in one of the forms of :mod:`voting.live.connection` (checked here, so a
+    bad one is refused at start-up with the variable's name)."""
+    from voting.live.connection import parse  # the one parser of the URL forms
+
+    parse(raw)
+    return raw.strip()
+
+
 def normalise_database_url(url: str) -> str:
     """Return ``url`` with the asyncpg driver: ``postgresql://`` → ``postgresql+asyncpg://``."""
     for plain in ("postgres://", "postgresql://"):
@@ -145,7 +154,11 @@ class RedisSettings:
     """Redis or Valkey, the live state; ``durable_ack`` waits for its fsync."""
 
     url: str | None = _var(
-        "VOTING_REDIS_URL", "`redis://host:6379/0`; unset: an embedded Valkey", None
+        "VOTING_REDIS_URL",
+        "`redis://host:6379/0`, `redis+cluster://h1:p1,h2:p2` or "
+        "`redis+sentinel://h1:p1,h2:p2/mymaster`; unset: an embedded Valkey",
+        None,
+        parse=_redis_url,
     )
     prefix: str = _var("VOTING_REDIS_PREFIX", "prefix of every Redis key", "voting")
     hot_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = _var(
@@ -164,6 +177,12 @@ class RedisSettings:
         "answer 201 only after Redis fsynced the ballot (WAITAOF)",
         False,
         parse=_bool,
+    )
+    replica_ack: Annotated[int, msgspec.Meta(ge=0, le=16)] = _var(
+        "VOTING_REPLICA_ACK",
+        "answer 201 only after this many replicas have the ballot (WAIT, or WAITAOF with "
+        "durable acknowledgement); 0: do not wait for replicas",
+        0,
     )
 
 

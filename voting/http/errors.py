@@ -5,7 +5,8 @@ Litestar's own errors (unknown route, wrong method, body over the size limit, va
 into the same shape. A ``retry_after`` becomes a ``Retry-After`` header (whole seconds) as
 well as a member of the body. A client's mistake is answered and never logged with a
 traceback; only an unexpected exception is. A Redis that cannot be reached, does not answer,
-is read-only or full and that a route did not handle itself is ``503 unavailable`` with
+is read-only or full, or a Redis Cluster reconfiguring, and that a route did not handle
+itself is ``503 unavailable`` with
 ``Retry-After`` (fail closed, never a 500): the routes that must tell more (a ballot whose
 outcome is unknown) catch it first.
 """
@@ -18,8 +19,15 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voting.core.errors import (
@@ -159,5 +167,11 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RedisTimeoutError: _store_down,
     ReadOnlyError: _store_down,
     OutOfMemoryError: _store_down,
+    # Redis Cluster reconfiguring (CLUSTERDOWN, TRYAGAIN, MOVED/ASK left after the client's
+    # retries, a slot no node serves): as unavailable as a Redis that is down
+    ClusterError: _store_down,
+    TryAgainError: _store_down,
+    AskError: _store_down,
+    RedisClusterException: _store_down,
     Exception: _unexpected,
 }

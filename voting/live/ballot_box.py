@@ -39,6 +39,7 @@ from voting.core.errors import (
     unavailable,
 )
 from voting.core.tracker import new_tracker
+from voting.live.connection import is_cluster
 from voting.live.durable import GroupCommit
 from voting.live.keys import RoundKeys
 from voting.live.limits import Rate
@@ -226,6 +227,8 @@ class BallotBox:
         started = time.perf_counter()
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
+        elif is_cluster(self.redis):  # the cluster client picks the node and follows MOVED
+            result = await self.script(keys=script_keys, args=script_args)
         else:
             result = await self._run_script(script_keys, script_args)
         metrics.SCRIPT_SECONDS.observe(time.perf_counter() - started)

@@ -7,8 +7,11 @@ read a batch with a consumer group (``XREADGROUP``), ``COPY`` it into a staging 
 the entries. A crash before the commit leaves them pending; a crash after it re-inserts
 nothing. Entries left pending by a dead consumer are reclaimed with ``XAUTOCLAIM``.
 
-Every few seconds (``epochs.every``) the loop also seals each active round's open epoch when
-it is due (:func:`voting.record.commitments.seal_due`: one small query per round).
+Each active round has a loop of its own (:meth:`Persister.run`): one round's trouble (its
+Redis Cluster slot moving, its node down, a batch Postgres refuses) is retried with that
+round's backoff and never stalls the others. Every few seconds (``epochs.every``) each round's
+loop also seals its open epoch when it is due (:func:`voting.record.commitments.seal_due`:
+one small query per round).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,6 +70,9 @@ _MOVE_STAGED = (
 )
 CLAIM_IDLE_MS = 30_000  # a pending entry idle this long belongs to a dead consumer
 DISCOVER_EVERY = 2.0  # seconds between looks at Postgres for rounds to persist
+ROUND_CONCURRENCY = 4  # rounds persisted at once (each holds one Postgres connection)
+#: what a round's step may raise that is retried, never the end of the loop
+PERSIST_ERRORS = (RedisError, RedisClusterException, SQLAlchemyError, OSError)
 
 
 class Persister:
@@ -102,6 +108,8 @@ class Persister:
         self.persisted = 0
         self.conflicts = 0
         self._ack = redis.register_script(load("ack_persisted"))
+        self._active: set[int] = set()
+        self._slots = asyncio.Semaphore(ROUND_CONCURRENCY)
 
     async def active_rounds(self) -> list[int]:
         """Ids of rounds that may have unpersisted ballots: non-draft and not final."""
@@ -113,40 +121,84 @@ class Persister:
         ``flush_seconds`` (graceful shutdown) and return. What is left stays in Redis for the
         next persister: nothing acknowledged is lost.
 
-        Redis or Postgres being down is logged with the waiting backlog and retried with
-        backoff (0.2 s doubling up to 5 s); ballots stay in Redis meanwhile.
+        Every active round has a loop of its own (:meth:`_round_loop`), at most
+        :data:`ROUND_CONCURRENCY` of them inside a Redis or Postgres step at once: one round
+        whose slot moved, whose Redis node is down or slow, or whose batch Postgres refuses
+        is retried with its own backoff (0.2 s doubling up to 5 s) while the other rounds
+        go on. The list of active rounds is re-read from Postgres every
+        :data:`DISCOVER_EVERY` seconds (retried with the same backoff when Postgres is
+        down); a round no longer active ends its loop after its current step.
         """
-        rounds: list[int] = []
-        next_discovery = next_seal = 0.0
+        tasks: dict[int, asyncio.Task[None]] = {}
         backoff = 0.2
+        try:
+            while not stop.is_set():
+                try:
+                    self._active = set(await self.active_rounds())
+                    backoff = 0.2
+                except (SQLAlchemyError, OSError) as exc:
+                    logger.warning(
+                        "persister: cannot list the active rounds: %s; retrying in %.1f s",
+                        exc,
+                        backoff,
+                    )
+                    await wait(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                for round_id, task in list(tasks.items()):
+                    if task.done():  # ended (no longer active) or failed unexpectedly
+                        del tasks[round_id]
+                        if not task.cancelled() and task.exception() is not None:
+                            logger.error(
+                                "persister: round %s's loop failed; restarting it",
+                                round_id,
+                                exc_info=task.exception(),
+                            )
+                for round_id in self._active:
+                    if round_id not in tasks:
+                        tasks[round_id] = asyncio.create_task(
+                            self._round_loop(round_id, stop, flush_seconds)
+                        )
+                await wait(stop, DISCOVER_EVERY)
+        finally:
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def _round_loop(self, round_id: int, stop: asyncio.Event, flush_seconds: float) -> None:
+        """Persist ``round_id`` batch after batch (and seal its due epochs every
+        ``epochs.every`` seconds) while it is active and ``stop`` is not set; its errors
+        (Redis, Redis Cluster, Postgres, the network) are logged with the round's backlog
+        and retried with backoff. On ``stop``, flush the round for ``flush_seconds``."""
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
+        keys = RoundKeys(self.prefix, round_id)
+        next_seal = 0.0
+        backoff = 0.2
+        grouped = False
+        while not stop.is_set() and round_id in self._active:
             try:
-                if loop.time() >= next_discovery:
-                    rounds = await self.active_rounds()
-                    for round_id in rounds:
-                        await ensure_group(self.redis, RoundKeys(self.prefix, round_id))
-                    next_discovery = loop.time() + DISCOVER_EVERY
-                moved = 0
-                for round_id in rounds:
-                    moved += await self.step(round_id, block_ms=None)
-                if loop.time() >= next_seal:
-                    for round_id in rounds:
+                async with self._slots:
+                    if not grouped:
+                        await ensure_group(self.redis, keys)
+                        grouped = True
+                    moved = await self.step(round_id, block_ms=None)
+                    if loop.time() >= next_seal:
                         await seal_due(self.engine, round_id, self.epochs)
-                    next_seal = loop.time() + self.epochs.every
+                        next_seal = loop.time() + self.epochs.every
+                backoff = 0.2
                 if moved == 0:
                     await wait(stop, self.interval)
-                backoff = 0.2
-            except (RedisError, SQLAlchemyError, OSError) as exc:
+            except PERSIST_ERRORS as exc:
                 logger.warning(
-                    "persister: %s; %s ballots waiting in Redis; retrying in %.1f s",
+                    "persister: round %s: %s; %s ballots waiting in Redis; retrying in %.1f s",
+                    round_id,
                     exc,
-                    await self._backlog(rounds),
+                    await self._backlog([round_id]),
                     backoff,
                 )
                 await wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
-        await self._flush(rounds, loop.time() + flush_seconds)
+        if stop.is_set():
+            async with self._slots:
+                await self._flush([round_id], loop.time() + flush_seconds)
 
     async def _flush(self, rounds: list[int], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -157,14 +209,14 @@ class Persister:
                     moved += await self.step(round_id)
                 if moved == 0:
                     return
-        except (RedisError, SQLAlchemyError, OSError) as exc:
+        except PERSIST_ERRORS as exc:
             logger.warning("persister: final flush stopped: %s (ballots stay in Redis)", exc)
 
     async def _backlog(self, rounds: list[int]) -> int | str:
         """Ballots waiting in the streams of ``rounds`` ("unknown" when Redis is down too)."""
         try:
             return sum([await self.redis.xlen(RoundKeys(self.prefix, r).stream) for r in rounds])
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return "unknown"
 
     async def step(self, round_id: int, *, block_ms: int | None = None) -> int:

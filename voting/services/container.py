@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.maint_notifications import MaintNotificationsConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voting.core.loops import run_every
 from voting.identity.tokens import Signers
-from voting.live import counters, durable, guard
+from voting.live import connection, counters, durable, guard
 from voting.live.ballot_box import BallotBox
 from voting.live.counters import Counters
 from voting.live.limits import Rate
@@ -76,32 +75,17 @@ class Services:
         self.cache.pop("rounds", None)
 
 
-REDIS_POOL_SIZE = 100  # connections per process; more requests queue for one
+REDIS_POOL_SIZE = connection.POOL_SIZE  # connections per process; more requests queue for one
 
 #: Handler parameter type for the per-process :class:`Services` (a named Litestar dependency).
 ServicesDep = NamedDependency[Services]
 
 
-def _redis(url: str, timeout: float) -> Redis:
-    """A client on its own pool whose every wait is ``timeout`` seconds: for a free connection
-    (a blocking pool: a burst larger than the pool queues instead of failing at once with
-    503), for connecting, and for each reply.
-
-    Maintenance notifications (a Redis Enterprise feature) are off: while they are on
-    ("auto"), redis-py hands out pooled connections without checking them, so after a Redis
-    restart every idle connection failed its next command; off, a connection the server
-    closed is reconnected when taken from the pool."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        health_check_interval=30,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=REDIS_POOL_SIZE,
-        timeout=timeout,
-    )
-    return Redis(connection_pool=pool)
+def _redis(url: str, timeout: float, *, retries: int = 3) -> Redis:
+    """A client on its own pool whose every wait is ``timeout`` seconds, for any of the URL
+    forms of :mod:`voting.live.connection` (one server, ``redis+cluster://``,
+    ``redis+sentinel://``)."""
+    return connection.connect(url, timeout, retries=retries)
 
 
 @contextlib.asynccontextmanager
@@ -109,7 +93,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open Redis and Postgres for ``settings`` (both URLs must be set) and, when
     ``settings.persister.run``, run the persister, the round schedule and the quarantine sweep
     until the context exits; then flush and close. The Redis guard runs always; with
-    ``settings.redis.durable_ack`` the group commit too.
+    ``settings.redis.durable_ack`` or ``replica_ack`` the group commit too.
 
     Raises ValueError when a URL is missing,
     :class:`voting.live.durable.DurableAckUnsupported` when durable acknowledgement is asked
@@ -118,7 +102,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     if not settings.database.url or not settings.redis.url:
         raise ValueError("database_url and redis_url must be set (see voting.embedded)")
     redis = _redis(settings.redis.url, settings.redis.timeout)
-    hot = _redis(settings.redis.url, settings.redis.hot_timeout)
+    hot = _redis(settings.redis.url, settings.redis.hot_timeout, retries=1)
     engine = make_engine(settings.database.url)
     signers = Signers.from_keys(settings.keys.secret_keys, settings.keys.identity_key)
     persister = Persister(
@@ -176,9 +160,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        if settings.redis.durable_ack:
-            await durable.check_support(redis)  # a clear start-up error where unsupported
-            box.group_commit = durable.GroupCommit(redis, box.script)
+        if settings.redis.durable_ack or settings.redis.replica_ack:
+            if settings.redis.durable_ack:
+                await durable.check_support(redis)  # a clear start-up error where unsupported
+            box.group_commit = durable.GroupCommit(
+                redis,
+                box.script,
+                durable=settings.redis.durable_ack,
+                replicas=settings.redis.replica_ack,
+            )
             box.group_commit.start()
         with contextlib.suppress(RedisError):  # Redis down: the app starts, /readyz says 503
             await guard.check(redis, box)
@@ -209,6 +199,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         services.photos.close()
         if box.group_commit is not None:
             await box.group_commit.stop()
-        await redis.aclose(close_connection_pool=True)
-        await hot.aclose(close_connection_pool=True)
+        await connection.close(redis)
+        await connection.close(hot)
         await engine.dispose()

@@ -368,7 +368,7 @@ def test_a_closed_round_opens_on_its_results(
     page: Page = request.getfixturevalue(size)
     rnd = _admin_round(live_server, "code", codes=3, winners=2)
     code_ballots(live_server.base_url, rnd, [[0, 1], [0, 1], [0, 2]])
-    assert admin.post(f"/rounds/{rnd['id']}/close").status_code == 200
+    assert admin.post(f"/rounds/{rnd['id']}/close?wait=true").status_code == 200
     # cast by a script within a second of their codes: set aside by fast_redeem, then counted
     r = admin.post(
         f"/rounds/{rnd['id']}/quarantine/fast_redeem",
@@ -419,7 +419,7 @@ def test_a_closed_round_opens_on_its_results(
 @pytest.mark.browser
 def test_failed_results_offer_a_retry(phone: Page, live_server: Any, admin: Admin) -> None:
     rnd = _admin_round(live_server, "code", codes=1, winners=2)
-    assert admin.post(f"/rounds/{rnd['id']}/close").status_code == 200
+    assert admin.post(f"/rounds/{rnd['id']}/close?wait=true").status_code == 200
     page = phone
     failures = {"left": 1}
 

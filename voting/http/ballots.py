@@ -224,7 +224,7 @@ async def cast_ballot(
 
 # -- the lane ------------------------------------------------------------------------------------
 
-ROUTE_TEMPLATE = "/api/v1/rounds/{round_id:int}/ballots"
+ROUTE_TEMPLATE = "/api/v1/rounds/{round_id}/ballots"  # as Litestar names the route
 #: the canonical path (no leading zero: see voting.http.paths), round ids up to 18 digits
 _PATH = re.compile(r"/api/v1/rounds/([1-9][0-9]{0,17})/ballots")
 _encode = msgspec.json.Encoder().encode

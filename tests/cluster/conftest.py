@@ -1,6 +1,7 @@
-"""Fixtures of the cluster and sentinel tests: the scratch database of the suite (the shared
-Postgres or an embedded one; never stopped here) and stacks whose Redis is a real topology of
-:mod:`tests.cluster.nodes`."""
+"""Fixtures of the cluster and sentinel tests: a scratch database of their own on the suite's
+Postgres server (the shared one or an embedded one; never stopped here), so that the open rounds
+they leave, whose live state is on nodes stopped since, are not the suite's, and stacks whose
+Redis is a real topology of :mod:`tests.cluster.nodes`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from tests.faults.chaos import Attempt
 from tests.faults.stack import Stack, private_dir
-from tests.support.servers import Backends
+from tests.support.servers import Backends, create_database, drop_database
 from voting.services.container import open_services
 from voting.settings import Settings
 
@@ -41,8 +42,10 @@ async def topology_stack(
     :class:`~tests.cluster.nodes.SentinelGroup`), open the services on it under a fresh key
     prefix, and stop everything on exit."""
     root = private_dir("voting-topology-")
+    name = f"topology_{secrets.token_hex(4)}"
+    database_url = await create_database(backends.database_url, name)
     config = Settings().replace(
-        database_url=backends.database_url,
+        database_url=database_url,
         redis_url=topology.url,
         redis_prefix=f"topo-{secrets.token_hex(3)}",
         secret_keys=(secrets.token_hex(16),),
@@ -53,14 +56,17 @@ async def topology_stack(
         run_persister=False,
         **settings,
     )
-    stack = TopologyStack(root, None, backends.database_url, None, config)  # type: ignore[arg-type]
+    stack = TopologyStack(root, None, database_url, None, config)  # type: ignore[arg-type]
     stack.topology = topology
     try:
         await asyncio.to_thread(topology.start)
         stack._services = await stack._exit.enter_async_context(open_services(config))
         yield stack
     finally:
-        await stack.close()
+        try:
+            await stack.close()
+        finally:
+            await drop_database(backends.database_url, name)
 
 
 def root_dir(tmp: Path) -> Path:

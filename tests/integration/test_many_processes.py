@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,15 +22,12 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.test_slow_clients import NGINX, nginx_config
+from tests.integration.test_slow_clients import NGINX, nginx_config, running_nginx
 from tests.support.servers import (
     VotingProcess,
     asyncpg_dsn,
     free_port,
     server_env,
-    spawn,
-    stop_process,
-    wait_http,
 )
 
 PROCESSES = 3
@@ -68,14 +64,8 @@ def nginx_in_front(apps: list[VotingProcess], folder: Path) -> Iterator[int]:
     text = site.read_text().replace(f"server 127.0.0.1:{apps[0].port};", servers, 1)
     assert text.count("server 127.0.0.1:") == PROCESSES
     site.write_text(text)
-    proc = spawn([NGINX, "-p", str(folder), "-c", str(main)], stderr=subprocess.PIPE)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", 15, alive=lambda: proc.poll() is None)
+    with running_nginx(folder, main, port):
         yield port
-    finally:
-        stop_process(proc, 10)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 async def test_three_processes_behind_nginx_close_a_round_once(

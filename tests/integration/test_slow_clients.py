@@ -240,13 +240,21 @@ def nginx(app_server, tmp_path_factory) -> Iterator[int]:
         pytest.skip("nginx is not installed (apt-get install nginx)")
     folder = tmp_path_factory.mktemp("nginx")
     port = free_port()
-    main = nginx_config(folder, port, app_server.port)
+    with running_nginx(folder, nginx_config(folder, port, app_server.port), port):
+        yield port
+
+
+@contextlib.contextmanager
+def running_nginx(folder: Path, main: Path, port: int) -> Iterator[None]:
+    """Check ``main`` with ``nginx -t``, run nginx on it until exit, wait for ``/healthz``
+    through it on ``port``."""
+    assert NGINX is not None
     check = subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(main)], capture_output=True)
     assert check.returncode == 0, check.stderr.decode()
     proc = spawn([NGINX, "-p", str(folder), "-c", str(main)], stderr=subprocess.PIPE)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 15, alive=lambda: proc.poll() is None)
-        yield port
+        yield
     finally:
         stop_process(proc, 10)
         if proc.stderr is not None:

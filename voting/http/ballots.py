@@ -95,21 +95,25 @@ def _bearer(auth: str) -> str:
     return token.strip()
 
 
-async def cast(
-    services: Services,
-    round_id: int,
-    body: bytes,
-    auth: str | None,
-    cookie: str | None,
-    idempotency_key: str | None,
-    prefix: str,
-    user_agent: str | None,
-) -> bytes:
-    """Cast the ballot ``body`` (raw JSON) with the voter credential of ``auth`` (the
-    ``Authorization`` header, ``Bearer <voter_token>``) or else ``cookie`` (the ``voter``
-    cookie's value) from the network ``prefix``; return the ``201`` body (an accepted
-    ballot, or the stored one on a replay of ``idempotency_key``). Refusals of a round that
-    exists are counted by code.
+@dataclass(frozen=True, slots=True)
+class CastRequest:
+    """What casting reads of a request: the ``round_id`` of its path, its raw ``body``, the
+    ``auth`` header (``Bearer <voter_token>``) or else the ``voter`` ``cookie``'s value, its
+    ``Idempotency-Key``, the client's network ``prefix`` and its ``User-Agent``."""
+
+    round_id: int
+    body: bytes
+    auth: str | None
+    cookie: str | None
+    idempotency_key: str | None
+    prefix: str
+    user_agent: str | None
+
+
+async def cast(services: Services, req: CastRequest) -> bytes:
+    """Cast the ballot of ``req``; return the ``201`` body (an accepted ballot, or the first
+    answer again on a replay of its ``Idempotency-Key``). Refusals of a round that exists are
+    counted by code.
 
     Raises :class:`~voting.core.errors.DomainError`: ``malformed``, ``too_many_choices``,
     ``too_few_choices``, ``duplicate_choice``, ``unknown_candidate`` (400),
@@ -119,30 +123,20 @@ async def cast(
     changed) and ``outcome_unknown`` (503, the ballot may be recorded: retry with the key).
     """
     try:
-        return await _cast(
-            services, round_id, body, auth, cookie, idempotency_key, prefix, user_agent
-        )
+        return await _cast(services, req)
     except DomainError as exc:
         if exc.code != "round_not_found":  # only rounds that exist are counted
-            services.counters.add(round_id, exc.code)
+            services.counters.add(req.round_id, exc.code)
         metrics.BALLOTS_REFUSED.labels(exc.code).inc()
         raise
 
 
-async def _cast(
-    services: Services,
-    round_id: int,
-    body: bytes,
-    auth: str | None,
-    cookie: str | None,
-    idempotency_key: str | None,
-    prefix: str,
-    user_agent: str | None,
-) -> bytes:
+async def _cast(services: Services, req: CastRequest) -> bytes:
     """:func:`cast` without the counting of refusals."""
-    choices = parse_ballot(body)  # decoded once, strictly: see voting.core.ballot
-    key = check_idempotency_key(idempotency_key)
-    token = _bearer(auth) if auth is not None else (cookie or None)
+    round_id = req.round_id
+    choices = parse_ballot(req.body)  # decoded once, strictly: see voting.core.ballot
+    key = check_idempotency_key(req.idempotency_key)
+    token = _bearer(req.auth) if req.auth is not None else (req.cookie or None)
     if token is None:
         raise Unauthenticated(
             "voter_token_required", "get a voter credential from POST /api/v1/voters"
@@ -168,10 +162,10 @@ async def _cast(
             round_id,
             voter.voter_hash,
             choices,
-            prefix,
+            req.prefix,
             key,
             credential_at=voter.issued_at,
-            agent=agent_hash(user_agent),
+            agent=agent_hash(req.user_agent),
         )
     except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
         raise outcome_unknown() from None  # asked, no answer: it may be recorded
@@ -211,13 +205,15 @@ async def cast_ballot(
     headers = request.headers
     answer = await cast(
         services,
-        round_id,
-        body,
-        headers.get("authorization"),
-        request.cookies.get(VOTER_COOKIE),
-        idempotency_key,
-        client_prefix(request, services.settings),
-        headers.get("user-agent"),
+        CastRequest(
+            round_id,
+            body,
+            headers.get("authorization"),
+            request.cookies.get(VOTER_COOKIE),
+            idempotency_key,
+            client_prefix(request, services.settings),
+            headers.get("user-agent"),
+        ),
     )
     return Response(answer, status_code=201, media_type="application/json")
 
@@ -331,16 +327,10 @@ def ballot_lane(app: Any, security: SecurityHeaders) -> ASGIApp:
         prefix = prefix_of(client[0] if client else None, head.forwarded_for, services.settings)
         extra: list[tuple[bytes, bytes]] = []
         try:
-            answer = await cast(
-                services,
-                round_id,
-                body,
-                head.auth,
-                None,
-                head.idempotency_key,
-                prefix,
-                head.user_agent,
+            req = CastRequest(
+                round_id, body, head.auth, None, head.idempotency_key, prefix, head.user_agent
             )
+            answer = await cast(services, req)
             status = 201
         except DomainError as exc:
             status, answer, extra = _error(exc)

@@ -41,7 +41,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import shutil
 import signal
 import statistics
@@ -49,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
@@ -58,8 +56,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
+from loadtest.big_round import cast_through_script
 from loadtest.client import (
     API,
     LoadError,
@@ -67,7 +66,6 @@ from loadtest.client import (
     SignedVoters,
     open_loop_ballots,
     percentile,
-    random_address,
 )
 from loadtest.report import render_bench
 from loadtest.service import (
@@ -81,9 +79,7 @@ from loadtest.service import (
 )
 from loadtest.wrk import WrkPhase, run_wrk
 from tests.support.servers import asyncpg_dsn
-from voting.live.ballot_box import BallotBox
 from voting.live.keys import RoundKeys
-from voting.live.limits import Rate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = next(
@@ -173,42 +169,17 @@ async def _results_p99(base: str, round_id: int, n: int) -> float | None:
     return percentile(sorted(lat), 99)
 
 
-async def _top_up(b: Backends, round_id: int, target: int) -> int:
-    """Cast ballots through the service's own script (:class:`voting.live.ballot_box.
-    BallotBox`) until the round has ``target``; returns how many were added."""
-    pool = BlockingConnectionPool.from_url(
-        b.redis_url, decode_responses=True, max_connections=64, timeout=30
-    )
-    redis = Redis(connection_pool=pool)
-    box = BallotBox(
-        redis,
-        b.prefix,
-        rate=Rate(1_000_000_000, 1, 1_000_000_000),
-        max_backlog=10_000_000,
-        timeout=30.0,
-    )
-    rules = await box.rules(round_id)
-    candidates = sorted(rules.candidates)
-    have = int(await redis.hlen(box.keys(round_id).voters))
-    added = 0
-
-    async def cast_one() -> None:
-        nonlocal added
-        await box.cast(
-            round_id,
-            uuid.uuid4().hex,
-            sorted(random.sample(candidates, CHOICES)),
-            random_address().rsplit(".", 1)[0] + ".0/24",
-            None,
-        )
-        added += 1
-
+async def _top_up(b: Backends, round_id: int, candidates: list[int], target: int) -> int:
+    """Cast ballots through the service's own script
+    (:func:`loadtest.big_round.cast_through_script`) until the round has ``target``; returns
+    how many were added."""
+    redis = Redis.from_url(b.redis_url, decode_responses=True)
     try:
-        while have + added < target:
-            n = min(256, target - have - added)
-            await asyncio.gather(*(cast_one() for _ in range(n)))
+        have = int(await redis.hlen(RoundKeys(b.prefix, round_id).voters))
+        added = max(0, target - have)
+        await cast_through_script(redis, b.prefix, round_id, candidates, added, choices=CHOICES)
     finally:
-        await redis.aclose(close_connection_pool=True)
+        await redis.aclose()
     return added
 
 
@@ -300,7 +271,7 @@ async def bench(
     big: dict[str, Any] = {"target": args.big}
     if args.big:
         t0 = time.perf_counter()
-        big["added"] = await _top_up(b, demo.id, args.big)
+        big["added"] = await _top_up(b, demo.id, cands, args.big)
         big["top_up_s"] = round(time.perf_counter() - t0, 1)
         big["results_p99_ms_open"] = await _results_p99(srv.base_url, demo.id, 200)
     close = await close_round(srv.base_url, demo.id, demo.admin_token, args.close_timeout)

@@ -48,13 +48,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from voting.core.rounds import DEFAULT_FIELDS
 from voting.core.shortlist import parse_shortlist
-from voting.live.keys import RoundKeys
-from voting.live.scripts import load
-from voting.live.stream import encode_choices
+from voting.live.ballot_box import BallotBox
+from voting.live.limits import Rate
 from voting.record import commitments
 from voting.record.db import migrate
 from voting.services.container import Services, open_services
@@ -119,47 +119,42 @@ async def insert_persisted(services: Services, round_id: int, ids: list[int], n:
 
 
 async def cast_many(services: Services, round_id: int, ids: list[int], n: int) -> float:
-    """Cast ``n`` ballots with the project's cast script, ``PIPELINE`` per round trip."""
-    keys = RoundKeys(services.settings.redis.prefix, round_id)
-    redis = services.redis
-    script = redis.register_script(load("cast_ballot"))
-    await redis.script_load(script.script)
+    """Cast ``n`` ballots into ``round_id`` with the project's cast script (see
+    :func:`cast_through_script`) on the services' Redis; seconds taken."""
+    return await cast_through_script(
+        services.redis, services.settings.redis.prefix, round_id, ids, n
+    )
+
+
+async def cast_through_script(
+    redis: Redis, prefix: str, round_id: int, ids: list[int], n: int, *, choices: int = 0
+) -> float:
+    """Cast ``n`` ballots of fresh voters into ``round_id`` with the project's cast script,
+    ``PIPELINE`` calls per round trip, each call laid out by
+    :meth:`voting.live.ballot_box.BallotBox.prepare` (no rate limit, no backlog bound): 1..16
+    random candidates of ``ids`` each, or exactly ``choices``, from networks spread over
+    10.0.0.0/8. ``redis`` decodes responses. Seconds taken; SystemExit when the script
+    refuses one."""
+    box = BallotBox(redis, prefix, rate=Rate(10**9, 1, 10**9), max_backlog=10**9)
+    await redis.script_load(box.script.script)
     rng = random.Random(round_id)
     run = uuid.uuid4().hex[:8]
-    script_keys = [
-        keys.meta,
-        keys.tally,
-        keys.voters,
-        keys.stream,
-        keys.rate("big"),
-        keys.backlog_index,
-    ]
     t0 = time.perf_counter()
     done = 0
     while done < n:
         step = min(PIPELINE, n - done)
         async with redis.pipeline(transaction=False) as pipe:
             for i in range(done, done + step):
-                choices = sorted(rng.sample(ids, rng.randint(1, 16)))
-                now_ms = int(time.time() * 1000)
-                tracker = uuid.uuid4().hex[:13].upper()
-                ballot_id = str(uuid.uuid4())
-                args: list[Any] = [
+                k = choices or rng.randint(1, 16)
+                call = box.prepare(
+                    round_id,
                     f"{run}-w{i}",
-                    ballot_id,
-                    encode_choices(choices),
-                    now_ms,
+                    sorted(rng.sample(ids, k)),
                     f"10.{i % 256}.{(i // 256) % 256}.0/24",
-                    ballot_id,  # the voter's record (no Idempotency-Key)
-                    "",
-                    0,  # GCRA interval 0: never limited
-                    1,
-                    10**9,  # no backlog bound
-                    tracker,
-                    now_ms // 1000 - 300,
-                    "",
-                ]
-                pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+                    None,
+                    credential_at=int(time.time()) - 300,
+                )
+                pipe.evalsha(box.script.sha, len(call.keys), *call.keys, *call.args)
             replies: list[Any] = await pipe.execute()
         bad = [r for r in replies if r[0] != "ok"]
         if bad:

@@ -321,6 +321,10 @@ async def test_two_persisters_and_a_drain_on_one_stream(make_round, services):
     async with persisters(services, 2, batch=250) as (one, two):
         assert one.consumer != two.consumer
         await cast_many(services, rid, rnd["candidate_ids"], n)
+        for _ in range(100):  # both at work before the drain joins them
+            if one.persisted and two.persisted:
+                break
+            await asyncio.sleep(0.05)
         drained = await services.persister.drain(rid)  # a close's drain, meanwhile
         for _ in range(300):
             if await persisted(services, rid) == n:

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -238,7 +239,7 @@ class _Head:
     forwarded_for: list[str]
 
 
-def _head(headers: list[tuple[bytes, bytes]]) -> _Head | None:
+def _head(headers: Iterable[tuple[bytes, bytes]]) -> _Head | None:
     """The request's head if the lane takes it, else None (the app answers it)."""
     length = auth = content_type = key = agent = None
     forwarded: list[str] = []
@@ -313,7 +314,7 @@ def ballot_lane(app: Any, security: SecurityHeaders) -> ASGIApp:
             await app(scope, receive, send)
             return
         match = _PATH.fullmatch(scope["path"])
-        head = _head(list(scope["headers"])) if match is not None else None
+        head = _head(scope["headers"]) if match is not None else None
         services: Services | None = getattr(app.state, "services", None)
         if match is None or head is None or services is None:
             await app(scope, receive, send)

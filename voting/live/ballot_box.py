@@ -22,6 +22,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,18 @@ def short_hash(text: str) -> str:
     """10 hex digits of BLAKE2s of ``text``: an ``Idempotency-Key`` or the choices in a voter's
     record (2^-40 of a false match, between the requests of one voter)."""
     return hashlib.blake2s(text.encode(), digest_size=5).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One call of the cast script (:meth:`BallotBox.prepare`): its ``keys`` and ``args``, and
+    the ``ballot_id``, ``tracker`` and ``cast_ms`` (ms since the epoch) it would record."""
+
+    keys: list[str]
+    args: list[Any]
+    ballot_id: str
+    tracker: str
+    cast_ms: int
 
 
 class BallotBox:
@@ -89,6 +102,8 @@ class BallotBox:
         self.unsafe_reason = ""
         self.group_commit: GroupCommit | None = None
         self.script = redis.register_script(load("cast_ballot"))
+        self._cluster = is_cluster(redis)
+        self._accepted: dict[int, Any] = {}  # round id -> its accepted-ballots counter
         self._rules: dict[int, tuple[float, BallotRules]] = {}
         self._keys: dict[int, RoundKeys] = {}
         self._published: frozenset[int] = frozenset()
@@ -158,7 +173,7 @@ class BallotBox:
         self._rules.pop(round_id, None)
         self._published_until = 0.0
 
-    async def cast(
+    def prepare(
         self,
         round_id: int,
         voter_hash: str,
@@ -168,28 +183,10 @@ class BallotBox:
         *,
         credential_at: int = 0,
         agent: str = "",
-    ) -> bytes:
-        """Cast a checked ballot; return the 201 body (JSON of
-        :class:`~voting.core.ballot.AcceptedBallot`, whose ``receipt`` is a fresh tracker),
-        the original one on a replay. ``credential_at`` (s since the epoch) and ``agent`` (a
-        User-Agent hash) are kept with the ballot for the quarantine rules.
-
-        With an ``Idempotency-Key``, the voter's record in the ``voters`` hash keeps what a
-        replay needs (ballot id, tracker, time, a hash of the key and one of the choices: about
-        80 bytes, instead of a stored answer of about 200 under a key of its own); a replay
-        rebuilds the very answer of the first request from it, for as long as the round's
-        live state lives.
-
-        Raises :class:`~voting.core.errors.DomainError`: ``round_not_found``,
-        ``round_not_open`` and ``already_voted`` (with the original ``ballot_id``)
-        conflicts, ``idempotency_key_reused`` (the key's original request had other
-        choices), ``rate_limited`` (``retry_after`` seconds), ``unavailable`` (Redis unsafe,
-        unreachable before the script was sent, state missing, backlog over its bound).
-        Redis errors propagate to the caller: ``ConnectionError`` / ``TimeoutError`` once the
-        script was sent (it may have run), others (full, read-only) when Redis refused it.
-        """
-        if not self.safe:
-            raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
+    ) -> ScriptCall:
+        """The keys and arguments of one call of ``lua/cast_ballot.lua`` (the layout its header
+        documents) for a fresh ballot id, tracker and time stamp, with this box's limits. Used
+        by :meth:`cast` and by the load tools that pipeline the very same calls."""
         keys = self.keys(round_id)
         ballot_id = str(uuid.uuid4())
         tracker = new_tracker()
@@ -224,22 +221,70 @@ class BallotBox:
             credential_at,
             agent,
         ]
+        return ScriptCall(script_keys, script_args, ballot_id, tracker, now_ms)
+
+    async def cast(
+        self,
+        round_id: int,
+        voter_hash: str,
+        choices: list[int],
+        client_prefix: str,
+        idempotency_key: str | None,
+        *,
+        credential_at: int = 0,
+        agent: str = "",
+    ) -> bytes:
+        """Cast a checked ballot; return the 201 body (JSON of
+        :class:`~voting.core.ballot.AcceptedBallot`, whose ``receipt`` is a fresh tracker),
+        the original one on a replay. ``credential_at`` (s since the epoch) and ``agent`` (a
+        User-Agent hash) are kept with the ballot for the quarantine rules.
+
+        With an ``Idempotency-Key``, the voter's record in the ``voters`` hash keeps what a
+        replay needs (ballot id, tracker, time, a hash of the key and one of the choices: about
+        80 bytes, instead of a stored answer of about 200 under a key of its own); a replay
+        rebuilds the very answer of the first request from it, for as long as the round's
+        live state lives.
+
+        Raises :class:`~voting.core.errors.DomainError`: ``round_not_found``,
+        ``round_not_open`` and ``already_voted`` (with the original ``ballot_id``)
+        conflicts, ``idempotency_key_reused`` (the key's original request had other
+        choices), ``rate_limited`` (``retry_after`` seconds), ``unavailable`` (Redis unsafe,
+        unreachable before the script was sent, state missing, backlog over its bound).
+        Redis errors propagate to the caller: ``ConnectionError`` / ``TimeoutError`` once the
+        script was sent (it may have run), others (full, read-only) when Redis refused it.
+        """
+        if not self.safe:
+            raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
+        call = self.prepare(
+            round_id,
+            voter_hash,
+            choices,
+            client_prefix,
+            idempotency_key,
+            credential_at=credential_at,
+            agent=agent,
+        )
+        script_keys, script_args = call.keys, call.args
+        ballot_id, tracker, now_ms = call.ballot_id, call.tracker, call.cast_ms
         started = time.perf_counter()
         if self.group_commit is not None:
             result: list[Any] = await self.group_commit.run_script(script_keys, script_args)
-        elif is_cluster(self.redis):  # the cluster client picks the node and follows MOVED
+        elif self._cluster:  # the cluster client picks the node and follows MOVED
             result = await self.script(keys=script_keys, args=script_args)
         else:
             result = await self._run_script(script_keys, script_args)
         metrics.SCRIPT_SECONDS.observe(time.perf_counter() - started)
         outcome = result[0]
         if outcome == "ok":
-            metrics.BALLOTS_ACCEPTED.labels(round_id).inc()
+            accepted = self._accepted.get(round_id)
+            if accepted is None:  # one labelled child per round, looked up once
+                accepted = self._accepted[round_id] = metrics.BALLOTS_ACCEPTED.labels(round_id)
+            accepted.inc()
             return self._answer(round_id, ballot_id, choices, now_ms, tracker)
         if outcome == "replay":
             stored = result[1].decode() if isinstance(result[1], bytes) else result[1]
             first_id, first_tracker, cast_ms, _, choices_hash = stored.split(" ")
-            if choices_hash != short_hash(encoded):
+            if choices_hash != short_hash(script_args[2]):
                 raise Rejected(
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for a ballot with other choices",

@@ -25,13 +25,9 @@ class TopologyStack(Stack):
 
     topology: Any
 
-    async def close(self) -> None:
-        procs, self.processes = self.processes, []
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in procs), return_exceptions=True)
-        try:
-            await self._exit.aclose()
-        finally:
-            await asyncio.to_thread(self.topology.close)
+    def stop_store(self) -> None:
+        """Stop the topology's nodes."""
+        self.topology.close()
 
 
 @contextlib.asynccontextmanager

@@ -414,4 +414,8 @@ class Stack:
         try:
             await self._exit.aclose()
         finally:
-            await asyncio.to_thread(self.valkey.stop)
+            await asyncio.to_thread(self.stop_store)
+
+    def stop_store(self) -> None:
+        """Stop the stack's Redis (its private Valkey; a topology's nodes in a subclass)."""
+        self.valkey.stop()

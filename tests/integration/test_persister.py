@@ -224,3 +224,42 @@ async def test_close_while_ballots_stream_in(client, make_round, services, admin
         services.redis, RoundKeys(services.settings.redis.prefix, rnd["id"])
     )
     assert redis_total == len(accepted)
+
+
+class _ReadBehindTheClaim(Persister):
+    """A drain during which another persister reads the stream's new entries just after the
+    drain's claim found nothing pending (the window of a close racing a live persister)."""
+
+    raced = False
+
+    async def _claim(self, keys: RoundKeys, min_idle_ms: int):  # type: ignore[no-untyped-def]
+        claimed = await super()._claim(keys, min_idle_ms)
+        if not claimed and not self.raced:
+            self.raced = True
+            await self.redis.xreadgroup(PERSIST_GROUP, "live", {keys.stream: ">"}, count=100)
+        return claimed
+
+
+async def test_drain_waits_for_entries_another_persister_read_meanwhile(
+    client, make_round, services
+):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 5)
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    p = _ReadBehindTheClaim(services.redis, services.engine, services.settings.redis.prefix)
+    assert await p.drain(rnd["id"]) == 5
+    assert p.raced
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert await services.redis.xlen(keys.stream) == 0
+    assert (await services.redis.xpending(keys.stream, PERSIST_GROUP))["pending"] == 0
+
+
+async def test_drain_ends_when_only_undecodable_entries_are_left(client, make_round, services):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 3)
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    await services.redis.xadd(keys.stream, {"garbage": "1"})
+    p = persister(services)
+    assert await asyncio.wait_for(p.drain(rnd["id"]), 10) == 3
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert await services.redis.xlen(keys.stream) == 1  # left pending, logged, never dropped

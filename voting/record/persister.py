@@ -249,7 +249,11 @@ class Persister:
         consumers (claimed at once: the insert is idempotent). Returns the number handled.
 
         Used when a round is closed: afterwards the stream is empty unless new ballots arrive,
-        which a closed round refuses.
+        which a closed round refuses. Another persister may read an entry between this
+        drain's claim and its own read; the drain returns only once no entry is pending at
+        any consumer (it claims such an entry on its next pass, or sees it acknowledged),
+        so that a count in Postgres right after it sees every ballot. Undecodable entries
+        stay pending (logged by :meth:`_persist`) and end the drain.
         """
         keys = RoundKeys(self.prefix, round_id)
         await ensure_group(self.redis, keys)
@@ -263,9 +267,16 @@ class Persister:
                 entries = reply[0][1] if reply else []
             if not entries:
                 entries = await self._own_pending(keys)
-            if not entries:
+            if entries:
+                handled = await self._persist(round_id, keys, entries)
+                if not handled:  # only undecodable entries are left
+                    return total
+                total += handled
+                continue
+            summary: Any = await self.redis.xpending(keys.stream, PERSIST_GROUP)
+            if not int(summary["pending"]):
                 return total
-            total += await self._persist(round_id, keys, entries)
+            await asyncio.sleep(0.005)  # read by another consumer just now: claim it next
 
     async def _claim(self, keys: RoundKeys, min_idle_ms: int) -> list[Any]:
         reply: Any = await self.redis.xautoclaim(

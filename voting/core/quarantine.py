@@ -220,18 +220,38 @@ def radius(th: Mapping[str, int | float]) -> timedelta:
     )
 
 
-def _us(when: datetime) -> int:
-    return (when - _EPOCH) // _US
-
-
 def _network(row: BallotRow) -> str | None:
     prefix = row.ip_prefix
     return None if prefix is None or prefix in _NOT_A_NETWORK else prefix
 
 
-def _ordered(rows: Iterable[BallotRow]) -> list[tuple[int, BallotRow]]:
-    """Rows with their cast time in µs, by cast time then id (one order for every pass)."""
-    return sorted(((_us(r.cast_at), r) for r in rows), key=lambda x: (x[0], x[1].ballot_id))
+class Ordered(list[BallotRow]):
+    """Ballot rows by cast time then ballot id (the one order of every pass), prepared once
+    for all the rules of :func:`classify`: ``timed`` pairs each row with its cast time in
+    µs, :meth:`by_network` groups those pairs by network (built on first use). Rows that come
+    already in that order (``ORDER BY cast_at, ballot_id``) are only checked, not sorted."""
+
+    def __init__(self, rows: Iterable[BallotRow]) -> None:
+        timed = [((r.cast_at - _EPOCH) // _US, r) for r in rows]
+        # sorting compares (µs, ballot id) pairs; an ordered input costs one linear check
+        if any(
+            a[0] > b[0] or (a[0] == b[0] and a[1].ballot_id > b[1].ballot_id)
+            for a, b in zip(timed, timed[1:], strict=False)
+        ):
+            timed.sort(key=lambda x: (x[0], x[1].ballot_id))
+        super().__init__(r for _, r in timed)
+        self.timed = timed
+        self._by_network: dict[str, list[tuple[int, BallotRow]]] | None = None
+
+    def by_network(self) -> dict[str, list[tuple[int, BallotRow]]]:
+        """``{network: [(µs, row), ...]}`` in order; rows with no network left out."""
+        if self._by_network is None:
+            self._by_network = _groups(self.timed, _network)
+        return self._by_network
+
+
+def _prepared(rows: Iterable[BallotRow]) -> Ordered:
+    return rows if isinstance(rows, Ordered) else Ordered(rows)
 
 
 def _groups(
@@ -271,10 +291,10 @@ def network_share(rows: Iterable[BallotRow], th: Mapping[str, int | float]) -> s
         return set()
     percent = int(th["share_min_percent"])
     window = int(th["share_window_minutes"]) * _MINUTE_US
-    timed = _ordered(rows)
-    every = [t for t, _ in timed]
+    prepared = _prepared(rows)
+    every = [t for t, _ in prepared.timed]
     flagged: set[UUID] = set()
-    for seq in _groups(timed, _network).values():
+    for seq in prepared.by_network().values():
         if len(seq) < need:
             continue
 
@@ -290,13 +310,10 @@ def network_share(rows: Iterable[BallotRow], th: Mapping[str, int | float]) -> s
     return flagged
 
 
-def _list_key(min_choices: int) -> Callable[[BallotRow], tuple[str, tuple[int, ...]] | None]:
-    def key(row: BallotRow) -> tuple[str, tuple[int, ...]] | None:
-        net = _network(row)
+def _list_key(min_choices: int) -> Callable[[BallotRow], tuple[int, ...] | None]:
+    def key(row: BallotRow) -> tuple[int, ...] | None:
         choices = tuple(sorted(set(row.choices)))
-        if net is None or len(choices) < min_choices:
-            return None
-        return net, choices
+        return None if len(choices) < min_choices else choices
 
     return key
 
@@ -310,9 +327,13 @@ def identical_lists(rows: Iterable[BallotRow], th: Mapping[str, int | float]) ->
         return set()
     window = int(th["identical_window_minutes"]) * _MINUTE_US
     flagged: set[UUID] = set()
-    for seq in _groups(_ordered(rows), _list_key(int(th["identical_min_choices"]))).values():
-        if len(seq) >= need:
-            _flag_windows(seq, window, lambda i, k: k - i + 1 >= need, flagged)
+    key = _list_key(int(th["identical_min_choices"]))
+    for network in _prepared(rows).by_network().values():
+        if len(network) < need:
+            continue
+        for seq in _groups(network, key).values():
+            if len(seq) >= need:
+                _flag_windows(seq, window, lambda i, k: k - i + 1 >= need, flagged)
     return flagged
 
 
@@ -355,17 +376,15 @@ def credential_farm(rows: Iterable[BallotRow], th: Mapping[str, int | float]) ->
     window = int(th["farm_window_minutes"]) * _MINUTE_US
     max_agents = int(th["farm_max_agents"])
     max_cv = float(th["farm_max_cv"])
-    timed = [
-        (t, r if r.agent is not None else r._replace(agent=""))
-        for t, r in _ordered(rows)
-        if r.agent is not None or r.credential_at is not None
-    ]
     flagged: set[UUID] = set()
-    for seq in _groups(timed, _network).values():
+    for network in _prepared(rows).by_network().values():
+        if len(network) < need:
+            continue
+        seq = [(t, r) for t, r in network if r.agent is not None or r.credential_at is not None]
         if len(seq) < need:
             continue
         times = [t for t, _ in seq]
-        agents = [r.agent for _, r in seq]
+        agents = [r.agent or "" for _, r in seq]
         # sliding sums over the window seq[i..k] (exact integers: deterministic)
         count: Counter[str | None] = Counter()
         gap_sum = gap_squares = 0
@@ -492,10 +511,10 @@ def rule_texts(th: Mapping[str, int | float]) -> list[tuple[str, str]]:
 def classify(rows: Iterable[BallotRow], th: Mapping[str, int | float]) -> dict[UUID, str]:
     """Ballot id → reason of every ballot some rule flags: the first rule in rule order
     (:data:`RULES`). ``th``: every threshold (:func:`thresholds`). Deterministic."""
-    rows = list(rows)
+    prepared = _prepared(rows)
     out: dict[UUID, str] = {}
     for rule in RULES:
-        for ballot_id in rule.flag(rows, th):
+        for ballot_id in rule.flag(prepared, th):
             out.setdefault(ballot_id, rule.code)
     return out
 

@@ -267,3 +267,24 @@ def test_a_pass_over_a_range_decides_as_the_whole_round_for_its_ballots(rows, st
     assert {b: v for b, v in part.items() if b in inside} == {
         b: v for b, v in whole.items() if b in inside
     }
+
+
+def test_ordered_rows_by_cast_time_then_id_and_classify_is_independent_of_input_order():
+    rng = random.Random(11)
+    rows = honest_crowd(rng, minutes=20, per_minute=30)
+    flood = [ballot(600 + i * 0.5, "198.51.100.0/24", choices=[4, 5, 6]) for i in range(40)]
+    tie = [ballot(900.0, "192.0.2.0/24") for _ in range(5)]  # one cast time: the id decides
+    rows += flood + tie
+    shuffled = rows[:]
+    rng.shuffle(shuffled)
+    ordered = q.Ordered(shuffled)
+    keys = [(r.cast_at, r.ballot_id) for r in ordered]
+    assert keys == sorted(keys)
+    assert [r for _, r in ordered.timed] == list(ordered)
+    epoch, us = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    assert ordered.by_network()["198.51.100.0/24"] == [
+        ((r.cast_at - epoch) // us, r) for r in flood
+    ]
+    found = q.classify(shuffled, DEVICE)
+    assert found == q.classify(sorted(rows, key=lambda r: (r.cast_at, r.ballot_id)), DEVICE)
+    assert {b for b in found} >= {r.ballot_id for r in flood}

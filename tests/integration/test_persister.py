@@ -13,7 +13,7 @@ from voting.live import state as live
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.stream import StreamBallot
 from voting.record import tables
-from voting.record.persister import Persister
+from voting.record.persister import Persister, staged_line
 from voting.record.queries import postgres_tally
 
 
@@ -36,6 +36,12 @@ async def persisted_ids(services, round_id: int) -> list[str]:
             select(tables.ballots.c.ballot_id).where(tables.ballots.c.round_id == round_id)
         )
         return sorted(str(r[0]) for r in rows)
+
+
+def staged(fields: dict[str, str]) -> str:
+    line = staged_line(fields)
+    assert line is not None, fields
+    return line
 
 
 def persister(services, **kw) -> Persister:
@@ -76,7 +82,7 @@ async def test_consumer_killed_mid_batch_loses_and_doubles_nothing(client, make_
     # consumer "dead-2" read 6 more, inserted and committed them, and died before XACK
     reply = await services.redis.xreadgroup(PERSIST_GROUP, "dead-2", {keys.stream: ">"}, count=6)
     half_done = persister(services, consumer="dead-2")
-    await half_done._insert(rnd["id"], [StreamBallot.from_entry(e, f) for e, f in reply[0][1]])
+    await half_done._insert(rnd["id"], [staged(f) for _, f in reply[0][1]])
     assert len(await persisted_ids(services, rnd["id"])) == 6
     # a live persister does not steal entries that are not idle long enough ...
     patient = persister(services, consumer="alive", claim_idle_ms=60_000)
@@ -171,8 +177,8 @@ async def test_insert_is_idempotent(make_round, services):
         ip_prefix="10.0.0.0/24",
     )
     p = persister(services)
-    await p._insert(rnd["id"], [ballot])
-    await p._insert(rnd["id"], [ballot])
+    await p._insert(rnd["id"], [staged(ballot.fields())])
+    await p._insert(rnd["id"], [staged(ballot.fields())])
     assert await persisted_ids(services, rnd["id"]) == [str(ballot.ballot_id)]
     assert p.conflicts == 0
     async with services.engine.connect() as conn:
@@ -187,7 +193,7 @@ async def test_the_count_leaves_out_any_number_of_waiting_ballots(make_round, se
     ballots = [
         StreamBallot(f"{i}-0", uuid.uuid4(), f"v{i}", [1 + i % 2], now_ms, "") for i in range(3)
     ]
-    await persister(services)._insert(rnd["id"], ballots)
+    await persister(services)._insert(rnd["id"], [staged(b.fields()) for b in ballots])
     waiting = [uuid.uuid4() for _ in range(40_000)] + [ballots[0].ballot_id]
     async with services.engine.connect() as conn:
         assert await postgres_tally(conn, rnd["id"], exclude=waiting) == ({1: 1, 2: 1}, 2)
@@ -232,8 +238,8 @@ class _ReadBehindTheClaim(Persister):
 
     raced = False
 
-    async def _claim(self, keys: RoundKeys, min_idle_ms: int):  # type: ignore[no-untyped-def]
-        claimed = await super()._claim(keys, min_idle_ms)
+    async def _claim(self, keys: RoundKeys, min_idle_ms: int, consumer=None):  # type: ignore[no-untyped-def]
+        claimed = await super()._claim(keys, min_idle_ms, consumer)
         if not claimed and not self.raced:
             self.raced = True
             await self.redis.xreadgroup(PERSIST_GROUP, "live", {keys.stream: ">"}, count=100)

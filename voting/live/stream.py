@@ -55,8 +55,38 @@ class StreamBallot:
             agent=fields.get("ua", ""),
         )
 
+    def fields(self) -> dict[str, str]:
+        """The entry's fields as the cast script writes them (the inverse of
+        :meth:`from_entry`)."""
+        return {
+            "b": str(self.ballot_id),
+            "v": self.voter_hash,
+            "c": encode_choices(self.choices),
+            "t": str(self.cast_at_ms),
+            "ip": self.ip_prefix,
+            "k": self.tracker,
+            "ia": str(self.credential_at),
+            "ua": self.agent,
+        }
+
     @property
     def backlog_key(self) -> str:
         """Its field in the round's backlog index: the tracker (the ballot id for an entry
         from before trackers)."""
         return self.tracker or str(self.ballot_id)
+
+
+def entry_values(fields: dict[str, str]) -> tuple[str, str, str, str, str, str, str, str]:
+    """The fields of one entry as strings in :data:`FIELDS` order, undecoded (the persister's
+    fast path: Postgres parses them); missing optional fields as ``""`` (``"0"`` for
+    ``ia``). Raises KeyError when a required one (``b``, ``v``, ``c``, ``t``) is missing."""
+    return (
+        fields["b"],
+        fields["v"],
+        fields["c"],
+        fields["t"],
+        fields.get("ip", ""),
+        fields.get("k", ""),
+        fields.get("ia") or "0",
+        fields.get("ua", ""),
+    )

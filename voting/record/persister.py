@@ -1,15 +1,17 @@
 """The persister: moves accepted ballots from each round's Redis stream into Postgres.
 
 At-least-once delivery plus an idempotent insert gives exactly-once in effect:
-read a batch with a consumer group (``XREADGROUP``), ``COPY`` it into a staging table and
-``INSERT ... ON CONFLICT DO NOTHING`` from there (ballot id primary key;
+read a batch with a consumer group (``XREADGROUP``), ``COPY`` its fields as text into a
+staging table and ``INSERT ... ON CONFLICT DO NOTHING`` from there (ballot id primary key;
 ``UNIQUE (round_id, voter_hash)``), commit, then ``XACK`` and ``XDEL``
 the entries. A crash before the commit leaves them pending; a crash after it re-inserts
 nothing. Entries left pending by a dead consumer are reclaimed with ``XAUTOCLAIM``.
 
 Each active round has a loop of its own (:meth:`Persister.run`): one round's trouble (its
 Redis Cluster slot moving, its node down, a batch Postgres refuses) is retried with that
-round's backoff and never stalls the others. Every few seconds (``epochs.every``) each round's
+round's backoff and never stalls the others. While a round has a backlog (its last batch was
+full) it gets :data:`LANES` lanes, each a consumer of its own, so that one batch is read and
+staged while another is in Postgres. Every few seconds (``epochs.every``) each round's
 loop also seals its open epoch when it is due (:func:`voting.record.commitments.seal_due`:
 one small query per round).
 """
@@ -17,12 +19,13 @@ one small query per round).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -36,7 +39,7 @@ from voting.core.loops import wait
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.scripts import load
 from voting.live.state import ensure_group
-from voting.live.stream import StreamBallot
+from voting.live.stream import entry_values
 from voting.record import queries, tables
 from voting.record.audit import audit
 from voting.record.commitments import EpochPolicy, seal_due
@@ -44,33 +47,55 @@ from voting.record.commitments import EpochPolicy, seal_due
 logger = logging.getLogger("voting.persister")
 
 #: the staging table of :meth:`Persister._insert`: temporary (one per database session, never
-#: logged in the WAL), emptied at each commit
+#: logged in the WAL), emptied at each commit. It takes the stream's fields as they are
+#: (text ``COPY``: Postgres parses the UUIDs, arrays and numbers in C, the persister does not)
 STAGING = "ballots_incoming"
-STAGING_COLUMNS = (
-    "ballot_id",
-    "round_id",
-    "voter_hash",
-    "choices",
-    "cast_at",
-    "ip_prefix",
-    "tracker",
-    "credential_at",
-    "agent",
-)
 _CREATE_STAGING = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} ("
-    "ballot_id uuid, round_id integer, voter_hash varchar(128), choices integer[], "
-    "cast_at timestamptz, ip_prefix varchar(64), tracker varchar(13), "
-    "credential_at timestamptz, agent varchar(16)) ON COMMIT DELETE ROWS"
+    "ballot_id uuid, voter_hash text, choices integer[], cast_ms bigint, ip_prefix text, "
+    "tracker text, credential_s bigint, agent text) ON COMMIT DELETE ROWS"
 )
 _MOVE_STAGED = (
-    f"INSERT INTO ballots ({', '.join(STAGING_COLUMNS)}) "
-    f"SELECT {', '.join(STAGING_COLUMNS)} FROM {STAGING} "
-    "ON CONFLICT DO NOTHING RETURNING ballot_id"
+    "INSERT INTO ballots (ballot_id, round_id, voter_hash, choices, cast_at, ip_prefix, "
+    "tracker, credential_at, agent) "
+    "SELECT ballot_id, $1, voter_hash, choices, "
+    "timestamptz 'epoch' + cast_ms * interval '1 millisecond', NULLIF(ip_prefix, ''), "
+    "NULLIF(tracker, ''), CASE WHEN credential_s > 0 "
+    "THEN timestamptz 'epoch' + credential_s * interval '1 second' END, NULLIF(agent, '') "
+    f"FROM {STAGING} ON CONFLICT DO NOTHING RETURNING ballot_id"
 )
+#: one staged line (COPY text format, tab-separated, in _CREATE_STAGING's column order) that
+#: Postgres is sure to accept: a canonical lowercase UUID, texts within the columns' lengths
+#: and free of COPY's special characters, integers that fit; any other entry is broken
+_TEXT = r"[^\t\n\r\\\x00]"
+STAGED_LINE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # ballot id
+    rf"\t{_TEXT}{{1,128}}"  # voter hash
+    r"\t\{(?:[0-9]{1,9}(?:,[0-9]{1,9})*)?\}"  # choices
+    r"\t[0-9]{1,15}"  # cast at, ms since the epoch
+    rf"\t{_TEXT}{{0,64}}"  # network prefix
+    rf"\t{_TEXT}{{0,13}}"  # tracker
+    r"\t[0-9]{1,12}"  # credential issued, s since the epoch (0: unknown)
+    rf"\t{_TEXT}{{0,16}}"  # User-Agent hash
+)
+
+
+def staged_line(fields: dict[str, str]) -> str | None:
+    """One stream entry's fields as a line of :data:`STAGING` (COPY text format, no newline),
+    or ``None`` when the entry is broken (a required field missing, or a value Postgres
+    would refuse: see :data:`STAGED_LINE`)."""
+    try:
+        b, v, c, t, ip, k, ia, ua = entry_values(fields)
+    except KeyError:
+        return None
+    line = f"{b}\t{v}\t{{{c}}}\t{t}\t{ip}\t{k}\t{ia}\t{ua}"
+    return line if STAGED_LINE.fullmatch(line) else None
+
+
 CLAIM_IDLE_MS = 30_000  # a pending entry idle this long belongs to a dead consumer
 DISCOVER_EVERY = 2.0  # seconds between looks at Postgres for rounds to persist
-ROUND_CONCURRENCY = 4  # rounds persisted at once (each holds one Postgres connection)
+ROUND_CONCURRENCY = 4  # lanes persisting at once (each holds one Postgres connection)
+LANES = 2  # lanes of one round while it has a backlog (Persister._lane)
 #: what a round's step may raise that is retried, never the end of the loop
 PERSIST_ERRORS = (RedisError, RedisClusterException, SQLAlchemyError, OSError)
 
@@ -82,7 +107,8 @@ class Persister:
     is nothing to do (default 0.2); ``consumer``: this process's consumer name (default
     host-pid-random); ``claim_idle_ms``: how long another consumer's pending entry must sit
     idle before it is reclaimed as abandoned (default 30 s); ``epochs``: when open epochs are
-    sealed (default :class:`EpochPolicy`'s).
+    sealed (default :class:`EpochPolicy`'s); ``lanes``: batches of one round in flight at
+    once while it has a backlog (default :data:`LANES`; consumers ``<consumer>-<lane>``).
     """
 
     def __init__(
@@ -96,6 +122,7 @@ class Persister:
         consumer: str | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
         epochs: EpochPolicy | None = None,
+        lanes: int = LANES,
     ) -> None:
         self.redis = redis
         self.engine = engine
@@ -104,6 +131,7 @@ class Persister:
         self.interval = interval
         self.claim_idle_ms = claim_idle_ms
         self.epochs = epochs or EpochPolicy()
+        self.lanes = max(1, lanes)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.persisted = 0
         self.conflicts = 0
@@ -173,6 +201,7 @@ class Persister:
         next_seal = 0.0
         backoff = 0.2
         grouped = False
+        helpers: list[asyncio.Task[None]] = []
         while not stop.is_set() and round_id in self._active:
             try:
                 async with self._slots:
@@ -184,6 +213,11 @@ class Persister:
                         await seal_due(self.engine, round_id, self.epochs)
                         next_seal = loop.time() + self.epochs.every
                 backoff = 0.2
+                if moved >= self.batch:  # a backlog: more lanes while it lasts
+                    helpers = [t for t in helpers if not t.done()]
+                    for lane in range(len(helpers) + 1, self.lanes):
+                        name = f"{self.consumer}-{lane}"
+                        helpers.append(asyncio.create_task(self._lane(round_id, stop, name)))
                 if moved == 0:
                     await wait(stop, self.interval)
             except PERSIST_ERRORS as exc:
@@ -196,9 +230,25 @@ class Persister:
                 )
                 await wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+        await asyncio.gather(*helpers, return_exceptions=True)
         if stop.is_set():
             async with self._slots:
                 await self._flush([round_id], loop.time() + flush_seconds)
+
+    async def _lane(self, round_id: int, stop: asyncio.Event, consumer: str) -> None:
+        """An extra lane of ``round_id`` (consumer ``consumer``) while its backlog lasts:
+        batch after batch until one is not full. While one lane's batch is in Postgres the
+        other reads and stages the next, so the process, Postgres and Redis work at once.
+        An error ends the lane (the round's loop reports and retries it; entries this lane
+        left pending are reclaimed once idle, see ``claim_idle_ms``)."""
+        while not stop.is_set() and round_id in self._active:
+            try:
+                async with self._slots:
+                    moved = await self.step(round_id, consumer=consumer)
+            except PERSIST_ERRORS:
+                return
+            if moved < self.batch:
+                return
 
     async def _flush(self, rounds: list[int], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -219,16 +269,19 @@ class Persister:
         except (RedisError, RedisClusterException, OSError):
             return "unknown"
 
-    async def step(self, round_id: int, *, block_ms: int | None = None) -> int:
+    async def step(
+        self, round_id: int, *, block_ms: int | None = None, consumer: str | None = None
+    ) -> int:
         """Persist one batch of ``round_id``: reclaimed entries of dead consumers first, then new
         ones. Returns the number of entries handled (persisted or found already persisted)."""
         keys = RoundKeys(self.prefix, round_id)
-        entries = await self._claim(keys, self.claim_idle_ms)
+        consumer = consumer or self.consumer
+        entries = await self._claim(keys, self.claim_idle_ms, consumer)
         if not entries:
             try:
                 reply: Any = await self.redis.xreadgroup(
                     PERSIST_GROUP,
-                    self.consumer,
+                    consumer,
                     {keys.stream: ">"},
                     count=self.batch,
                     block=block_ms,
@@ -241,7 +294,7 @@ class Persister:
             entries = reply[0][1] if reply else []
         # also re-deliver this consumer's own pending entries (a failed insert earlier)
         if not entries:
-            entries = await self._own_pending(keys)
+            entries = await self._own_pending(keys, consumer)
         return await self._persist(round_id, keys, entries)
 
     async def drain(self, round_id: int) -> int:
@@ -278,33 +331,41 @@ class Persister:
                 return total
             await asyncio.sleep(0.005)  # read by another consumer just now: claim it next
 
-    async def _claim(self, keys: RoundKeys, min_idle_ms: int) -> list[Any]:
+    async def _claim(
+        self, keys: RoundKeys, min_idle_ms: int, consumer: str | None = None
+    ) -> list[Any]:
         reply: Any = await self.redis.xautoclaim(
             keys.stream,
             PERSIST_GROUP,
-            self.consumer,
+            consumer or self.consumer,
             min_idle_time=min_idle_ms,
             start_id="0-0",
             count=self.batch,
         )
         return [e for e in reply[1] if e[1]]  # deleted entries come back as (id, None)
 
-    async def _own_pending(self, keys: RoundKeys) -> list[Any]:
+    async def _own_pending(self, keys: RoundKeys, consumer: str | None = None) -> list[Any]:
         reply: Any = await self.redis.xreadgroup(
-            PERSIST_GROUP, self.consumer, {keys.stream: "0"}, count=self.batch
+            PERSIST_GROUP, consumer or self.consumer, {keys.stream: "0"}, count=self.batch
         )
         return [e for e in (reply[0][1] if reply else []) if e[1]]
 
     async def _persist(self, round_id: int, keys: RoundKeys, entries: Sequence[Any]) -> int:
         if not entries:
             return 0
-        ballots: list[StreamBallot] = []
+        lines: list[str] = []
+        ids: list[str] = []
+        backlog: list[str] = []
         broken: list[str] = []
         for entry_id, fields in entries:
-            try:
-                ballots.append(StreamBallot.from_entry(entry_id, fields))
-            except (KeyError, ValueError):
+            line = staged_line(fields)
+            if line is None:
                 broken.append(entry_id)
+                continue
+            lines.append(line)
+            ids.append(entry_id)
+            # the backlog index's field: the tracker (the ballot id before trackers)
+            backlog.append(fields.get("k") or fields["b"])
         if broken:  # never drop silently: leave them pending and say so
             logger.error(
                 "round %s: %d undecodable stream entries left pending: %s",
@@ -312,58 +373,44 @@ class Persister:
                 len(broken),
                 broken[:5],
             )
-        if ballots:
-            await self._insert(round_id, ballots)
+        if lines:
+            await self._insert(round_id, lines)
             await self._ack(
                 keys=[keys.stream, keys.backlog_index],
-                args=[
-                    PERSIST_GROUP,
-                    ",".join(b.entry_id for b in ballots),
-                    ",".join(b.backlog_key for b in ballots),
-                ],
+                args=[PERSIST_GROUP, ",".join(ids), ",".join(backlog)],
             )
-            self.persisted += len(ballots)
-            metrics.BALLOTS_PERSISTED.inc(len(ballots))
-        return len(ballots)
+            self.persisted += len(lines)
+            metrics.BALLOTS_PERSISTED.inc(len(lines))
+        return len(lines)
 
-    async def _insert(self, round_id: int, ballots: list[StreamBallot]) -> None:
-        """Insert ``ballots`` idempotently: binary ``COPY`` into a session-local staging table
-        (:data:`STAGING`), then one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``,
-        in one transaction. COPY costs Postgres and the driver a fraction of a multi-row
-        ``INSERT``'s parameters (asyncpg encodes the rows in C). A ballot the insert skipped
-        is looked up: already there (a redelivery) is fine; absent means the record's one-
-        ballot-per-voter rule refused it (logged and audited below)."""
-        rows = [
-            (
-                b.ballot_id,
-                round_id,
-                b.voter_hash,
-                b.choices,
-                datetime.fromtimestamp(b.cast_at_ms / 1000, UTC),
-                b.ip_prefix or None,
-                b.tracker or None,
-                datetime.fromtimestamp(b.credential_at, UTC) if b.credential_at else None,
-                b.agent or None,
-            )
-            for b in ballots
-        ]
+    async def _insert(self, round_id: int, lines: list[str]) -> None:
+        """Insert the ballots of ``lines`` (:func:`staged_line`) idempotently: text ``COPY``
+        into a session-local staging table (:data:`STAGING`), then one ``INSERT … SELECT …
+        ON CONFLICT DO NOTHING RETURNING``, in one transaction. The persister only joins the
+        stream's strings; Postgres parses them (per ballot, decoding in Python and asyncpg's
+        binary encoding cost about 20 µs under cProfile, the text line 1.6 µs, measured on
+        the development machine). A ballot the insert skipped is looked up: already there (a redelivery) is
+        fine; absent means the record's one-ballot-per-voter rule refused it (logged and
+        audited below)."""
+        data = ("\n".join(lines) + "\n").encode()
+        wanted = [line[:36] for line in lines]
         table = tables.ballots
         async with self.engine.begin() as conn:
             await conn.execute(text(_CREATE_STAGING))  # through SQLAlchemy: this begins it
             raw = await conn.get_raw_connection()
             pg: Any = raw.driver_connection  # asyncpg's connection, inside that transaction
-            await pg.copy_records_to_table(STAGING, records=rows, columns=STAGING_COLUMNS)
-            inserted = await pg.fetch(_MOVE_STAGED)
-            present = {r[0] for r in inserted}
-            if len(present) < len(ballots):
-                skipped = [b.ballot_id for b in ballots if b.ballot_id not in present]
+            await pg.copy_to_table(STAGING, source=io.BytesIO(data), format="text")
+            inserted = await pg.fetch(_MOVE_STAGED, round_id)
+            present = {str(r[0]) for r in inserted}
+            if len(present) < len(wanted):
+                skipped = [uuid.UUID(b) for b in wanted if b not in present]
                 present |= {
-                    r[0]
+                    str(r[0])
                     for r in await conn.execute(
                         select(table.c.ballot_id).where(table.c.ballot_id.in_(skipped))
                     )
                 }
-            missing = [b for b in ballots if b.ballot_id not in present]
+            missing = [b for b in wanted if b not in present]
             if missing:
                 # a second ballot of a voter already in Postgres (Redis lost its dedup state):
                 # the record's one-ballot rule refuses it. Say so loudly and keep an audit row.
@@ -372,12 +419,12 @@ class Persister:
                     "round %s: %d ballot(s) refused by UNIQUE(round, voter): %s",
                     round_id,
                     len(missing),
-                    [str(b.ballot_id) for b in missing[:5]],
+                    missing[:5],
                 )
                 await audit(
                     conn,
                     "persister",
                     "ballot_refused_duplicate_voter",
                     round_id,
-                    {"ballot_ids": [str(b.ballot_id) for b in missing]},
+                    {"ballot_ids": missing},
                 )

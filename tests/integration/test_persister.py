@@ -269,3 +269,79 @@ async def test_drain_ends_when_only_undecodable_entries_are_left(client, make_ro
     assert await asyncio.wait_for(p.drain(rnd["id"]), 10) == 3
     assert await persisted_ids(services, rnd["id"]) == sorted(ids)
     assert await services.redis.xlen(keys.stream) == 1  # left pending, logged, never dropped
+
+
+async def test_a_backlog_gets_a_second_lane_and_each_ballot_is_persisted_once(
+    client, make_round, services
+):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 60)
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    stop = asyncio.Event()
+    p = persister(services, batch=5, interval=0.05, lanes=2)
+    task = asyncio.create_task(p.run(stop))
+    for _ in range(200):
+        if not await services.redis.xlen(keys.stream):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    consumers = {
+        c["name"] for c in await services.redis.xinfo_consumers(keys.stream, PERSIST_GROUP)
+    }
+    assert f"{p.consumer}-1" in consumers  # the second lane read batches of its own
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert p.persisted == 60 and p.conflicts == 0
+
+
+GOOD = {
+    "b": "2f1c3a5e-8d4b-4c6a-9e2f-1a2b3c4d5e6f",
+    "v": "ab" * 32,
+    "c": "3,7,12",
+    "t": "1764662400123",
+    "ip": "203.0.113.0/24",
+    "k": "NEF6SC9HJMKCA",
+    "ia": "1764662390",
+    "ua": "0123456789abcdef",
+}
+
+
+def test_staged_line_is_the_entry_as_copy_text_and_refuses_what_postgres_would():
+    assert staged_line(GOOD) == (
+        "2f1c3a5e-8d4b-4c6a-9e2f-1a2b3c4d5e6f\t" + "ab" * 32 + "\t{3,7,12}\t1764662400123"
+        "\t203.0.113.0/24\tNEF6SC9HJMKCA\t1764662390\t0123456789abcdef"
+    )
+    old = {k: GOOD[k] for k in ("b", "v", "c", "t")}  # an entry from before trackers
+    assert staged_line(old) == f"{GOOD['b']}\t{GOOD['v']}\t{{3,7,12}}\t{GOOD['t']}\t\t\t0\t"
+    broken = [
+        {k: v for k, v in GOOD.items() if k != "v"},  # a required field missing
+        {**GOOD, "b": GOOD["b"].upper()},  # not the UUID the script writes
+        {**GOOD, "b": "not-a-uuid"},
+        {**GOOD, "v": "a\tb"},  # COPY's separator
+        {**GOOD, "v": "x\\N"},  # COPY's escape
+        {**GOOD, "v": "v" * 129},  # longer than the column
+        {**GOOD, "c": "3,,7"},
+        {**GOOD, "c": "9999999999"},  # beyond integer
+        {**GOOD, "t": "soon"},
+        {**GOOD, "ip": "x" * 65},
+        {**GOOD, "k": "a\nb"},
+        {**GOOD, "k": "NEF6SC9HJMKCAX"},  # longer than the column
+        {**GOOD, "ia": "-1"},
+        {**GOOD, "ua": "u" * 17},
+    ]
+    assert [staged_line(f) for f in broken] == [None] * len(broken)
+
+
+async def test_entries_postgres_would_refuse_stay_pending_and_the_rest_is_persisted(
+    client, make_round, services
+):
+    rnd = await make_round()
+    ids = await cast_many(client, rnd, 4)
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    bad = await services.redis.xadd(keys.stream, {**GOOD, "v": "a\tb"})
+    p = persister(services)
+    assert await p.step(rnd["id"]) == 4
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert [e for e, _ in await services.redis.xrange(keys.stream)] == [bad]
+    pending = await services.redis.xpending(keys.stream, PERSIST_GROUP)
+    assert pending["pending"] == 1  # never dropped: left for an operator, and logged

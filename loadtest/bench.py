@@ -18,9 +18,10 @@ What it does, in order (``loadtest/README.md`` explains how to read it):
    service's keys beforehand, not measured). Medians; the ratio ballots / echo is the figure.
    ``--peer URL`` adds phases against another service (a form ``POST vote=a``), e.g. the docker
    example-voting-app's ``vote/``.
-4. Open loop: ballots at a constant 70 % of the measured peak for ``--phase`` seconds
-   (:func:`loadtest.client.run_open_loop`; latency from the moment each was due, so a stall
-   counts in full), p50/p99.
+4. Open loop: once the persister has caught up with the closed loop's ballots (steady
+   state), ballots at a constant 70 % of the measured peak for ``--phase`` seconds
+   (:func:`loadtest.client.open_loop_ballots`; latency from the moment each was due, so a
+   stall counts in full), p50/p99.
 5. Persister drain: the persister process is paused (SIGSTOP) while a phase of ballots fills
    the stream, then resumed; ballots drained per second until the stream is empty.
 6. Redis memory per voter once persisted: ``MEMORY USAGE`` of every key of the round, over
@@ -53,6 +54,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -67,6 +69,7 @@ from loadtest.client import (
     open_loop_ballots,
     percentile,
 )
+from loadtest.cpu import CpuMeter, groups
 from loadtest.report import render_bench
 from loadtest.service import (
     Backends,
@@ -100,8 +103,23 @@ def _median(phases: list[WrkPhase], attr: str) -> float:
     return round(statistics.median(getattr(p, attr) for p in phases), 1)
 
 
+def _port(url: str, default: int) -> int:
+    return urlsplit(url).port or default
+
+
 async def _stream_len(redis: Redis, keys: RoundKeys) -> int:
     return int(await redis.xlen(keys.stream))
+
+
+async def _settle(redis: Redis, keys: RoundKeys, limit_s: float) -> float:
+    """Wait (at most ``limit_s`` s) until the persister has emptied the stream; the seconds
+    waited."""
+    t0 = time.perf_counter()
+    for _ in range(int(limit_s / 0.05)):
+        if not await _stream_len(redis, keys):
+            break
+        await asyncio.sleep(0.05)
+    return round(time.perf_counter() - t0, 2)
 
 
 async def _drain(
@@ -214,6 +232,19 @@ async def bench(
         accepted.update(p.accepted)
         return p
 
+    ports = {"redis": _port(b.redis_url, 6379), "postgres": _port(b.database_url, 5432),
+             "echo": _port(echo_url, 80)}  # fmt: skip
+    if args.peer:
+        ports["peer"] = _port(args.peer, 80)
+    meter = CpuMeter(groups(ports, {"app": srv.pid, "persister": pers.pid}))
+    cpu: dict[str, list[dict[str, float]]] = {"echo": [], "ballots": [], "peer": []}
+
+    async def metered(kind: str, phase: Any) -> WrkPhase:
+        meter.start()
+        p: WrkPhase = await phase
+        cpu[kind].append(meter.stop(sum(p.statuses.values())))
+        return p
+
     echo_token = tokens(1)[0]
     guess = {"echo": 20_000.0, "ballots": 8_000.0}
     # warm-up, not measured
@@ -225,17 +256,19 @@ async def bench(
     peer: list[WrkPhase] = []
     for r in range(args.rounds):
         n = int(guess["echo"] * phase * 1.5)
-        e = await run_wrk(f"echo-{r}", echo_url, path, [echo_token] * n, cands, CHOICES,
-                          seconds=phase, connections=conns, work=work)  # fmt: skip
+        e = await metered("echo", run_wrk(f"echo-{r}", echo_url, path, [echo_token] * n,
+                          cands, CHOICES, seconds=phase, connections=conns, work=work))  # fmt: skip
         echo.append(e)
-        c = await ballots(f"ballots-{r}", int(guess["ballots"] * phase * 1.5), phase)
+        c = await metered(
+            "ballots", ballots(f"ballots-{r}", int(guess["ballots"] * phase * 1.5), phase)
+        )
         cast.append(c)
         guess["echo"] = max(guess["echo"], e.rps)
         guess["ballots"] = max(guess["ballots"] / 2, c.rps * 1.2)
         if args.peer:
-            peer.append(await run_wrk(f"peer-{r}", args.peer, "/", [echo_token] * n, cands,
-                                      CHOICES, seconds=phase, connections=conns, work=work,
-                                      form=True))  # fmt: skip
+            peer.append(await metered("peer", run_wrk(
+                f"peer-{r}", args.peer, "/", [echo_token] * n, cands, CHOICES,
+                seconds=phase, connections=conns, work=work, form=True)))  # fmt: skip
     peak = _median(cast, "accepted_rps")
     report["closed_loop"] = {
         "echo": [_public(p) for p in echo],
@@ -249,6 +282,12 @@ async def bench(
             "peer_rps": _median(peer, "rps") if peer else None,
         },
     }
+    # where the CPU goes, per request (medians of the phases; see loadtest/cpu.py)
+    report["cpu_us_per_request"] = {
+        kind: {k: round(statistics.median(d[k] for d in runs), 1) for k in runs[0]}
+        for kind, runs in cpu.items()
+        if runs
+    }
     med = report["closed_loop"]["median"]
     report["ratios"] = {
         "ballots_per_echo": round(peak / med["echo_rps"], 3),
@@ -257,8 +296,12 @@ async def bench(
 
     rate = 0.7 * peak
     open_tokens = tokens(int(rate * phase) + 10)
+    # steady state: the persister has caught up with the closed loop's ballots (at a constant
+    # rate it persists as they come; a backlog's drain is measured on its own below)
+    settled = await _settle(redis, keys, args.close_timeout)
     opened = await open_loop_ballots(srv.base_url, path, rate, phase, open_tokens, cands, conns)
     accepted.update(opened.pop("accepted"))
+    opened["persister_caught_up_after_s"] = settled
     report["open_loop_70pct"] = opened
 
     async def fill() -> int:

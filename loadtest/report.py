@@ -22,6 +22,12 @@ def render_bench(r: dict[str, Any]) -> str:
     if m["peer_rps"]:
         lines.append(f"  peer                 {m['peer_rps']:>9.1f} req/s")
     lines.append(f"ratios: {r['ratios']}")
+    cpu = r.get("cpu_us_per_request") or {}
+    if cpu:
+        names = list(next(iter(cpu.values())))
+        lines.append("CPU µs per request (medians): " + " ".join(f"{n:>10}" for n in names))
+        for kind, row in cpu.items():
+            lines.append(f"  {kind:<26} " + " ".join(f"{row[n]:>10.1f}" for n in names))
     o = r["open_loop_70pct"]
     lines.append(
         f"open loop at {o['offered_rps']} ballots/s: p50 {o['p50_ms']:.1f} ms, p99 "

@@ -346,6 +346,11 @@ class PersisterSettings:
     epoch_min_ballots: Positive = _var(
         "VOTING_EPOCH_MIN_BALLOTS", "ballots an open epoch holds at least before it is sealed", 200
     )
+    epoch_max_ballots: Positive = _var(
+        "VOTING_EPOCH_MAX_BALLOTS",
+        "ballots after which an open epoch is sealed at once, however recent",
+        100_000,
+    )
     live_chunk: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = _var(
         "VOTING_LIVE_CHUNK",
         "stream entries, rows or voters per Redis command and Postgres fetch in recover, "

@@ -518,7 +518,10 @@ async def test_the_policy_seals_only_full_and_old_epochs(client, make_round, ser
     await services.persister.drain(rid)
     assert await seal_due(services.engine, rid, EpochPolicy(min_ballots=7, seconds=0)) is None
     assert await seal_due(services.engine, rid, EpochPolicy(min_ballots=6, seconds=3600)) is None
-    sealed = await seal_due(services.engine, rid, EpochPolicy(min_ballots=6, seconds=0))
+    young_but_big = EpochPolicy(min_ballots=6, seconds=3600, max_ballots=7)
+    assert await seal_due(services.engine, rid, young_but_big) is None
+    young_and_full = EpochPolicy(min_ballots=6, seconds=3600, max_ballots=6)
+    sealed = await seal_due(services.engine, rid, young_and_full)  # full: sealed at once
     assert sealed is not None and (sealed.seq, sealed.count) == (1, 6)
     async with services.engine.begin() as conn:
         assert await seal_epoch(conn, rid) is None  # nothing left: nothing written

@@ -111,7 +111,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         settings.redis.prefix,
         batch=settings.persister.batch,
         interval=settings.persister.interval_ms / 1000,
-        epochs=EpochPolicy(settings.persister.epoch_min_ballots, settings.persister.epoch_seconds),
+        epochs=EpochPolicy(
+            settings.persister.epoch_min_ballots,
+            settings.persister.epoch_seconds,
+            max_ballots=settings.persister.epoch_max_ballots,
+        ),
     )
     rounds = RoundService(
         engine,

@@ -202,16 +202,18 @@ class Persister:
         backoff = 0.2
         grouped = False
         helpers: list[asyncio.Task[None]] = []
+        sealer: asyncio.Task[None] | None = None
         while not stop.is_set() and round_id in self._active:
             try:
+                if loop.time() >= next_seal and (sealer is None or sealer.done()):
+                    # beside the lanes: sealing a big epoch takes seconds, persisting goes on
+                    sealer = asyncio.create_task(self._seal(round_id))
+                    next_seal = loop.time() + self.epochs.every
                 async with self._slots:
                     if not grouped:
                         await ensure_group(self.redis, keys)
                         grouped = True
                     moved = await self.step(round_id, block_ms=None)
-                    if loop.time() >= next_seal:
-                        await seal_due(self.engine, round_id, self.epochs)
-                        next_seal = loop.time() + self.epochs.every
                 backoff = 0.2
                 if moved >= self.batch:  # a backlog: more lanes while it lasts
                     helpers = [t for t in helpers if not t.done()]
@@ -230,10 +232,21 @@ class Persister:
                 )
                 await wait(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
-        await asyncio.gather(*helpers, return_exceptions=True)
+        await asyncio.gather(*helpers, *([sealer] if sealer else []), return_exceptions=True)
         if stop.is_set():
             async with self._slots:
                 await self._flush([round_id], loop.time() + flush_seconds)
+
+    async def _seal(self, round_id: int) -> None:
+        """Seal ``round_id``'s open epoch if it is due (:func:`seal_due`), in a task of its
+        own beside the round's lanes (it holds a Postgres connection, not a lane's slot);
+        its errors are logged and the next look, ``epochs.every`` seconds later, retries."""
+        try:
+            await seal_due(self.engine, round_id, self.epochs)
+        except PERSIST_ERRORS as exc:
+            logger.warning(
+                "persister: round %s: epoch not sealed: %s; retried later", round_id, exc
+            )
 
     async def _lane(self, round_id: int, stop: asyncio.Event, consumer: str) -> None:
         """An extra lane of ``round_id`` (consumer ``consumer``) while its backlog lasts:

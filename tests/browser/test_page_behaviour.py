@@ -200,7 +200,8 @@ def test_a_candidate_link_opens_the_round_and_the_profile(phone: Page, live_serv
     no_violations(page)
     page.locator("#profile-close").click()
     expect(dialog).to_be_hidden()
-    assert page.evaluate("location.pathname") == f"/r/{detail['slug']}"
+    # the address goes back to the round's (history.replaceState after the dialog's close)
+    expect(page).to_have_url(f"{live_server.base_url}/r/{detail['slug']}")
     # the card's button has the focus, not the body
     expect(page.locator(f"button[data-action=profile][data-id='{third['id']}']")).to_be_focused()
     # a round that does not exist says so

@@ -68,7 +68,9 @@ async def run_mode(settings: Settings, ballots: int, concurrency: int) -> dict[s
         async def worker() -> None:
             for i in queue:
                 began = time.perf_counter()
-                await box.cast(rnd.id, f"v{slug}{i}", ids[: 1 + i % 16], "127.0.0.0/24", None)
+                await box.cast(
+                    box.prepare(rnd.id, f"v{slug}{i}", ids[: 1 + i % 16], "127.0.0.0/24", None)
+                )
                 latencies.append(time.perf_counter() - began)
 
         began = time.perf_counter()

@@ -183,7 +183,7 @@ async def test_durable_ack_commits_per_primary_and_follows_a_moved_slot(
         async def cast_all(tag: str, each: int) -> list[bytes]:
             return await asyncio.gather(
                 *(
-                    box.cast(rid, f"{tag}-{rid}-{i}", cands[:3], "127.0.0.0/24", None)
+                    box.cast(box.prepare(rid, f"{tag}-{rid}-{i}", cands[:3], "127.0.0.0/24", None))
                     for rid, cands in rounds.values()
                     for i in range(each)
                 )

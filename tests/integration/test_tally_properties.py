@@ -55,7 +55,7 @@ async def scenario(settings: Settings, plan: list[tuple[int, list[int], str | No
             choices = [ids[p] if p < 8 else 10_000_000 + p for p in picks]
             try:
                 (await box.rules(rnd.id)).check(choices)
-                await box.cast(rnd.id, voters[voter_no], choices, "10.0.0.0/24", key)
+                await box.cast(box.prepare(rnd.id, voters[voter_no], choices, "10.0.0.0/24", key))
             except DomainError as exc:
                 assert exc.code in {
                     "too_few_choices",

@@ -159,7 +159,7 @@ async def _cast(services: Services, req: CastRequest) -> bytes:
     except TokenInvalid as exc:
         raise Unauthenticated("voter_token_invalid", str(exc)) from None
     try:
-        return await box.cast(
+        call = box.prepare(
             round_id,
             voter.voter_hash,
             choices,
@@ -168,6 +168,7 @@ async def _cast(services: Services, req: CastRequest) -> bytes:
             credential_at=voter.issued_at,
             agent=agent_hash(req.user_agent),
         )
+        return await box.cast(call)
     except (RedisConnectionError, RedisTimeoutError, DurableAckFailed):
         raise outcome_unknown() from None  # asked, no answer: it may be recorded
     except RedisError:  # refused before it ran (full, read-only, ...): nothing changed

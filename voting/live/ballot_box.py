@@ -60,13 +60,16 @@ def short_hash(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
     """One call of the cast script (:meth:`BallotBox.prepare`): its ``keys`` and ``args``, and
-    the ``ballot_id``, ``tracker`` and ``cast_ms`` (ms since the epoch) it would record."""
+    the ``ballot_id``, ``tracker`` and ``cast_ms`` (ms since the epoch) it would record for
+    the ballot of ``choices`` in ``round_id``."""
 
     keys: list[str]
     args: list[Any]
     ballot_id: str
     tracker: str
     cast_ms: int
+    round_id: int
+    choices: list[int]
 
 
 class BallotBox:
@@ -185,8 +188,10 @@ class BallotBox:
         agent: str = "",
     ) -> ScriptCall:
         """The keys and arguments of one call of ``lua/cast_ballot.lua`` (the layout its header
-        documents) for a fresh ballot id, tracker and time stamp, with this box's limits. Used
-        by :meth:`cast` and by the load tools that pipeline the very same calls."""
+        documents) for a fresh ballot id, tracker and time stamp, with this box's limits:
+        what :meth:`cast` runs, and what the load tools pipeline. ``credential_at`` (s since
+        the epoch) and ``agent`` (a User-Agent hash) are kept with the ballot for the
+        quarantine rules."""
         keys = self.keys(round_id)
         ballot_id = str(uuid.uuid4())
         tracker = new_tracker()
@@ -221,23 +226,12 @@ class BallotBox:
             credential_at,
             agent,
         ]
-        return ScriptCall(script_keys, script_args, ballot_id, tracker, now_ms)
+        return ScriptCall(script_keys, script_args, ballot_id, tracker, now_ms, round_id, choices)
 
-    async def cast(
-        self,
-        round_id: int,
-        voter_hash: str,
-        choices: list[int],
-        client_prefix: str,
-        idempotency_key: str | None,
-        *,
-        credential_at: int = 0,
-        agent: str = "",
-    ) -> bytes:
-        """Cast a checked ballot; return the 201 body (JSON of
+    async def cast(self, call: ScriptCall) -> bytes:
+        """Cast the checked ballot of ``call`` (:meth:`prepare`); return the 201 body (JSON of
         :class:`~voting.core.ballot.AcceptedBallot`, whose ``receipt`` is a fresh tracker),
-        the original one on a replay. ``credential_at`` (s since the epoch) and ``agent`` (a
-        User-Agent hash) are kept with the ballot for the quarantine rules.
+        the original one on a replay.
 
         With an ``Idempotency-Key``, the voter's record in the ``voters`` hash keeps what a
         replay needs (ballot id, tracker, time, a hash of the key and one of the choices: about
@@ -255,15 +249,7 @@ class BallotBox:
         """
         if not self.safe:
             raise unavailable(f"the vote store is not safe to write: {self.unsafe_reason}", 30)
-        call = self.prepare(
-            round_id,
-            voter_hash,
-            choices,
-            client_prefix,
-            idempotency_key,
-            credential_at=credential_at,
-            agent=agent,
-        )
+        round_id, choices = call.round_id, call.choices
         script_keys, script_args = call.keys, call.args
         ballot_id, tracker, now_ms = call.ballot_id, call.tracker, call.cast_ms
         started = time.perf_counter()

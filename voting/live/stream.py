@@ -69,11 +69,6 @@ class StreamBallot:
             "ua": self.agent,
         }
 
-    @property
-    def backlog_key(self) -> str:
-        """Its field in the round's backlog index: the tracker (the ballot id for an entry
-        from before trackers)."""
-        return self.tracker or str(self.ballot_id)
 
 
 def entry_values(fields: dict[str, str]) -> tuple[str, str, str, str, str, str, str, str]:
@@ -90,3 +85,9 @@ def entry_values(fields: dict[str, str]) -> tuple[str, str, str, str, str, str, 
         fields.get("ia") or "0",
         fields.get("ua", ""),
     )
+
+
+def backlog_field(fields: dict[str, str]) -> str:
+    """The entry's field in the round's backlog index: its tracker (its ballot id for an
+    entry from before trackers). Raises KeyError when it has neither."""
+    return fields.get("k") or fields["b"]

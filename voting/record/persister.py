@@ -39,7 +39,7 @@ from voting.core.loops import wait
 from voting.live.keys import PERSIST_GROUP, RoundKeys
 from voting.live.scripts import load
 from voting.live.state import ensure_group
-from voting.live.stream import entry_values
+from voting.live.stream import backlog_field, entry_values
 from voting.record import queries, tables
 from voting.record.audit import audit
 from voting.record.commitments import EpochPolicy, seal_due
@@ -377,8 +377,7 @@ class Persister:
                 continue
             lines.append(line)
             ids.append(entry_id)
-            # the backlog index's field: the tracker (the ballot id before trackers)
-            backlog.append(fields.get("k") or fields["b"])
+            backlog.append(backlog_field(fields))
         if broken:  # never drop silently: leave them pending and say so
             logger.error(
                 "round %s: %d undecodable stream entries left pending: %s",

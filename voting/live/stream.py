@@ -70,7 +70,6 @@ class StreamBallot:
         }
 
 
-
 def entry_values(fields: dict[str, str]) -> tuple[str, str, str, str, str, str, str, str]:
     """The fields of one entry as strings in :data:`FIELDS` order, undecoded (the persister's
     fast path: Postgres parses them); missing optional fields as ``""`` (``"0"`` for

@@ -345,3 +345,15 @@ async def test_entries_postgres_would_refuse_stay_pending_and_the_rest_is_persis
     assert [e for e, _ in await services.redis.xrange(keys.stream)] == [bad]
     pending = await services.redis.xpending(keys.stream, PERSIST_GROUP)
     assert pending["pending"] == 1  # never dropped: left for an operator, and logged
+
+
+async def test_drain_persists_what_comes_after_an_undecodable_entry(client, make_round, services):
+    rnd = await make_round()
+    keys = RoundKeys(services.settings.redis.prefix, rnd["id"])
+    await live.ensure_group(services.redis, keys)
+    bad = await services.redis.xadd(keys.stream, {"garbage": "1"})
+    await services.redis.xreadgroup(PERSIST_GROUP, "earlier", {keys.stream: ">"})  # pending
+    ids = await cast_many(client, rnd, 3)
+    assert await asyncio.wait_for(persister(services).drain(rnd["id"]), 10) == 3
+    assert await persisted_ids(services, rnd["id"]) == sorted(ids)
+    assert [e for e, _ in await services.redis.xrange(keys.stream)] == [bad]

@@ -325,22 +325,20 @@ class Persister:
         await ensure_group(self.redis, keys)
         total = 0
         while True:
-            entries = await self._claim(keys, 0)
-            if not entries:
-                reply: Any = await self.redis.xreadgroup(
-                    PERSIST_GROUP, self.consumer, {keys.stream: ">"}, count=self.batch
-                )
-                entries = reply[0][1] if reply else []
-            if not entries:
-                entries = await self._own_pending(keys)
-            if entries:
-                handled = await self._persist(round_id, keys, entries)
-                if not handled:  # only undecodable entries are left
-                    return total
+            claimed = await self._claim(keys, 0)  # every pending entry, whoever holds it
+            if claimed and (handled := await self._persist(round_id, keys, claimed)):
                 total += handled
                 continue
+            # what is still claimed is undecodable: it stays pending
+            reply: Any = await self.redis.xreadgroup(
+                PERSIST_GROUP, self.consumer, {keys.stream: ">"}, count=self.batch
+            )
+            fresh = reply[0][1] if reply else []
+            if fresh:
+                total += await self._persist(round_id, keys, fresh)
+                continue
             summary: Any = await self.redis.xpending(keys.stream, PERSIST_GROUP)
-            if not int(summary["pending"]):
+            if int(summary["pending"]) <= len(claimed):
                 return total
             await asyncio.sleep(0.005)  # read by another consumer just now: claim it next
 
